@@ -1,0 +1,136 @@
+// The executor contract: every node-side action heqet needs. Three
+// implementations: mock (no nodes), ssh and kube (both are RemoteExecutor
+// over a different CommandRunner). Hosts are always a node's first manage
+// hostname; gluster refers to peers and bricks by storage hostname.
+
+export interface DeviceSetupRequest {
+  /** manage hostname of the node */
+  host: string
+  /** device path as given by the admin, e.g. /dev/sdb (already validated) */
+  device: string
+  deviceId: string
+  /** wipe an existing signature first (heketi's destroydata retry) */
+  destroyData: boolean
+}
+
+export interface DeviceInfo {
+  totalKiB: number
+  freeKiB: number
+  usedKiB: number
+  extentSizeKiB: number
+  pvUuid: string
+  paths: string[]
+}
+
+export interface DeviceRef {
+  host: string
+  device: string
+  deviceId: string
+  pvUuid: string
+  paths: string[]
+}
+
+export interface BrickRequest {
+  host: string
+  brickId: string
+  deviceId: string
+  /** full gluster brick path: /var/lib/heketi/mounts/vg_<did>/brick_<bid>/brick */
+  path: string
+  sizeKiB: number
+  tpSizeKiB: number
+  poolMetadataSizeKiB: number
+  /** stored thin pool name (always use it, never recompute) */
+  lvmThinPool: string
+  /** stored LV name; '' means brick_<brickId> */
+  lvmLv: string
+  gid: number
+  arbiter: boolean
+}
+
+export interface VolumeBrick {
+  /** storage hostname of the brick's node */
+  storageHost: string
+  path: string
+}
+
+export type VolumeDurability =
+  | { type: 'none' }
+  | { type: 'replicate'; replica: number; arbiter: boolean }
+  | { type: 'disperse'; data: number; redundancy: number }
+
+export interface VolumeRequest {
+  /** manage host the gluster commands run on */
+  host: string
+  id: string
+  name: string
+  durability: VolumeDurability
+  /** bricks in gluster order (set by set) */
+  bricks: VolumeBrick[]
+  /** options to `volume set`, empty entries are skipped */
+  options: string[]
+}
+
+export interface GlusterVolumeInfo {
+  name: string
+  id: string
+  status: number
+  bricks: { name: string; hostUuid: string; isArbiter: boolean }[]
+  options: Record<string, string>
+}
+
+export interface HealInfoBrick {
+  name: string
+  status: string
+  numberOfEntries: string
+}
+
+export interface CloneRequest {
+  host: string
+  source: string
+  clone: string
+  /** random id for the temporary snapshot name tmpsnap_<id> */
+  snapshotId: string
+}
+
+export interface Executor {
+  /** `systemctl status glusterd`; rejects when glusterd is not running */
+  glusterdCheck(host: string): Promise<void>
+  peerProbe(host: string, newStorageHost: string): Promise<void>
+  peerDetach(host: string, storageHost: string): Promise<void>
+
+  deviceSetup(req: DeviceSetupRequest): Promise<DeviceInfo>
+  deviceTeardown(dev: DeviceRef, forget: boolean): Promise<void>
+  /** re-read the VG sizes (resync) */
+  deviceInfo(dev: DeviceRef): Promise<DeviceInfo>
+
+  /** create one brick; on failure the brick's partial state is destroyed again */
+  brickCreate(req: BrickRequest): Promise<void>
+  /** destroy one brick; `spaceReclaimed` tells whether the thin pool went away */
+  brickDestroy(req: BrickRequest): Promise<{ spaceReclaimed: boolean }>
+
+  volumeCreate(req: VolumeRequest): Promise<void>
+  /** add the request's bricks to an existing volume (then rebalance if enabled) */
+  volumeExpand(req: VolumeRequest): Promise<void>
+  /** stop (force, errors ignored) and delete; resolves when the volume does not exist */
+  volumeDestroy(host: string, name: string): Promise<void>
+  volumeInfo(host: string, name: string): Promise<GlusterVolumeInfo>
+  healInfo(host: string, name: string): Promise<HealInfoBrick[]>
+  replaceBrick(host: string, name: string, oldBrick: VolumeBrick, newBrick: VolumeBrick): Promise<void>
+  /** snapshot + clone + start; returns the clone's gluster volume info */
+  volumeClone(req: CloneRequest): Promise<GlusterVolumeInfo>
+
+  close(): Promise<void>
+}
+
+/** An error from a node: the message is what users see on the queue. */
+export class NodeCommandError extends Error {
+  constructor(
+    message: string,
+    readonly host: string,
+    readonly command?: string,
+    readonly exitCode?: number,
+  ) {
+    super(message)
+    this.name = 'NodeCommandError'
+  }
+}
