@@ -1,0 +1,55 @@
+// Composition root: store + executor + domain context + HTTP routes.
+import pino, { type Logger } from 'pino'
+import { LmdbStore } from '../db/lmdb.ts'
+import type { Store } from '../db/store.ts'
+import type { Executor } from '../executors/executor.ts'
+import { createExecutor } from '../executors/factory.ts'
+import type { Config } from '../src/config.ts'
+import type { AppContext } from '../src/context.ts'
+import { Throttle } from '../src/operations/throttle.ts'
+import { registerClusterRoutes } from './routes/clusters.ts'
+import { pinoLevel, registerCoreRoutes } from './routes/core.ts'
+import { registerMetricsRoutes } from './routes/metrics.ts'
+import { registerTopologyRoutes } from './routes/topology.ts'
+import { type Api, createApi } from './server.ts'
+
+export interface AppOptions {
+  config: Config
+  store?: Store
+  executor?: Executor
+  logger?: Logger
+}
+
+export interface App extends Api {
+  close(): Promise<void>
+}
+
+export async function buildApp(opts: AppOptions): Promise<App> {
+  const { config } = opts
+  const log = opts.logger ?? pino({ level: pinoLevel(config.logLevel), name: 'heqet' })
+  const store = opts.store ?? new LmdbStore({ path: config.dbPath, readOnly: config.dbReadOnly })
+  const executor = opts.executor ?? (await createExecutor(config, log))
+  const ctx: AppContext = {
+    store,
+    executor,
+    config,
+    log,
+    throttle: new Throttle(config.maxInflightOperations),
+    health: { isUp: () => true },
+    running: new Set(),
+  }
+  const api = createApi(ctx, config.defaultState)
+  registerCoreRoutes(api)
+  registerMetricsRoutes(api)
+  registerClusterRoutes(api)
+  registerTopologyRoutes(api)
+  await api.app.ready()
+  return {
+    ...api,
+    async close() {
+      await api.app.close()
+      await executor.close()
+      await store.close()
+    },
+  }
+}

@@ -1,0 +1,132 @@
+// JWT authentication exactly as heketi's middleware does it: HMAC family
+// only, key chosen by `iss`, `exp` required, `iat` with leeway, `nbf`, and a
+// `qsh` claim binding the token to METHOD&path. Errors are heketi's texts;
+// when several claim checks fail the last one (exp, iat, nbf, signature)
+// is reported, as heketi does.
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+import { Errors } from '../src/errors.ts'
+
+export type Issuer = 'admin' | 'user'
+
+export interface AuthKeys {
+  admin: string
+  user: string
+}
+
+export interface AuthOptions {
+  keys: AuthKeys
+  iatLeewaySec: number
+  /**
+   * Extra seconds an expired token is still accepted. heketi's Python client
+   * signs tokens that live one second with second-granularity claims, so a
+   * request that crosses a second boundary would otherwise be refused.
+   */
+  expLeewaySec: number
+  now?: () => number
+}
+
+const HMAC: Record<string, string> = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' }
+const KNOWN_ALGS = new Set([...Object.keys(HMAC), 'RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512', 'EdDSA'])
+
+function decodeSegment(segment: string): Record<string, unknown> {
+  const text = Buffer.from(segment, 'base64url').toString('utf8')
+  const value = JSON.parse(text)
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('invalid segment')
+  return value as Record<string, unknown>
+}
+
+/** Go's time.Duration String() for whole seconds, e.g. 1m30s, 2h0m5s. */
+export function goDuration(seconds: number): string {
+  if (seconds === 0) return '0s'
+  const h = Math.floor(seconds / 3600)
+  const m = Math.floor((seconds % 3600) / 60)
+  const s = seconds % 60
+  if (h > 0) return `${h}h${m}m${s}s`
+  if (m > 0) return `${m}m${s}s`
+  return `${s}s`
+}
+
+function numericClaim(claims: Record<string, unknown>, name: string): number | undefined {
+  const v = claims[name]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'number' || !Number.isInteger(v)) {
+    throw Errors.tokenInvalid(`json: cannot unmarshal number ${String(v)} into Go struct field .${name} of type int64`)
+  }
+  return v
+}
+
+export function qshFor(method: string, path: string): string {
+  return createHash('sha256').update(`${method}&${path}`).digest('hex')
+}
+
+/**
+ * Verify the Authorization header for a request; returns the issuer.
+ * Throws the HeqetError heketi would answer with.
+ */
+export function authenticate(header: string | undefined, method: string, path: string, opts: AuthOptions): Issuer {
+  if (!header) throw Errors.tokenMissing()
+  const parts = header.trim().split(/\s+/)
+  if (parts.length !== 2 || parts[0]!.toLowerCase() !== 'bearer') throw Errors.tokenFormat()
+  const token = parts[1]!
+  const segments = token.split('.')
+  if (segments.length !== 3) throw Errors.tokenInvalid('token contains an invalid number of segments')
+  let head: Record<string, unknown>
+  let claims: Record<string, unknown>
+  try {
+    head = decodeSegment(segments[0]!)
+    claims = decodeSegment(segments[1]!)
+  } catch (err) {
+    throw Errors.tokenInvalid((err as Error).message)
+  }
+  const alg = String(head['alg'] ?? '')
+  if (!KNOWN_ALGS.has(alg)) throw Errors.tokenInvalid('signing method (alg) is unavailable.')
+  if (!HMAC[alg]) throw Errors.tokenInvalid(`Unexpected signing method: ${alg}`)
+  if (claims['aud'] !== undefined && typeof claims['aud'] !== 'string') {
+    throw Errors.tokenInvalid('json: cannot unmarshal array into Go struct field .aud of type string')
+  }
+  const iss = claims['iss']
+  if (iss === undefined || iss === '' || iss === null) throw Errors.tokenInvalid('Token missing iss claim')
+  if (iss !== 'admin' && iss !== 'user') throw Errors.tokenInvalid('Unknown user')
+  const key = opts.keys[iss]
+
+  const now = Math.floor((opts.now ?? Date.now)() / 1000)
+  const exp = numericClaim(claims, 'exp')
+  const iat = numericClaim(claims, 'iat')
+  const nbf = numericClaim(claims, 'nbf')
+  let failure: string | undefined
+  const expiry = exp ?? 0
+  if (exp === undefined || now > expiry + opts.expLeewaySec) {
+    failure = `Token is expired by ${goDuration(Math.max(0, now - expiry))}`
+  }
+  if (iat !== undefined && now < iat - opts.iatLeewaySec) failure = 'Token used before issued'
+  if (nbf !== undefined && now < nbf) failure = 'token is not valid yet'
+  const expected = createHmac(HMAC[alg]!, key).update(`${segments[0]}.${segments[1]}`).digest()
+  const given = Buffer.from(segments[2]!, 'base64url')
+  if (given.length !== expected.length || !timingSafeEqual(given, expected)) failure = 'signature is invalid'
+
+  if (failure === 'signature is invalid') {
+    throw Errors.tokenInvalid('signature is invalid (client and server secrets may not match)')
+  }
+  if (failure === 'Token used before issued') {
+    throw Errors.tokenInvalid('Token used before issued (client and server clocks may differ)')
+  }
+  if (failure) throw Errors.tokenInvalid(failure)
+
+  if (claims['qsh'] !== qshFor(method, path)) throw Errors.qsh()
+  return iss
+}
+
+/** heketi's authorization: issuer `user` may only use exactly /volumes. */
+export function authorize(iss: Issuer, path: string): void {
+  if (iss === 'user' && path !== '/volumes') throw Errors.adminRequired()
+}
+
+/** Sign a heketi-style token (tests, bench and heqet's own tools). */
+export function signToken(iss: Issuer | string, key: string, method: string, path: string, lifetimeSec = 300): string {
+  const now = Math.floor(Date.now() / 1000)
+  const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url')
+  const head = enc({ alg: 'HS256', typ: 'JWT' })
+  const body = enc({ iss, iat: now, exp: now + lifetimeSec, qsh: qshFor(method, path) })
+  const sig = createHmac('sha256', key).update(`${head}.${body}`).digest('base64url')
+  return `${head}.${body}.${sig}`
+}

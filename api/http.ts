@@ -1,0 +1,87 @@
+// Wire helpers: Go-compatible JSON bodies, plain-text errors, body decoding.
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { Errors, HeqetError } from '../src/errors.ts'
+import { DecodeError, type DecodedObject, decodeGo, type Schema } from '../src/godecode.ts'
+
+/** JSON as Go's encoder writes it: <, > and & escaped, then a newline. */
+export function goJson(value: unknown, indent?: number): string {
+  return `${JSON.stringify(value, null, indent)
+    .replaceAll('<', '\\u003c')
+    .replaceAll('>', '\\u003e')
+    .replaceAll('&', '\\u0026')}\n`
+}
+
+export function sendJson(reply: FastifyReply, status: number, value: unknown, indent?: number): FastifyReply {
+  return reply
+    .code(status)
+    .header('content-type', 'application/json; charset=UTF-8')
+    .send(goJson(value, indent))
+}
+
+export function sendError(reply: FastifyReply, err: HeqetError): FastifyReply {
+  return reply
+    .code(err.status)
+    .header('content-type', 'text/plain; charset=utf-8')
+    .header('x-content-type-options', 'nosniff')
+    .send(`${err.message}\n`)
+}
+
+/** heketi answers 202 with a bare /queue/<id> Location and no body. */
+export function sendAccepted(reply: FastifyReply, queueId: string): FastifyReply {
+  return reply.code(202).header('location', `/queue/${queueId}`).send()
+}
+
+export function rawBody(req: FastifyRequest): string {
+  return typeof req.body === 'string' ? req.body : ''
+}
+
+/** Decode the body with Go's rules; failure is heketi's 422. */
+export function decodeBody<S extends Schema>(req: FastifyRequest, schema: S): DecodedObject<S> {
+  try {
+    return decodeGo(rawBody(req), schema)
+  } catch (err) {
+    if (err instanceof DecodeError) throw Errors.unparsable()
+    throw err
+  }
+}
+
+/** The 400 flavour used by /admin and /internal/logging. */
+export function decodeBodyDetailed<S extends Schema>(req: FastifyRequest, schema: S): DecodedObject<S> {
+  try {
+    return decodeGo(rawBody(req), schema)
+  } catch (err) {
+    if (err instanceof DecodeError) throw Errors.unparsableDetail(err.message)
+    throw err
+  }
+}
+
+/** ozzo-validation style messages: `validation failed: a: msg; b: msg.` */
+export class Validation {
+  private readonly problems = new Map<string, string>()
+
+  add(field: string, message: string): void {
+    if (!this.problems.has(field)) this.problems.set(field, message)
+  }
+
+  get empty(): boolean {
+    return this.problems.size === 0
+  }
+
+  /** the nested rendering: `(manage: cannot be blank.)` */
+  nested(): string {
+    return `(${this.render()})`
+  }
+
+  render(): string {
+    const fields = [...this.problems.keys()].sort()
+    return `${fields.map((f) => `${f}: ${this.problems.get(f)}`).join('; ')}.`
+  }
+
+  throwIfAny(): void {
+    if (!this.empty) throw Errors.validation(`validation failed: ${this.render()}`)
+  }
+}
+
+export function isHeqetError(err: unknown): err is HeqetError {
+  return err instanceof HeqetError
+}

@@ -1,0 +1,95 @@
+// /hello, /queue/{id}, /admin, /internal/logging
+import { ADMIN_STATES, type AdminState, LOG_LEVELS, type LogLevel } from '../../src/config.ts'
+import { Errors } from '../../src/errors.ts'
+import { decodeBodyDetailed, sendError, sendJson, Validation } from '../http.ts'
+import { type Api, addRoute } from '../server.ts'
+
+const PINO_LEVEL: Record<LogLevel, string> = {
+  none: 'silent',
+  critical: 'fatal',
+  error: 'error',
+  warning: 'warn',
+  info: 'info',
+  debug: 'debug',
+}
+
+export function registerCoreRoutes(api: Api): void {
+  let logLevel: LogLevel = api.ctx.config.logLevel
+
+  addRoute(api, {
+    method: 'GET',
+    path: '/hello',
+    handler: async (_req, reply) =>
+      reply.code(200).header('content-type', 'text/plain; charset=UTF-8').send('Hello from Heketi'),
+  })
+
+  addRoute(api, {
+    method: 'GET',
+    path: '/queue/{id}',
+    handler: async (req, reply) => {
+      const outcome = api.queue.read(req.params.id)
+      if (!outcome) return sendError(reply, Errors.notFound())
+      switch (outcome.state) {
+        case 'pending':
+          return reply.code(200).header('x-pending', 'true').send()
+        case 'done':
+          return reply.code(204).send()
+        case 'error':
+          return sendError(reply, Errors.internal(outcome.message))
+        case 'redirect':
+          return reply
+            .code(303)
+            .header('location', outcome.location)
+            .header('content-type', 'text/html; charset=utf-8')
+            .send(`<a href="${outcome.location}">See Other</a>.\n\n`)
+      }
+    },
+  })
+
+  addRoute(api, {
+    method: 'GET',
+    path: '/admin',
+    handler: async (_req, reply) => sendJson(reply, 200, { state: api.state.admin }),
+  })
+
+  addRoute(api, {
+    method: 'POST',
+    path: '/admin',
+    handler: async (req, reply) => {
+      const body = decodeBodyDetailed(req, { state: 'string' })
+      const v = new Validation()
+      if (body.state === '') v.add('state', 'cannot be blank')
+      else if (!(ADMIN_STATES as readonly string[]).includes(body.state)) v.add('state', 'must be a valid value')
+      v.throwIfAny()
+      api.state.admin = body.state as AdminState
+      api.ctx.log.info(`admin state set to ${body.state}`)
+      return reply.code(204).send()
+    },
+  })
+
+  addRoute(api, {
+    method: 'GET',
+    path: '/internal/logging',
+    handler: async (_req, reply) => sendJson(reply, 200, { loglevel: { glusterfs: logLevel } }),
+  })
+
+  addRoute(api, {
+    method: 'POST',
+    path: '/internal/logging',
+    handler: async (req, reply) => {
+      const body = decodeBodyDetailed(req, { loglevel: { map: 'string' } })
+      if (!('glusterfs' in body.loglevel)) throw Errors.onlyGlusterfsLogger()
+      const level = body.loglevel['glusterfs']!
+      if (level !== '') {
+        if (!(LOG_LEVELS as readonly string[]).includes(level)) throw Errors.invalidLogLevel(level)
+        logLevel = level as LogLevel
+        api.ctx.log.level = PINO_LEVEL[logLevel]
+      }
+      return sendJson(reply, 200, { loglevel: { glusterfs: logLevel } })
+    },
+  })
+}
+
+export function pinoLevel(level: LogLevel): string {
+  return PINO_LEVEL[level]
+}

@@ -1,0 +1,91 @@
+// GET /metrics: heketi's gauges (all computed on scrape) plus the process
+// metrics of prom-client's default collectors.
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client'
+import { isVolumeListed } from '../../src/clusters.ts'
+import { type Api, addRoute } from '../server.ts'
+
+export function registerMetricsRoutes(api: Api): void {
+  const { ctx } = api
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  const gauge = (name: string, help: string, labelNames: string[] = []) =>
+    new Gauge({ name, help, labelNames, registers: [registry] })
+
+  const up = gauge('heketi_up', 'Is heketi running?')
+  const clusters = gauge('heketi_cluster_count', 'Number of clusters')
+  const volumes = gauge('heketi_volumes_count', 'Number of volumes on cluster', ['cluster'])
+  const blockVolumes = gauge('heketi_block_volumes_count', 'Number of block volumes on cluster', ['cluster'])
+  const nodes = gauge('heketi_nodes_count', 'Number of nodes on cluster', ['cluster'])
+  const deviceLabels = ['cluster', 'hostname', 'storage_hostname']
+  const devices = gauge('heketi_device_count', 'Number of devices on host', deviceLabels)
+  const full = [...deviceLabels, 'id', 'device', 'pv_uuid']
+  const size = gauge('heketi_device_size', 'Total size of the device', full)
+  const free = gauge('heketi_device_free', 'Amount of Free space available on the device', full)
+  const used = gauge('heketi_device_used', 'Amount of space used on the device', full)
+  const sizeB = gauge('heketi_device_size_bytes', 'Total size of the device in bytes', full)
+  const freeB = gauge('heketi_device_free_bytes', 'Amount of Free space available on the device in bytes', full)
+  const usedB = gauge('heketi_device_used_bytes', 'Amount of space used on the device in bytes', full)
+  const bricks = gauge('heketi_device_brick_count', 'Number of bricks on device', full)
+  const stale = gauge('heketi_operations_stale_count', 'Number of Stale Operations')
+  const failed = gauge('heketi_operations_failed_count', 'Number of Failed Operations')
+  const fresh = gauge('heketi_operations_new_count', 'Number of New Operations')
+  const total = gauge('heketi_operations_total_count', 'Total Number of Operations')
+  const inFlight = gauge('heketi_operations_inFlight_count', 'Number of in flight Operations')
+  const perScrape = [volumes, blockVolumes, nodes, devices, size, free, used, sizeB, freeB, usedB, bricks]
+
+  function refresh(): void {
+    for (const g of perScrape) g.reset()
+    ctx.store.read((tx) => {
+      const ops = tx.values('pendingop')
+      stale.set(ops.filter((o) => o.status === 'stale').length)
+      failed.set(ops.filter((o) => o.status === 'failed').length)
+      fresh.set(ops.filter((o) => o.status === '').length)
+      total.set(ops.length)
+      inFlight.set(ctx.throttle.inFlight)
+      const all = tx.values('cluster')
+      clusters.set(all.length)
+      for (const c of all) {
+        const cluster = c.id
+        volumes.set({ cluster }, c.volumes.filter((id) => {
+          const v = tx.get('volume', id)
+          return v !== undefined && isVolumeListed(tx, v)
+        }).length)
+        blockVolumes.set({ cluster }, c.blockVolumes.filter((id) => !tx.get('blockvolume', id)?.pendingId).length)
+        nodes.set({ cluster }, c.nodes.length)
+        for (const nodeId of c.nodes) {
+          const node = tx.get('node', nodeId)
+          if (!node) continue
+          const host = { cluster, hostname: node.hostnames.manage[0]!, storage_hostname: node.hostnames.storage[0]! }
+          devices.set(host, node.devices.length)
+          for (const deviceId of node.devices) {
+            const d = tx.get('device', deviceId)
+            if (!d) continue
+            const labels = { ...host, id: d.id, device: d.name, pv_uuid: d.pvUuid }
+            size.set(labels, d.storage.totalKiB)
+            free.set(labels, d.storage.freeKiB)
+            used.set(labels, d.storage.usedKiB)
+            sizeB.set(labels, d.storage.totalKiB * 1024)
+            freeB.set(labels, d.storage.freeKiB * 1024)
+            usedB.set(labels, d.storage.usedKiB * 1024)
+            bricks.set(labels, d.bricks.length)
+          }
+        }
+      }
+    })
+  }
+
+  addRoute(api, {
+    method: 'GET',
+    path: '/metrics',
+    handler: async (_req, reply) => {
+      try {
+        refresh()
+        up.set(1)
+      } catch (err) {
+        ctx.log.error({ err }, 'metrics: unable to read the topology')
+        up.set(0)
+      }
+      return reply.code(200).header('content-type', registry.contentType).send(await registry.metrics())
+    },
+  })
+}

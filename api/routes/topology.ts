@@ -1,0 +1,178 @@
+// /nodes and /devices
+import {
+  addDevice,
+  deleteDevice,
+  getDevice,
+  resyncDevice,
+  setDeviceState,
+  setDeviceTags,
+} from '../../src/devices.ts'
+import type { EntityState } from '../../src/entries.ts'
+import { addNode, deleteNode, getNode, setNodeState, setNodeTags, type TagChange } from '../../src/nodes.ts'
+import { decodeBody, rawBody, sendJson, Validation } from '../http.ts'
+import { type Api, addRoute } from '../server.ts'
+import { checkTags, checkUuid, goList, HEALCHECKS, isValidHostname, STATES } from '../validate.ts'
+import { deviceView, nodeView, sortedMap } from '../views.ts'
+
+const DEVICE_NAME = /^\/[a-zA-Z0-9_.:/-]+$/
+
+const stateSchema = { state: 'string', healcheck: 'string' } as const
+const tagsSchema = { change_type: 'string', tags: { map: 'string' } } as const
+
+function validateState(body: { state: string; healcheck: string }): void {
+  const v = new Validation()
+  if (body.state === '') v.add('state', 'cannot be blank')
+  else if (!(STATES as readonly string[]).includes(body.state)) v.add('state', `${body.state} is not valid state`)
+  if (!(HEALCHECKS as readonly string[]).includes(body.healcheck)) {
+    v.add('healcheck', `${body.healcheck} is not valid heal info check`)
+  }
+  v.throwIfAny()
+}
+
+function validateTagChange(body: { change_type: string; tags: Record<string, string> }): TagChange {
+  const v = new Validation()
+  if (body.change_type === '') v.add('change_type', 'cannot be blank')
+  else if (!['set', 'update', 'delete'].includes(body.change_type)) v.add('change_type', 'must be a valid value')
+  checkTags(v, body.tags)
+  v.throwIfAny()
+  return body.change_type as TagChange
+}
+
+export function registerTopologyRoutes(api: Api): void {
+  const { ctx } = api
+
+  addRoute(api, {
+    method: 'POST',
+    path: '/nodes',
+    handler: async (req, reply) => {
+      const body = decodeBody(req, {
+        zone: 'int',
+        hostnames: { object: { manage: { array: 'string' }, storage: { array: 'string' } } },
+        cluster: 'string',
+        tags: { map: 'string' },
+      })
+      const v = new Validation()
+      if (body.zone === 0) v.add('zone', 'cannot be blank')
+      else if (body.zone < 1) v.add('zone', 'must be no less than 1')
+      const hv = new Validation()
+      for (const kind of ['manage', 'storage'] as const) {
+        const list = body.hostnames[kind]
+        if (list.length === 0) hv.add(kind, 'cannot be blank')
+        else if (!list.every(isValidHostname)) hv.add(kind, `${goList(list)} is not a valid ${kind} hostname`)
+      }
+      if (!hv.empty) v.add('hostnames', hv.nested())
+      checkUuid(v, 'cluster', body.cluster)
+      checkTags(v, body.tags)
+      v.throwIfAny()
+      return api.startJob(reply, () => addNode(ctx, body))
+    },
+  })
+
+  addRoute(api, {
+    method: 'GET',
+    path: '/nodes/{id}',
+    handler: async (req, reply) =>
+      sendJson(
+        reply,
+        200,
+        ctx.store.read((tx) => nodeView(tx, getNode(tx, req.params.id))),
+      ),
+  })
+
+  addRoute(api, {
+    method: 'DELETE',
+    path: '/nodes/{id}',
+    handler: async (req, reply) => api.startJob(reply, () => deleteNode(ctx, req.params.id)),
+  })
+
+  addRoute(api, {
+    method: 'POST',
+    path: '/nodes/{id}/state',
+    handler: async (req, reply) => {
+      const body = decodeBody(req, stateSchema)
+      validateState(body)
+      return api.startJob(reply, () => setNodeState(ctx, req.params.id, body.state as EntityState, body.healcheck))
+    },
+  })
+
+  addRoute(api, {
+    method: 'POST',
+    path: '/nodes/{id}/tags',
+    handler: async (req, reply) => {
+      const body = decodeBody(req, tagsSchema)
+      const change = validateTagChange(body)
+      return sendJson(reply, 200, sortedMap(await setNodeTags(ctx, req.params.id, change, body.tags)))
+    },
+  })
+
+  addRoute(api, {
+    method: 'POST',
+    path: '/devices',
+    handler: async (req, reply) => {
+      const body = decodeBody(req, { name: 'string', node: 'string', tags: { map: 'string' }, destroydata: 'bool' })
+      const v = new Validation()
+      if (body.name === '') v.add('name', 'cannot be blank')
+      else if (!DEVICE_NAME.test(body.name)) v.add('name', 'must be in a valid format')
+      checkUuid(v, 'node', body.node)
+      checkTags(v, body.tags)
+      v.throwIfAny()
+      return api.startJob(reply, () => addDevice(ctx, body))
+    },
+  })
+
+  addRoute(api, {
+    method: 'GET',
+    path: '/devices/{id}',
+    handler: async (req, reply) =>
+      sendJson(
+        reply,
+        200,
+        ctx.store.read((tx) => deviceView(tx, getDevice(tx, req.params.id))),
+      ),
+  })
+
+  addRoute(api, {
+    method: 'DELETE',
+    path: '/devices/{id}',
+    handler: async (req, reply) => {
+      // heketi decodes this body only when one was sent
+      const length = Number(req.headers['content-length'] ?? 0)
+      const forceforget = length > 0 && rawBody(req) !== '' ? decodeBody(req, { forceforget: 'bool' }).forceforget : false
+      return api.startJob(reply, () => deleteDevice(ctx, req.params.id, forceforget))
+    },
+  })
+
+  addRoute(api, {
+    method: 'POST',
+    path: '/devices/{id}/state',
+    handler: async (req, reply) => {
+      const body = decodeBody(req, stateSchema)
+      validateState(body)
+      return api.startJob(reply, () => setDeviceState(ctx, req.params.id, body.state as EntityState, body.healcheck))
+    },
+  })
+
+  addRoute(api, {
+    method: 'GET',
+    path: '/devices/{id}/resync',
+    handler: async (req, reply) => {
+      const location = `/queue/${api.enqueue(resyncDevice(ctx, req.params.id))}`
+      // heketi's reply comes from Go's redirect helper, hence the HTML body
+      return reply
+        .code(202)
+        .header('location', location)
+        .header('content-type', 'text/html; charset=utf-8')
+        .send(`<a href="${location}">Accepted</a>.\n\n`)
+    },
+  })
+
+  addRoute(api, {
+    method: 'POST',
+    path: '/devices/{id}/tags',
+    handler: async (req, reply) => {
+      const body = decodeBody(req, tagsSchema)
+      const change = validateTagChange(body)
+      return sendJson(reply, 200, sortedMap(await setDeviceTags(ctx, req.params.id, change, body.tags)))
+    },
+  })
+}

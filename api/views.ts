@@ -1,0 +1,121 @@
+// Entities rendered in heketi's wire shapes: field order, omitted-when-empty
+// rules and sorted map keys exactly as heketi's Go structs produce them.
+import type { ReadTxn } from '../db/store.ts'
+import { isVolumeListed } from '../src/clusters.ts'
+import type { BrickEntry, ClusterEntry, DeviceEntry, NodeEntry, VolumeEntry } from '../src/entries.ts'
+
+export function sortedMap(map: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const key of Object.keys(map).sort()) out[key] = map[key]!
+  return out
+}
+
+const nonEmptyMap = (m: Record<string, string>) => (Object.keys(m).length > 0 ? sortedMap(m) : undefined)
+const nonEmpty = <T>(list: T[]) => (list.length > 0 ? list : undefined)
+
+export function clusterView(tx: ReadTxn, c: ClusterEntry) {
+  return {
+    id: c.id,
+    nodes: c.nodes,
+    volumes: c.volumes.filter((id) => {
+      const v = tx.get('volume', id)
+      return v !== undefined && isVolumeListed(tx, v)
+    }),
+    block: c.block,
+    file: c.file,
+    blockvolumes: c.blockVolumes.filter((id) => {
+      const bv = tx.get('blockvolume', id)
+      return bv !== undefined && !bv.pendingId
+    }),
+  }
+}
+
+export function brickView(b: BrickEntry) {
+  return { id: b.id, path: b.path, device: b.deviceId, node: b.nodeId, volume: b.volumeId, size: b.sizeKiB }
+}
+
+export function deviceView(tx: ReadTxn, d: DeviceEntry) {
+  return {
+    name: d.name,
+    tags: nonEmptyMap(d.tags),
+    storage: { total: d.storage.totalKiB, free: d.storage.freeKiB, used: d.storage.usedKiB },
+    id: d.id,
+    paths: nonEmpty(d.paths),
+    pv_uuid: d.pvUuid || undefined,
+    state: d.state,
+    bricks: d.bricks.flatMap((id) => {
+      const b = tx.get('brick', id)
+      return b ? [brickView(b)] : []
+    }),
+  }
+}
+
+export function nodeView(tx: ReadTxn, n: NodeEntry) {
+  return {
+    zone: n.zone,
+    hostnames: { manage: n.hostnames.manage, storage: n.hostnames.storage },
+    cluster: n.clusterId,
+    tags: nonEmptyMap(n.tags),
+    id: n.id,
+    state: n.state,
+    devices: n.devices.flatMap((id) => {
+      const d = tx.get('device', id)
+      return d ? [deviceView(tx, d)] : []
+    }),
+  }
+}
+
+/** Mount info recomputed from the cluster's current nodes, as heketi does on every read. */
+export function mountView(tx: ReadTxn, v: VolumeEntry) {
+  const cluster = tx.get('cluster', v.clusterId)
+  const hosts = (cluster?.nodes ?? []).flatMap((id) => {
+    const n = tx.get('node', id)
+    return n ? [n.hostnames.storage[0]!] : []
+  })
+  return {
+    glusterfs: {
+      hosts,
+      device: `${hosts[0] ?? ''}:${v.name}`,
+      options: { 'backup-volfile-servers': hosts.slice(1).join(',') },
+    },
+  }
+}
+
+export function volumeView(tx: ReadTxn, v: VolumeEntry) {
+  const d = v.durability
+  const bi = v.blockInfo
+  return {
+    size: v.sizeGiB,
+    name: v.name,
+    durability: {
+      type: d.type || 'none',
+      replicate: d.replicate.replica ? { replica: d.replicate.replica } : {},
+      disperse: {
+        ...(d.disperse.data ? { data: d.disperse.data } : {}),
+        ...(d.disperse.redundancy ? { redundancy: d.disperse.redundancy } : {}),
+      },
+    },
+    gid: v.gid || undefined,
+    glustervolumeoptions: nonEmpty(v.glusterVolumeOptions),
+    block: v.block || undefined,
+    snapshot: { enable: v.snapshot.enable, factor: v.snapshot.factor },
+    id: v.id,
+    cluster: v.clusterId,
+    mount: mountView(tx, v),
+    blockinfo: {
+      freesize: bi.freeSizeGiB || undefined,
+      reservedsize: bi.reservedSizeGiB || undefined,
+      blockvolume: nonEmpty(
+        bi.blockVolumes.filter((id) => {
+          const bv = tx.get('blockvolume', id)
+          return bv !== undefined && !bv.pendingId
+        }),
+      ),
+      restriction: bi.restriction || undefined,
+    },
+    bricks: v.bricks.flatMap((id) => {
+      const b = tx.get('brick', id)
+      return b ? [brickView(b)] : []
+    }),
+  }
+}

@@ -1,0 +1,131 @@
+// Brick create and destroy commands (heketi node commands §5).
+import type { RemoteExecutorConfig } from '../config.ts'
+import { volumeGroupName } from './device.ts'
+import { autobackupFlag, lvmPrefix, type PrefixConfig } from './prefix.ts'
+import {
+  assertId,
+  assertLvmName,
+  assertLvmSize,
+  assertMountOptions,
+  assertNonNegativeInteger,
+  assertPath,
+  assertPositiveInteger,
+  UnsafeCommandArgumentError,
+} from './validate.ts'
+
+export type BrickCommandConfig = PrefixConfig &
+  Pick<RemoteExecutorConfig, 'backupLvmMetadata' | 'lvChunkSize' | 'xfsSu' | 'xfsSw' | 'mountOpts' | 'fstab'>
+
+export interface BrickSpec {
+  brickId: string
+  deviceId: string
+  /** gluster brick path, MNT/brick */
+  path: string
+  sizeKiB: number
+  tpSizeKiB: number
+  poolMetadataSizeKiB: number
+  /** stored thin pool name */
+  lvmThinPool: string
+  /** stored LV name; '' means brick_<brickId> */
+  lvmLv: string
+  gid: number
+  arbiter: boolean
+}
+
+const ARBITER_CHUNK_SIZE = '256K'
+const GLUSTER_SNAPSHOT_MOUNT_PREFIXES = ['/run/gluster/', '/var/run/gluster/']
+
+/** MNT: the brick path without its trailing `/brick` */
+export function brickMountPoint(path: string): string {
+  assertPath(path, 'brick path')
+  const mnt = path.endsWith('/brick') ? path.slice(0, -'/brick'.length) : path
+  return assertPath(mnt, 'brick mount point')
+}
+
+export function brickLvName(spec: Pick<BrickSpec, 'brickId' | 'lvmLv'>): string {
+  return assertLvmName(spec.lvmLv || `brick_${assertId(spec.brickId, 'brick id')}`, 'LV name')
+}
+
+export function brickThinPoolName(spec: Pick<BrickSpec, 'brickId' | 'lvmThinPool'>): string {
+  return assertLvmName(spec.lvmThinPool || `tp_${assertId(spec.brickId, 'brick id')}`, 'thin pool name')
+}
+
+/** /dev/mapper/vg_<did>-<LV> */
+export function brickDevicePath(spec: Pick<BrickSpec, 'brickId' | 'deviceId' | 'lvmLv'>): string {
+  return `/dev/mapper/${volumeGroupName(spec.deviceId)}-${brickLvName(spec)}`
+}
+
+export function lvcreateThinCommand(cfg: BrickCommandConfig, spec: BrickSpec): string {
+  const chunk = spec.arbiter ? ARBITER_CHUNK_SIZE : assertLvmSize(cfg.lvChunkSize, 'lv chunk size')
+  const meta = assertPositiveInteger(spec.poolMetadataSizeKiB, 'pool metadata size')
+  const tp = assertPositiveInteger(spec.tpSizeKiB, 'thin pool size')
+  const size = assertPositiveInteger(spec.sizeKiB, 'brick size')
+  const vg = volumeGroupName(spec.deviceId)
+  return (
+    `${lvmPrefix(cfg)} lvcreate -qq ${autobackupFlag(cfg)} --poolmetadatasize ${meta}K --chunksize ${chunk} ` +
+    `--size ${tp}K --thin ${vg}/${brickThinPoolName(spec)} --virtualsize ${size}K --name ${brickLvName(spec)}`
+  )
+}
+
+export function mkfsCommand(cfg: BrickCommandConfig, spec: BrickSpec): string {
+  const dev = brickDevicePath(spec)
+  if (spec.arbiter) return `mkfs.xfs -i maxpct=100 -n size=8192 ${dev}`
+  const su = assertNonNegativeInteger(cfg.xfsSu, 'xfs su')
+  const sw = assertNonNegativeInteger(cfg.xfsSw, 'xfs sw')
+  if (su !== 0 && sw !== 0) return `mkfs.xfs -i size=512 -d su=${su},sw=${sw} -n size=8192 ${dev}`
+  return `mkfs.xfs -i size=512 -n size=8192 ${dev}`
+}
+
+/** appends the mount line to fstab; the redirection is inside awk so `sudo` covers it */
+export function fstabAppendCommand(cfg: BrickCommandConfig, spec: BrickSpec): string {
+  const line = `${brickDevicePath(spec)} ${brickMountPoint(spec.path)} xfs ${assertMountOptions(cfg.mountOpts)} 1 2`
+  return `awk "BEGIN {print \\"${line}\\" >> \\"${assertPath(cfg.fstab, 'fstab')}\\"}"`
+}
+
+/** the one create batch (timeout 10) */
+export function brickCreateCommands(cfg: BrickCommandConfig, spec: BrickSpec): string[] {
+  const mnt = brickMountPoint(spec.path)
+  if (`${mnt}/brick` !== spec.path) throw new UnsafeCommandArgumentError('brick path (must end in /brick)', spec.path)
+  const commands = [
+    `mkdir -p ${mnt}`,
+    lvcreateThinCommand(cfg, spec),
+    mkfsCommand(cfg, spec),
+    fstabAppendCommand(cfg, spec),
+    `mount -o ${assertMountOptions(cfg.mountOpts)} ${brickDevicePath(spec)} ${mnt}`,
+    `mkdir ${spec.path}`,
+  ]
+  const gid = assertNonNegativeInteger(spec.gid, 'gid')
+  if (gid !== 0) commands.push(`chown :${gid} ${spec.path}`, `chmod 2775 ${spec.path}`)
+  return commands
+}
+
+export function umountCommand(mountPoint: string): string {
+  return `umount ${assertPath(mountPoint, 'mount point')}`
+}
+
+export const MOUNT_LIST_COMMAND = 'mount'
+
+export function lsofCommand(mountPoint: string): string {
+  return `lsof ${assertPath(mountPoint, 'mount point')}`
+}
+
+/** gluster snapshot bricks (clones) have no fstab line */
+export function isGlusterSnapshotMount(mountPoint: string): boolean {
+  return GLUSTER_SNAPSHOT_MOUNT_PREFIXES.some((prefix) => mountPoint.startsWith(prefix))
+}
+
+export function fstabRemoveCommand(cfg: Pick<RemoteExecutorConfig, 'fstab'>, brickId: string): string {
+  return `sed -i.save "/brick_${assertId(brickId, 'brick id')}/d" ${assertPath(cfg.fstab, 'fstab')}`
+}
+
+export function lvremoveCommand(cfg: BrickCommandConfig, deviceId: string, lvName: string): string {
+  return `${lvmPrefix(cfg)} lvremove ${autobackupFlag(cfg)} -f ${volumeGroupName(deviceId)}/${assertLvmName(lvName)}`
+}
+
+export function thinPoolCountCommand(cfg: PrefixConfig, deviceId: string, thinPool: string): string {
+  return `${lvmPrefix(cfg)} lvs --noheadings --options=thin_count ${volumeGroupName(deviceId)}/${assertLvmName(thinPool)}`
+}
+
+export function rmdirCommand(path: string): string {
+  return `rmdir ${assertPath(path)}`
+}

@@ -1,0 +1,102 @@
+// Parsers for gluster's `--xml` output (root <cliOutput>), heketi node
+// commands §6.4 and §7.
+import type { GlusterVolumeInfo, HealInfoBrick } from '../executor.ts'
+import { CommandOutputError } from './parse.ts'
+import { child, childrenNamed, parseXml, textAt, type XmlElement } from './xml.ts'
+
+export interface CliStatus {
+  opRet: number
+  opErrno: number
+  opErrstr: string
+}
+
+function parseCliOutput(stdout: string): XmlElement {
+  let root: XmlElement
+  try {
+    root = parseXml(stdout)
+  } catch (err) {
+    throw new CommandOutputError((err as Error).message)
+  }
+  if (root.name !== 'cliOutput') throw new CommandOutputError(`unexpected XML root <${root.name}>`)
+  return root
+}
+
+function integer(text: string, what: string): number {
+  if (text === '') return 0
+  if (!/^-?[0-9]+$/.test(text)) throw new CommandOutputError(`${what} is not a number: ${JSON.stringify(text)}`)
+  return Number(text)
+}
+
+function cliStatus(root: XmlElement): CliStatus {
+  return {
+    opRet: integer(textAt(root, 'opRet'), 'opRet'),
+    opErrno: integer(textAt(root, 'opErrno'), 'opErrno'),
+    opErrstr: textAt(root, 'opErrstr'),
+  }
+}
+
+export function parseCliStatus(stdout: string): CliStatus {
+  return cliStatus(parseCliOutput(stdout))
+}
+
+function volumeFromXml(volume: XmlElement): GlusterVolumeInfo {
+  const options: Record<string, string> = {}
+  for (const option of childrenNamed(child(volume, 'options'), 'option')) {
+    options[textAt(option, 'name')] = textAt(option, 'value')
+  }
+  return {
+    name: textAt(volume, 'name'),
+    id: textAt(volume, 'id'),
+    status: integer(textAt(volume, 'status'), 'status'),
+    bricks: childrenNamed(child(volume, 'bricks'), 'brick').map((brick) => ({
+      name: textAt(brick, 'name') || brick.text.trim(),
+      hostUuid: textAt(brick, 'hostUuid') || (brick.attributes['uuid'] ?? ''),
+      isArbiter: textAt(brick, 'isArbiter') === '1',
+    })),
+    options,
+  }
+}
+
+export interface VolumeInfoOutput extends CliStatus {
+  volumes: GlusterVolumeInfo[]
+}
+
+/** `volume info [<name>] --xml` */
+export function parseVolumeInfoXml(stdout: string): VolumeInfoOutput {
+  const root = parseCliOutput(stdout)
+  const volumes = childrenNamed(child(child(root, 'volInfo'), 'volumes'), 'volume').map(volumeFromXml)
+  return { ...cliStatus(root), volumes }
+}
+
+export interface HealInfoOutput extends CliStatus {
+  bricks: HealInfoBrick[]
+}
+
+/** `volume heal <name> info --xml` */
+export function parseHealInfoXml(stdout: string): HealInfoOutput {
+  const root = parseCliOutput(stdout)
+  const bricks = childrenNamed(child(child(root, 'healInfo'), 'bricks'), 'brick').map((brick) => ({
+    name: textAt(brick, 'name'),
+    status: textAt(brick, 'status'),
+    numberOfEntries: textAt(brick, 'numberOfEntries'),
+  }))
+  return { ...cliStatus(root), bricks }
+}
+
+export interface SnapshotOutput extends CliStatus {
+  /** snapCreate/snapshot or CloneCreate/volume name and uuid, when present */
+  name: string
+  uuid: string
+}
+
+/** `--xml snapshot create|activate|clone|deactivate|delete` */
+export function parseSnapshotXml(stdout: string): SnapshotOutput {
+  const root = parseCliOutput(stdout)
+  const target =
+    child(child(root, 'snapCreate'), 'snapshot') ??
+    child(child(root, 'CloneCreate'), 'volume') ??
+    child(child(root, 'snapActivate'), 'snapshot') ??
+    child(child(root, 'snapDeactivate'), 'snapshot') ??
+    child(child(child(root, 'snapDelete'), 'snapshots'), 'snapshot')
+  return { ...cliStatus(root), name: textAt(target, 'name'), uuid: textAt(target, 'uuid') }
+}

@@ -1,0 +1,134 @@
+// The mock executor (heketi's `executor: mock`): no node is contacted, every
+// action succeeds and devices report HEKETI_MOCK_DEVICE_SIZE_GB. It keeps a
+// small in-memory picture of the volumes it "created" so volume info and
+// clone answer like a real cluster would. A product feature, not a test hack.
+import { randomUUID } from 'node:crypto'
+import type {
+  BrickRequest,
+  CloneRequest,
+  DeviceInfo,
+  DeviceRef,
+  DeviceSetupRequest,
+  Executor,
+  GlusterVolumeInfo,
+  HealInfoBrick,
+  VolumeBrick,
+  VolumeRequest,
+} from './executor.ts'
+
+export interface MockExecutorOptions {
+  /** size every device reports, GiB (heketi default 500) */
+  deviceSizeGiB?: number
+  /** artificial latency per action, ms (tests of throttling and concurrency) */
+  delayMs?: number
+}
+
+const GiB_IN_KiB = 1048576
+
+export class MockExecutor implements Executor {
+  private readonly deviceSizeKiB: number
+  private readonly delayMs: number
+  private readonly volumes = new Map<string, { id: string; bricks: VolumeBrick[] }>()
+
+  constructor(opts: MockExecutorOptions = {}) {
+    this.deviceSizeKiB = (opts.deviceSizeGiB ?? 500) * GiB_IN_KiB
+    this.delayMs = opts.delayMs ?? 0
+  }
+
+  private async pause(): Promise<void> {
+    if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs))
+  }
+
+  async glusterdCheck(): Promise<void> {
+    await this.pause()
+  }
+  async peerProbe(): Promise<void> {
+    await this.pause()
+  }
+  async peerDetach(): Promise<void> {
+    await this.pause()
+  }
+
+  private sizes(): DeviceInfo {
+    return {
+      totalKiB: this.deviceSizeKiB,
+      freeKiB: this.deviceSizeKiB,
+      usedKiB: 0,
+      extentSizeKiB: 4096,
+      pvUuid: '',
+      paths: [],
+    }
+  }
+
+  async deviceSetup(_req: DeviceSetupRequest): Promise<DeviceInfo> {
+    await this.pause()
+    return this.sizes()
+  }
+  async deviceTeardown(_dev: DeviceRef, _forget: boolean): Promise<void> {
+    await this.pause()
+  }
+  async deviceInfo(_dev: DeviceRef): Promise<DeviceInfo> {
+    await this.pause()
+    return this.sizes()
+  }
+
+  async brickCreate(_req: BrickRequest): Promise<void> {
+    await this.pause()
+  }
+  async brickDestroy(_req: BrickRequest): Promise<{ spaceReclaimed: boolean }> {
+    await this.pause()
+    return { spaceReclaimed: true }
+  }
+
+  async volumeCreate(req: VolumeRequest): Promise<void> {
+    await this.pause()
+    this.volumes.set(req.name, { id: randomUUID(), bricks: [...req.bricks] })
+  }
+  async volumeExpand(req: VolumeRequest): Promise<void> {
+    await this.pause()
+    const vol = this.volumes.get(req.name)
+    if (vol) vol.bricks.push(...req.bricks)
+  }
+  async volumeDestroy(_host: string, name: string): Promise<void> {
+    await this.pause()
+    this.volumes.delete(name)
+  }
+  async volumeInfo(host: string, name: string): Promise<GlusterVolumeInfo> {
+    await this.pause()
+    const vol = this.volumes.get(name)
+    // heketi's mock answers three bricks at <host>:/mockpath for unknown volumes
+    const bricks = vol?.bricks.map((b) => `${b.storageHost}:${b.path}`) ?? [1, 2, 3].map(() => `${host}:/mockpath`)
+    return {
+      name,
+      id: vol?.id ?? randomUUID(),
+      status: 1,
+      bricks: bricks.map((n) => ({ name: n, hostUuid: '', isArbiter: false })),
+      options: {},
+    }
+  }
+  async healInfo(_host: string, _name: string): Promise<HealInfoBrick[]> {
+    await this.pause()
+    return []
+  }
+  async replaceBrick(_host: string, name: string, oldBrick: VolumeBrick, newBrick: VolumeBrick): Promise<void> {
+    await this.pause()
+    const vol = this.volumes.get(name)
+    if (!vol) return
+    const i = vol.bricks.findIndex((b) => b.storageHost === oldBrick.storageHost && b.path === oldBrick.path)
+    if (i >= 0) vol.bricks[i] = newBrick
+  }
+  async volumeClone(req: CloneRequest): Promise<GlusterVolumeInfo> {
+    await this.pause()
+    const source = this.volumes.get(req.source)
+    const id = randomUUID()
+    const compact = id.replaceAll('-', '')
+    const bricks = (source?.bricks ?? []).map((b, i) => ({
+      storageHost: b.storageHost,
+      path: `/run/gluster/snaps/${compact}/brick${i + 1}/brick`,
+    }))
+    this.volumes.set(req.clone, { id, bricks })
+    return this.volumeInfo(req.host, req.clone)
+  }
+
+  async close(): Promise<void> {}
+}

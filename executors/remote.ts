@@ -1,0 +1,364 @@
+// The ssh and kube executors: heketi's node-side sequences over any
+// CommandRunner. Strings come from executors/commands/, error texts follow
+// heketi's (they reach users verbatim through the async queue).
+import {
+  brickCreateCommands,
+  brickLvName,
+  brickMountPoint,
+  brickThinPoolName,
+  fstabRemoveCommand,
+  isGlusterSnapshotMount,
+  lsofCommand,
+  lvremoveCommand,
+  MOUNT_LIST_COMMAND,
+  rmdirCommand,
+  thinPoolCountCommand,
+  umountCommand,
+} from './commands/brick.ts'
+import {
+  deviceIdentityCommands,
+  deviceSetupCommands,
+  pvremoveCommand,
+  volumeGroupName,
+  rmdirDeviceMountsCommand,
+  teardownPath,
+  vgdisplayCommand,
+  vgremoveCommand,
+  vgsIdentityCommand,
+} from './commands/device.ts'
+import {
+  addBrickCommands,
+  brickAddress,
+  GLUSTERD_CHECK_COMMAND,
+  healInfoCommand,
+  peerDetachCommand,
+  peerProbeCommand,
+  replaceBrickCommand,
+  snapshotLimitCommand,
+  volumeCreateCommands,
+  volumeDeleteCommand,
+  volumeInfoCommand,
+  volumeRebalanceStartCommand,
+  volumeStopForceCommand,
+} from './commands/gluster.ts'
+import { parseHealInfoXml, parseVolumeInfoXml } from './commands/gluster-xml.ts'
+import { isLvmNotFound, parseLvmIdentityReport, parseThinCount, parseUdevSymlinks, parseVgdisplay } from './commands/parse.ts'
+import { batchTimeoutsMinutes } from './commands/prefix.ts'
+import type { RemoteExecutorConfig } from './config.ts'
+import {
+  type BrickRequest,
+  type CloneRequest,
+  type DeviceInfo,
+  type DeviceRef,
+  type DeviceSetupRequest,
+  type Executor,
+  type GlusterVolumeInfo,
+  type HealInfoBrick,
+  NodeCommandError,
+  type VolumeBrick,
+  type VolumeRequest,
+} from './executor.ts'
+import { type BatchOutcome, BatchRunner, type ExecutorLogger, outcomeError } from './remote-batch.ts'
+import { cloneVolume } from './remote-clone.ts'
+import type { CommandRunner } from './runner.ts'
+
+export type { ExecutorLogger } from './remote-batch.ts'
+
+export interface RemoteExecutorOptions {
+  /** text for a failed command with empty stderr (default: ssh's `Process exited with status N`) */
+  exitErrorText?: (exitCode: number) => string
+  logger?: ExecutorLogger
+}
+
+export class RemoteExecutor implements Executor {
+  private readonly batches: BatchRunner
+  private readonly timeouts: ReturnType<typeof batchTimeoutsMinutes>
+  private readonly logger: ExecutorLogger
+
+  constructor(
+    runner: CommandRunner,
+    readonly config: RemoteExecutorConfig,
+    options: RemoteExecutorOptions = {},
+  ) {
+    this.logger = options.logger ?? { warn() {} }
+    this.batches = new BatchRunner(runner, options.exitErrorText)
+    this.timeouts = batchTimeoutsMinutes(config)
+  }
+
+  private run(host: string, commands: string[], timeoutMinutes: number, quiet = false): Promise<BatchOutcome> {
+    return this.batches.run(host, commands, { timeoutMinutes, quiet })
+  }
+
+  private async runOrThrow(host: string, commands: string[], timeoutMinutes: number, quiet = false) {
+    const outcome = await this.run(host, commands, timeoutMinutes, quiet)
+    if (!outcome.ok) throw outcomeError(outcome, host)
+    return outcome.results
+  }
+
+  async glusterdCheck(host: string): Promise<void> {
+    await this.runOrThrow(host, [GLUSTERD_CHECK_COMMAND], this.timeouts.glusterdCheck, true)
+  }
+
+  async peerProbe(host: string, newStorageHost: string): Promise<void> {
+    await this.runOrThrow(host, [peerProbeCommand(this.config, newStorageHost)], this.timeouts.gluster)
+    if (this.config.snapshotLimit > 0) {
+      await this.runOrThrow(host, [snapshotLimitCommand(this.config, this.config.snapshotLimit)], this.timeouts.gluster)
+    }
+  }
+
+  /** rejects on failure; heketi's callers log and ignore it */
+  async peerDetach(host: string, storageHost: string): Promise<void> {
+    await this.runOrThrow(host, [peerDetachCommand(this.config, storageHost)], this.timeouts.gluster)
+  }
+
+  async deviceSetup(req: DeviceSetupRequest): Promise<DeviceInfo> {
+    const { host, device, deviceId } = req
+    const commands = deviceSetupCommands(this.config, deviceId, device, req.destroyData)
+    const setup = await this.run(host, commands, this.timeouts.device)
+    if (!setup.ok) {
+      const reason = await this.classifySetupFailure(host, device)
+      throw new NodeCommandError(
+        `Initializing device ${device} failed (${reason}): ${setup.error}`,
+        host,
+        setup.failed?.command,
+        setup.failed?.exitCode,
+      )
+    }
+    const ref: DeviceRef = { host, device, deviceId, pvUuid: '', paths: [] }
+    try {
+      const identity = await this.identity(host, device)
+      ref.pvUuid = identity.pvUuid
+      ref.paths = identity.paths
+      const sizes = await this.sizes(host, deviceId)
+      return { ...sizes, ...identity }
+    } catch (err) {
+      await this.deviceTeardown(ref, false).catch((e: Error) =>
+        this.logger.warn(`teardown of ${device} on ${host} after a failed setup: ${e.message}`),
+      )
+      throw err
+    }
+  }
+
+  /** why batch 1 of device setup failed, told by the identity query */
+  private async classifySetupFailure(host: string, device: string): Promise<string> {
+    const query = await this.run(host, deviceIdentityCommands(this.config, device), this.timeouts.device)
+    if (query.transport) return 'failed to check device contents'
+    const pvs = query.results[0]
+    if (pvs?.exitCode === 0) {
+      try {
+        return `aleady contains Physical Volume ${parseLvmIdentityReport(pvs.stdout, 'pv').pvUuid}`
+      } catch {
+        // unparsable: fall through to the generic reason
+      }
+    }
+    return 'already initialized or contains data?'
+  }
+
+  private async identity(host: string, device: string): Promise<{ pvUuid: string; paths: string[] }> {
+    const query = await this.run(host, deviceIdentityCommands(this.config, device), this.timeouts.device)
+    if (query.transport) throw outcomeError(query, host)
+    const [pvs, udevadm] = query.results
+    if (!pvs || pvs.exitCode !== 0) {
+      throw new NodeCommandError(`failed to read PV data for ${device} [${query.error}]`, host, pvs?.command)
+    }
+    let pvUuid: string
+    try {
+      pvUuid = parseLvmIdentityReport(pvs.stdout, 'pv').pvUuid
+    } catch (err) {
+      throw new NodeCommandError(`failed to read PV data for ${device} [${(err as Error).message}]`, host, pvs.command)
+    }
+    const paths = udevadm?.exitCode === 0 ? parseUdevSymlinks(udevadm.stdout, device) : [device]
+    return { pvUuid, paths }
+  }
+
+  private async sizes(host: string, deviceId: string) {
+    const [vgdisplay] = await this.runOrThrow(host, [vgdisplayCommand(this.config, deviceId)], this.timeouts.device)
+    try {
+      return parseVgdisplay(vgdisplay.stdout)
+    } catch (err) {
+      throw new NodeCommandError((err as Error).message, host, vgdisplay.command)
+    }
+  }
+
+  /** the stored PV UUID, else the one `vgs` reports for vg_<id> (failures ignored) */
+  private async resolvePvUuid(dev: DeviceRef): Promise<string> {
+    if (dev.pvUuid) return dev.pvUuid
+    const query = await this.run(dev.host, [vgsIdentityCommand(this.config, dev.deviceId)], this.timeouts.device)
+    if (!query.ok) return ''
+    try {
+      return parseLvmIdentityReport(query.results[0].stdout, 'vg').pvUuid
+    } catch {
+      return ''
+    }
+  }
+
+  async deviceTeardown(dev: DeviceRef, forget: boolean): Promise<void> {
+    const path = teardownPath(await this.resolvePvUuid(dev), dev.paths, dev.device)
+    const removal = [vgremoveCommand(this.config, dev.deviceId), pvremoveCommand(this.config, path)]
+    const rmdir = [rmdirDeviceMountsCommand(dev.deviceId)]
+    if (forget) {
+      await this.run(dev.host, rmdir, this.timeouts.device)
+      await this.run(dev.host, removal, this.timeouts.device)
+      return
+    }
+    const removed = await this.run(dev.host, removal, this.timeouts.device)
+    if (!removed.ok) {
+      throw new NodeCommandError(
+        `Failed to delete device ${path} with id ${dev.deviceId} on host ${dev.host}: ${removed.error}`,
+        dev.host,
+        removed.failed?.command,
+        removed.failed?.exitCode,
+      )
+    }
+    await this.run(dev.host, rmdir, this.timeouts.device)
+  }
+
+  async deviceInfo(dev: DeviceRef): Promise<DeviceInfo> {
+    const path = teardownPath(await this.resolvePvUuid(dev), dev.paths, dev.device)
+    const identity = await this.identity(dev.host, path)
+    const sizes = await this.sizes(dev.host, dev.deviceId)
+    return { ...sizes, ...identity }
+  }
+
+  async brickCreate(req: BrickRequest): Promise<void> {
+    const created = await this.run(req.host, brickCreateCommands(this.config, req), this.timeouts.brickCreate)
+    if (created.ok) return
+    await this.brickDestroy(req).catch((e: Error) =>
+      this.logger.warn(`clean-up of brick ${req.brickId} on ${req.host} failed: ${e.message}`),
+    )
+    throw outcomeError(created, req.host)
+  }
+
+  async brickDestroy(req: BrickRequest): Promise<{ spaceReclaimed: boolean }> {
+    const { host } = req
+    const mnt = brickMountPoint(req.path)
+    const timeout = this.timeouts.brickDestroy
+    const vg = volumeGroupName(req.deviceId)
+
+    let umountFailure: BatchOutcome | undefined
+    const umount = await this.run(host, [umountCommand(mnt)], timeout)
+    if (!umount.ok) {
+      const mounts = await this.run(host, [MOUNT_LIST_COMMAND], timeout)
+      const stillMounted = !mounts.ok || mounts.results[0].stdout.includes(mnt)
+      if (stillMounted) {
+        umountFailure = umount
+        if (this.config.debugUmountFailures) {
+          const lsof = await this.run(host, [lsofCommand(mnt)], timeout)
+          this.logger.warn(`umount ${mnt} on ${host} failed; lsof: ${lsof.results[0]?.stdout ?? lsof.error}`)
+        }
+      }
+    }
+    if (!isGlusterSnapshotMount(mnt)) {
+      await this.runOrThrow(host, [fstabRemoveCommand(this.config, req.brickId)], timeout)
+    }
+    if (umountFailure) throw outcomeError(umountFailure, host)
+
+    const lvRemoved = await this.run(host, [lvremoveCommand(this.config, req.deviceId, brickLvName(req))], timeout)
+    if (!lvRemoved.ok && !isLvmNotFound(lvRemoved.error)) throw outcomeError(lvRemoved, host)
+
+    const thinPool = brickThinPoolName(req)
+    const countQuery = await this.run(host, [thinPoolCountCommand(this.config, req.deviceId, thinPool)], timeout)
+    let thinCount = 0
+    if (countQuery.ok) {
+      try {
+        thinCount = parseThinCount(countQuery.results[0].stdout)
+      } catch (err) {
+        throw new NodeCommandError(
+          `Failed to convert number of logical volumes in thin pool ${vg}/${thinPool} on host ${host}: ${(err as Error).message}`,
+          host,
+        )
+      }
+    } else if (!isLvmNotFound(countQuery.error)) {
+      throw new NodeCommandError(
+        `Unable to determine number of logical volumes in thin pool ${vg}/${thinPool} on host ${host}`,
+        host,
+        countQuery.failed?.command,
+      )
+    }
+
+    let spaceReclaimed = false
+    if (thinCount === 0) {
+      const poolRemoved = await this.run(host, [lvremoveCommand(this.config, req.deviceId, thinPool)], timeout)
+      spaceReclaimed = poolRemoved.ok || isLvmNotFound(poolRemoved.error)
+      if (!spaceReclaimed) this.logger.warn(`removing thin pool ${vg}/${thinPool} on ${host}: ${poolRemoved.error}`)
+    }
+    await this.run(host, [rmdirCommand(mnt)], timeout)
+    return { spaceReclaimed }
+  }
+
+  async volumeCreate(req: VolumeRequest): Promise<void> {
+    await this.runOrThrow(req.host, volumeCreateCommands(this.config, req), this.timeouts.gluster)
+  }
+
+  async volumeExpand(req: VolumeRequest): Promise<void> {
+    const commands = addBrickCommands(this.config, req.name, req.durability, req.bricks)
+    await this.runOrThrow(req.host, commands, this.timeouts.gluster)
+    if (!this.config.rebalanceOnExpansion) return
+    const rebalance = await this.run(req.host, [volumeRebalanceStartCommand(this.config, req.name)], this.timeouts.gluster)
+    if (!rebalance.ok) this.logger.warn(`rebalance of volume ${req.name} failed (ignored): ${rebalance.error}`)
+  }
+
+  async volumeDestroy(host: string, name: string): Promise<void> {
+    await this.run(host, [volumeStopForceCommand(this.config, name)], this.timeouts.gluster)
+    const deleted = await this.run(host, [volumeDeleteCommand(this.config, name)], this.timeouts.gluster)
+    if (deleted.ok || deleted.error.includes('does not exist')) return
+    throw new NodeCommandError(`Unable to delete volume ${name}: ${deleted.error}`, host, deleted.failed?.command)
+  }
+
+  async volumeInfo(host: string, name: string): Promise<GlusterVolumeInfo> {
+    const query = await this.run(host, [volumeInfoCommand(this.config, name)], this.timeouts.gluster)
+    if (query.transport) throw outcomeError(query, host)
+    if (!query.ok) throw new NodeCommandError(`Unable to get volume info of volume name: ${name}`, host)
+    const undetermined = () => new NodeCommandError(`Unable to determine volume info of volume name: ${name}`, host)
+    let parsed: ReturnType<typeof parseVolumeInfoXml>
+    try {
+      parsed = parseVolumeInfoXml(query.results[0].stdout)
+    } catch {
+      throw undetermined()
+    }
+    if (parsed.opErrstr !== '') throw new NodeCommandError(`Unable to get info for ${name}: ${parsed.opErrstr}`, host)
+    const volume = parsed.volumes.find((v) => v.name === name)
+    if (!volume) throw undetermined()
+    return volume
+  }
+
+  async healInfo(host: string, name: string): Promise<HealInfoBrick[]> {
+    const query = await this.run(host, [healInfoCommand(this.config, name)], this.timeouts.gluster)
+    if (!query.ok) throw new NodeCommandError(`Unable to get heal info of volume : ${name} : ${query.error}`, host)
+    let parsed: ReturnType<typeof parseHealInfoXml>
+    try {
+      parsed = parseHealInfoXml(query.results[0].stdout)
+    } catch (err) {
+      throw new NodeCommandError(`Unable to determine heal info of volume : ${name} : ${(err as Error).message}`, host)
+    }
+    if (parsed.opRet !== 0) {
+      throw new NodeCommandError(`Unable to get heal info of volume : ${name} : ${parsed.opErrstr}`, host)
+    }
+    return parsed.bricks
+  }
+
+  async replaceBrick(host: string, name: string, oldBrick: VolumeBrick, newBrick: VolumeBrick): Promise<void> {
+    const command = replaceBrickCommand(this.config, name, oldBrick, newBrick)
+    const replaced = await this.run(host, [command], this.timeouts.gluster)
+    if (replaced.ok) return
+    throw new NodeCommandError(
+      `Unable to replace brick ${brickAddress(oldBrick)} with ${brickAddress(newBrick)} for volume ${name}`,
+      host,
+      command,
+      replaced.failed?.exitCode,
+    )
+  }
+
+  volumeClone(req: CloneRequest): Promise<GlusterVolumeInfo> {
+    return cloneVolume(req, {
+      config: this.config,
+      run: (commands) => this.run(req.host, commands, this.timeouts.gluster),
+      volumeInfo: (name) => this.volumeInfo(req.host, name),
+      logger: this.logger,
+    })
+  }
+
+  close(): Promise<void> {
+    return this.batches.close()
+  }
+}

@@ -1,0 +1,265 @@
+// heketi.json, read unchanged, plus the HEKETI_* environment overrides.
+// A file written for heketi must start heqet; type mismatches are fatal as
+// they are for heketi (Go's decoder rejects them).
+import { readFileSync } from 'node:fs'
+import { DecodeError, decodeGo, type Schema } from './godecode.ts'
+
+const RAW = { map: 'string' } as const
+const OBJECT_ANY: Schema = {}
+
+const configSchema = {
+  port: 'string',
+  use_auth: 'bool',
+  jwt: { object: { admin: { object: { key: 'string' } }, user: { object: { key: 'string' } } } },
+  backup_db_to_kube_secret: 'bool',
+  enable_tls: 'bool',
+  cert_file: 'string',
+  key_file: 'string',
+  profiling: 'bool',
+  default_state: 'string',
+  glusterfs: {
+    object: {
+      executor: 'string',
+      db: 'string',
+      db_read_only: 'bool',
+      allocator: 'string',
+      loglevel: 'string',
+      brick_max_size_gb: 'int',
+      brick_min_size_gb: 'int',
+      max_bricks_per_volume: 'int',
+      average_file_size_kb: 'int',
+      pre_request_volume_options: 'string',
+      post_request_volume_options: 'string',
+      zone_checking: 'string',
+      max_volumes_per_cluster: 'int',
+      auto_create_block_hosting_volume: 'bool',
+      block_hosting_volume_size: 'int',
+      block_hosting_volume_options: 'string',
+      disable_monitor_gluster_nodes: 'bool',
+      refresh_time_monitor_gluster_nodes: 'int',
+      start_time_monitor_gluster_nodes: 'int',
+      max_inflight_operations: 'int',
+      disable_background_cleaner: 'bool',
+      refresh_time_background_cleaner: 'int',
+      start_time_background_cleaner: 'int',
+      operation_retry_limits: { object: { volume_create: 'int' } },
+      // executor sections are validated by the executors themselves
+      sshexec: { object: OBJECT_ANY },
+      kubeexec: { object: OBJECT_ANY },
+      injectexec: { object: OBJECT_ANY },
+    },
+  },
+} as const satisfies Schema
+void RAW
+
+export type AdminState = 'normal' | 'read-only' | 'local-client'
+export const ADMIN_STATES: readonly AdminState[] = ['normal', 'read-only', 'local-client']
+export const LOG_LEVELS = ['none', 'critical', 'error', 'warning', 'info', 'debug'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+export type ExecutorKind = 'ssh' | 'kube' | 'mock' | 'inject/ssh' | 'inject/mock'
+
+export interface Config {
+  port: number
+  /** '' = all interfaces, as heketi */
+  listenHost: string
+  adminKey: string
+  userKey: string
+  disableAuth: boolean
+  jwtIatLeewaySec: number
+  defaultState: AdminState
+  backupDbToKubeSecret: boolean
+  enableTls: boolean
+  certFile: string
+  keyFile: string
+  executor: ExecutorKind
+  dbPath: string
+  dbReadOnly: boolean
+  logLevel: LogLevel
+  /** executor sections exactly as in the file (keys as written) */
+  sshexec: Record<string, unknown>
+  kubeexec: Record<string, unknown>
+  injectexec: Record<string, unknown>
+  brickMaxSizeGiB: number
+  brickMinSizeGiB: number
+  maxBricksPerVolume: number
+  averageFileSizeKiB: number
+  preRequestVolumeOptions: string
+  postRequestVolumeOptions: string
+  zoneChecking: 'none' | 'strict'
+  maxVolumesPerCluster: number
+  autoCreateBlockHostingVolume: boolean
+  blockHostingVolumeSizeGiB: number
+  blockHostingVolumeOptions: string
+  disableMonitor: boolean
+  monitorRefreshSec: number
+  monitorStartSec: number
+  maxInflightOperations: number
+  disableBackgroundCleaner: boolean
+  cleanerRefreshSec: number
+  cleanerStartSec: number
+  volumeCreateRetries: number
+  mockDeviceSizeGiB: number
+}
+
+export class ConfigError extends Error {}
+
+/** Go's strconv.ParseBool */
+export function parseGoBool(value: string): boolean | undefined {
+  if (['1', 't', 'T', 'TRUE', 'true', 'True'].includes(value)) return true
+  if (['0', 'f', 'F', 'FALSE', 'false', 'False'].includes(value)) return false
+  return undefined
+}
+
+function envInt(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const v = env[name]
+  if (v === undefined || v === '') return undefined
+  return /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : Number.NaN
+}
+
+function orDefault(value: number, fallback: number): number {
+  return value > 0 ? value : fallback
+}
+
+export function parseExecutor(value: string): ExecutorKind {
+  switch (value) {
+    case '':
+    case 'ssh':
+      return 'ssh'
+    case 'kube':
+    case 'kubernetes':
+      return 'kube'
+    case 'mock':
+    case 'inject/ssh':
+    case 'inject/mock':
+      return value
+    default:
+      throw new ConfigError(`invalid executor: ${value}`)
+  }
+}
+
+/** Build the effective configuration from heketi.json text and the environment. */
+export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let raw: ReturnType<typeof decodeGo<typeof configSchema>>
+  try {
+    raw = decodeGo(text, configSchema)
+  } catch (err) {
+    if (err instanceof DecodeError) throw new ConfigError(`Unable to parse configuration: ${err.message}`)
+    throw err
+  }
+  const g = raw.glusterfs
+  const rawObject = (text: string, key: string): Record<string, unknown> => {
+    // keep the executor sections as written (key case preserved for the executors)
+    const parsed = JSON.parse(text) as Record<string, any>
+    const gkey = Object.keys(parsed).find((k) => k.toLowerCase() === 'glusterfs')
+    const gs = gkey ? parsed[gkey] : undefined
+    if (!gs || typeof gs !== 'object') return {}
+    const k = Object.keys(gs).find((x) => x.toLowerCase() === key)
+    return k && gs[k] && typeof gs[k] === 'object' ? gs[k] : {}
+  }
+
+  const cfg: Config = {
+    port: 8080,
+    listenHost: '',
+    adminKey: raw.jwt.admin.key,
+    userKey: raw.jwt.user.key,
+    disableAuth: false,
+    jwtIatLeewaySec: 120,
+    defaultState: 'normal',
+    backupDbToKubeSecret: raw.backup_db_to_kube_secret,
+    enableTls: raw.enable_tls,
+    certFile: raw.cert_file,
+    keyFile: raw.key_file,
+    executor: 'ssh',
+    dbPath: g.db || 'heketi.db',
+    dbReadOnly: g.db_read_only,
+    logLevel: 'info',
+    sshexec: rawObject(text, 'sshexec'),
+    kubeexec: rawObject(text, 'kubeexec'),
+    injectexec: rawObject(text, 'injectexec'),
+    brickMaxSizeGiB: orDefault(g.brick_max_size_gb, 4096),
+    brickMinSizeGiB: orDefault(g.brick_min_size_gb, 1),
+    maxBricksPerVolume: orDefault(g.max_bricks_per_volume, 32),
+    averageFileSizeKiB: orDefault(g.average_file_size_kb, 64),
+    preRequestVolumeOptions: g.pre_request_volume_options,
+    postRequestVolumeOptions: g.post_request_volume_options,
+    zoneChecking: g.zone_checking === 'strict' ? 'strict' : 'none',
+    maxVolumesPerCluster: g.max_volumes_per_cluster === 0 ? 1000 : g.max_volumes_per_cluster,
+    autoCreateBlockHostingVolume: g.auto_create_block_hosting_volume,
+    blockHostingVolumeSizeGiB: orDefault(g.block_hosting_volume_size, 1024),
+    blockHostingVolumeOptions: g.block_hosting_volume_options || 'group gluster-block',
+    disableMonitor: g.disable_monitor_gluster_nodes,
+    monitorRefreshSec: orDefault(g.refresh_time_monitor_gluster_nodes, 120),
+    monitorStartSec: orDefault(g.start_time_monitor_gluster_nodes, 10),
+    maxInflightOperations: orDefault(g.max_inflight_operations, 8),
+    disableBackgroundCleaner: g.disable_background_cleaner,
+    cleanerRefreshSec: orDefault(g.refresh_time_background_cleaner, 3600),
+    cleanerStartSec: orDefault(g.start_time_background_cleaner, 60),
+    volumeCreateRetries: g.operation_retry_limits.volume_create > 0 ? g.operation_retry_limits.volume_create : 4,
+    mockDeviceSizeGiB: 500,
+  }
+  if (raw.port) cfg.port = parsePort(raw.port)
+  if (g.loglevel && (LOG_LEVELS as readonly string[]).includes(g.loglevel)) cfg.logLevel = g.loglevel as LogLevel
+  cfg.executor = parseExecutor(g.executor)
+  cfg.defaultState = parseAdminState(raw.default_state)
+  applyEnv(cfg, env)
+  return cfg
+}
+
+function parsePort(value: string): number {
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`Unable to parse configuration: invalid port ${value}`)
+  return n
+}
+
+export function parseAdminState(value: string): AdminState {
+  if (value === '') return 'normal'
+  if ((ADMIN_STATES as readonly string[]).includes(value)) return value as AdminState
+  throw new ConfigError(`unable to set admin state: unknown admin state name: ${value}`)
+}
+
+function applyEnv(cfg: Config, env: NodeJS.ProcessEnv): void {
+  const str = (name: string) => (env[name] !== undefined && env[name] !== '' ? env[name] : undefined)
+  const port = str('HEKETI_HTTP_PORT')
+  if (port) cfg.port = parsePort(port)
+  cfg.adminKey = str('HEKETI_ADMIN_KEY') ?? cfg.adminKey
+  cfg.userKey = str('HEKETI_USER_KEY') ?? cfg.userKey
+  const state = str('HEKETI_DEFAULT_STATE')
+  if (state) cfg.defaultState = parseAdminState(state)
+  if (str('HEKETI_BACKUP_DB_TO_KUBE_SECRET')) cfg.backupDbToKubeSecret = true
+  const leeway = envInt(env, 'HEKETI_JWT_IAT_LEEWAY_SECONDS')
+  if (leeway !== undefined && Number.isInteger(leeway) && leeway >= 0) cfg.jwtIatLeewaySec = leeway
+  const executor = str('HEKETI_EXECUTOR')
+  if (executor) cfg.executor = parseExecutor(executor)
+  cfg.dbPath = str('HEKETI_DB_PATH') ?? cfg.dbPath
+  const level = str('HEKETI_GLUSTERAPP_LOGLEVEL')
+  if (level && (LOG_LEVELS as readonly string[]).includes(level)) cfg.logLevel = level as LogLevel
+  const autoBhv = str('HEKETI_AUTO_CREATE_BLOCK_HOSTING_VOLUME')
+  if (autoBhv) cfg.autoCreateBlockHostingVolume = parseGoBool(autoBhv) ?? false
+  const bhvSize = envInt(env, 'HEKETI_BLOCK_HOSTING_VOLUME_SIZE')
+  if (bhvSize !== undefined) cfg.blockHostingVolumeSizeGiB = bhvSize > 0 ? bhvSize : 1024
+  cfg.blockHostingVolumeOptions = str('HEKETI_BLOCK_HOSTING_VOLUME_OPTIONS') ?? cfg.blockHostingVolumeOptions
+  const inflight = envInt(env, 'HEKETI_MAX_INFLIGHT_OPERATIONS')
+  if (inflight !== undefined && inflight > 0) cfg.maxInflightOperations = inflight
+  if (env['HEKETI_PRE_REQUEST_VOLUME_OPTIONS'] !== undefined)
+    cfg.preRequestVolumeOptions = env['HEKETI_PRE_REQUEST_VOLUME_OPTIONS']
+  if (env['HEKETI_POST_REQUEST_VOLUME_OPTIONS'] !== undefined)
+    cfg.postRequestVolumeOptions = env['HEKETI_POST_REQUEST_VOLUME_OPTIONS']
+  const zone = str('HEKETI_ZONE_CHECKING')
+  if (zone) cfg.zoneChecking = zone === 'strict' ? 'strict' : 'none'
+  const maxVols = envInt(env, 'HEKETI_GLUSTER_MAX_VOLUMES_PER_CLUSTER')
+  if (maxVols !== undefined) cfg.maxVolumesPerCluster = Number.isNaN(maxVols) || maxVols === 0 ? 1000 : maxVols
+  if (env['HEKETI_DISABLE_HEALTH_MONITOR'] === 'true') cfg.disableMonitor = true
+  if (env['HEKETI_DISABLE_BACKGROUND_CLEANER'] === 'true') cfg.disableBackgroundCleaner = true
+  const mockSize = envInt(env, 'HEKETI_MOCK_DEVICE_SIZE_GB')
+  if (mockSize !== undefined && mockSize > 0) cfg.mockDeviceSizeGiB = mockSize
+}
+
+export function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Config {
+  let text: string
+  try {
+    text = readFileSync(path, 'utf8')
+  } catch (err) {
+    throw new ConfigError(`Unable to open config file ${path}: ${(err as Error).message}`)
+  }
+  return parseConfig(text, env)
+}

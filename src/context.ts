@@ -1,0 +1,39 @@
+// What every domain module is handed: the store, the executor and settings.
+// No HTTP in here (api/ translates), no LMDB (db/ implements Store).
+import type { Logger } from 'pino'
+import type { Store } from '../db/store.ts'
+import type { Executor } from '../executors/executor.ts'
+import type { Config } from './config.ts'
+import type { Throttle } from './operations/throttle.ts'
+
+export interface HealthView {
+  /** false only for nodes the monitor has seen down; unknown nodes count as up */
+  isUp(nodeId: string): boolean
+}
+
+export interface AppContext {
+  store: Store
+  executor: Executor
+  config: Config
+  log: Logger
+  throttle: Throttle
+  health: HealthView
+  /** ids of pending operations running in this process */
+  running: Set<string>
+}
+
+/** A job to run in the background after the synchronous checks passed. */
+export type Job = () => Promise<JobResult>
+/** What a finished job points at (303), or undefined (204). */
+export type JobResult = { kind: 'node' | 'volume' | 'blockvolume'; id: string } | undefined
+
+export function insertSorted(list: string[], id: string): string[] {
+  if (list.includes(id)) return list
+  const out = [...list, id]
+  out.sort()
+  return out
+}
+
+export function without(list: string[], id: string): string[] {
+  return list.filter((x) => x !== id)
+}

@@ -1,0 +1,103 @@
+// The one error registry. Every heketi error text heqet can answer with is
+// declared here once, with its HTTP status; the rest of the code throws
+// these and never writes the wording itself. Bodies are plain text.
+
+export class HeqetError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message)
+    this.name = 'HeqetError'
+  }
+}
+
+const e = (status: number, message: string) => () => new HeqetError(status, message)
+
+export const Errors = {
+  // request handling
+  notFound: e(404, 'Id not found'),
+  invalidPath: e(404, 'Invalid path or request'),
+  unparsable: e(422, 'request unable to be parsed'),
+  unparsableDetail: (detail: string) => new HeqetError(400, `request unable to be parsed: ${detail}`),
+  validation: (message: string) => new HeqetError(400, message),
+  badRequest: (message: string) => new HeqetError(400, message),
+  busy: e(429, 'Server busy. Retry operation later.'),
+  maintenance: e(503, 'Service disabled for maintenance'),
+  conflictInUse: () => new HeqetError(500, 'The target exists, contains other items, or is in use.'),
+  internal: (message: string) => new HeqetError(500, message),
+
+  // authentication
+  tokenMissing: e(401, 'Required authorization token not found'),
+  tokenFormat: e(400, 'Authorization header format must be Bearer {token}'),
+  tokenInvalid: (detail: string) => new HeqetError(401, `Invalid JWT token: ${detail}`),
+  qsh: e(401, 'Invalid qsh claim in token'),
+  adminRequired: e(401, 'Administrator access required'),
+
+  // clusters
+  clusterNotEmpty: (id: string) =>
+    new HeqetError(409, `Unable to delete cluster [${id}] because it contains volumes and/or nodes`),
+
+  // nodes
+  clusterMissing: e(404, 'Cluster id does not exist'),
+  hostnameUsed: (host: string, nodeId: string) =>
+    new HeqetError(409, `Hostname ${host} already used by node with id ${nodeId}\n`),
+  noGlusterdInCluster: e(400, 'None of the nodes in cluster has glusterd running'),
+  noGlusterdOnNewNode: e(400, "New Node doesn't have glusterd running"),
+  nodeHasDevices: (id: string) =>
+    new HeqetError(409, `Unable to delete node [${id}] because it contains devices`),
+  nodeNotOfflineForRemove: (id: string) =>
+    new HeqetError(500, `Node must be offline before remove operation is performed, node:${id}`),
+  nodeFailedToOnline: e(500, 'Cannot move a failed/removed node to online state'),
+  nodeFailedToOffline: e(500, 'Cannot move a failed/removed node to offline state'),
+  nodeNoReplacement: (id: string, deviceId: string) =>
+    new HeqetError(500, `Unable to remove node [${id}] as no device was found to replace device [${deviceId}]`),
+
+  // devices
+  nodeMissing: e(404, 'Node id does not exist'),
+  deviceNotFailed: (id: string) => new HeqetError(400, `device: ${id} is not in failed state`),
+  deviceHasBricks: (id: string) =>
+    new HeqetError(409, `Unable to delete device [${id}] because it contains bricks`),
+  deviceNotOfflineForRemove: (id: string) =>
+    new HeqetError(500, `Device must be offline before remove operation is performed, device:${id}`),
+  deviceFailedToOnline: e(500, 'Cannot move a failed/removed device to online state'),
+  deviceNoReplacement: (id: string) =>
+    new HeqetError(
+      500,
+      `Unable to delete device [${id}] as no device was found to replace it: No Replacement was found for resource requested to be removed`,
+    ),
+  noReplacement: e(500, 'No Replacement was found for resource requested to be removed'),
+
+  // volumes
+  badGidLow: e(400, 'Bad group id less than zero'),
+  badGidHigh: e(400, 'Bad group id equal or greater than 2**32'),
+  unknownDurability: e(400, 'Unknown durability type'),
+  invalidVolumeSize: e(400, 'Invalid volume size'),
+  invalidSnapshotFactor: e(400, 'Invalid snapshot factor'),
+  invalidReplica: e(400, 'Invalid replica value'),
+  invalidDisperse: (data: number, redundancy: number) =>
+    new HeqetError(400, `Invalid dispersion combination: ${data}+${redundancy}`),
+  noClusters: e(400, 'No clusters configured'),
+  clusterNotFound: (id: string) => new HeqetError(400, `Cluster id ${id} not found`),
+  volumeTooSmall: (sizeGiB: number, minKiB: number) =>
+    new HeqetError(
+      400,
+      `Requested volume size (${sizeGiB} GB) is smaller than the minimum supported volume size (${minKiB})`,
+    ),
+  allocateVolume: (reason: string) => new HeqetError(500, `Failed to allocate new volume: ${reason}`),
+  allocateExpansion: (reason: string) => new HeqetError(500, `Failed to allocate volume expansion: ${reason}`),
+  dbVolumeDelete: e(409, 'Cannot delete volume containing the Heketi database'),
+  blockHostingNotEmpty: e(409, 'Cannot delete a block hosting volume containing block volumes'),
+  volumeDeleteInUse: () =>
+    new HeqetError(500, 'Failed to set up volume delete: The target exists, contains other items, or is in use.'),
+  cloneBlockHosting: (id: string) =>
+    new HeqetError(500, `Failed clone volume ${id}: Cloning of block hosting volumes is not supported`),
+  blockRestriction: (reason: string) => new HeqetError(500, `Failed to set block restriction: ${reason}`),
+
+  // operations
+  operationNotFound: (id: string) => new HeqetError(404, `Id not found: ${id}`),
+
+  // admin / logging
+  onlyGlusterfsLogger: e(422, 'Only "glusterfs" logger may be modified'),
+  invalidLogLevel: (level: string) => new HeqetError(422, `invalid log level: ${level}`),
+} as const
