@@ -75,7 +75,8 @@ type Json = Record<string, unknown>
 function str(json: Json, key: string): string {
   const v = json[key]
   if (v === undefined || v === null) return ''
-  if (typeof v !== 'string') throw new ExecutorConfigError(`json: cannot use ${typeof v} as string for ${key}`)
+  if (typeof v !== 'string')
+    throw new ExecutorConfigError(`json: cannot use ${typeof v} as string for ${key}`)
   return v
 }
 

@@ -30,7 +30,10 @@ export function parseKnownHosts(text: string): KnownHostEntry[] {
 }
 
 function wildcardMatch(pattern: string, name: string): boolean {
-  const regex = pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')
+  const regex = pattern
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.')
   return new RegExp(`^${regex}$`, 'i').test(name)
 }
 
@@ -61,7 +64,12 @@ export function knownHostsName(host: string, port: number): string {
 }
 
 /** true when `keyBlob` (the server's raw public key) is known and not revoked for host:port */
-export function isKnownHostKey(entries: KnownHostEntry[], host: string, port: number, keyBlob: Buffer): boolean {
+export function isKnownHostKey(
+  entries: KnownHostEntry[],
+  host: string,
+  port: number,
+  keyBlob: Buffer,
+): boolean {
   const name = knownHostsName(host, port)
   let known = false
   for (const entry of entries) {

@@ -42,7 +42,13 @@ import {
   volumeStopForceCommand,
 } from './commands/gluster.ts'
 import { parseHealInfoXml, parseVolumeInfoXml } from './commands/gluster-xml.ts'
-import { isLvmNotFound, parseLvmIdentityReport, parseThinCount, parseUdevSymlinks, parseVgdisplay } from './commands/parse.ts'
+import {
+  isLvmNotFound,
+  parseLvmIdentityReport,
+  parseThinCount,
+  parseUdevSymlinks,
+  parseVgdisplay,
+} from './commands/parse.ts'
 import { batchTimeoutsMinutes } from './commands/prefix.ts'
 import type { RemoteExecutorConfig } from './config.ts'
 import {
@@ -85,7 +91,12 @@ export class RemoteExecutor implements Executor {
     this.timeouts = batchTimeoutsMinutes(config)
   }
 
-  private run(host: string, commands: string[], timeoutMinutes: number, quiet = false): Promise<BatchOutcome> {
+  private run(
+    host: string,
+    commands: string[],
+    timeoutMinutes: number,
+    quiet = false,
+  ): Promise<BatchOutcome> {
     return this.batches.run(host, commands, { timeoutMinutes, quiet })
   }
 
@@ -102,7 +113,11 @@ export class RemoteExecutor implements Executor {
   async peerProbe(host: string, newStorageHost: string): Promise<void> {
     await this.runOrThrow(host, [peerProbeCommand(this.config, newStorageHost)], this.timeouts.gluster)
     if (this.config.snapshotLimit > 0) {
-      await this.runOrThrow(host, [snapshotLimitCommand(this.config, this.config.snapshotLimit)], this.timeouts.gluster)
+      await this.runOrThrow(
+        host,
+        [snapshotLimitCommand(this.config, this.config.snapshotLimit)],
+        this.timeouts.gluster,
+      )
     }
   }
 
@@ -165,14 +180,22 @@ export class RemoteExecutor implements Executor {
     try {
       pvUuid = parseLvmIdentityReport(pvs.stdout, 'pv').pvUuid
     } catch (err) {
-      throw new NodeCommandError(`failed to read PV data for ${device} [${(err as Error).message}]`, host, pvs.command)
+      throw new NodeCommandError(
+        `failed to read PV data for ${device} [${(err as Error).message}]`,
+        host,
+        pvs.command,
+      )
     }
     const paths = udevadm?.exitCode === 0 ? parseUdevSymlinks(udevadm.stdout, device) : [device]
     return { pvUuid, paths }
   }
 
   private async sizes(host: string, deviceId: string) {
-    const [vgdisplay] = await this.runOrThrow(host, [vgdisplayCommand(this.config, deviceId)], this.timeouts.device)
+    const [vgdisplay] = await this.runOrThrow(
+      host,
+      [vgdisplayCommand(this.config, deviceId)],
+      this.timeouts.device,
+    )
     try {
       return parseVgdisplay(vgdisplay.stdout)
     } catch (err) {
@@ -183,7 +206,11 @@ export class RemoteExecutor implements Executor {
   /** the stored PV UUID, else the one `vgs` reports for vg_<id> (failures ignored) */
   private async resolvePvUuid(dev: DeviceRef): Promise<string> {
     if (dev.pvUuid) return dev.pvUuid
-    const query = await this.run(dev.host, [vgsIdentityCommand(this.config, dev.deviceId)], this.timeouts.device)
+    const query = await this.run(
+      dev.host,
+      [vgsIdentityCommand(this.config, dev.deviceId)],
+      this.timeouts.device,
+    )
     if (!query.ok) return ''
     try {
       return parseLvmIdentityReport(query.results[0].stdout, 'vg').pvUuid
@@ -253,11 +280,19 @@ export class RemoteExecutor implements Executor {
     }
     if (umountFailure) throw outcomeError(umountFailure, host)
 
-    const lvRemoved = await this.run(host, [lvremoveCommand(this.config, req.deviceId, brickLvName(req))], timeout)
+    const lvRemoved = await this.run(
+      host,
+      [lvremoveCommand(this.config, req.deviceId, brickLvName(req))],
+      timeout,
+    )
     if (!lvRemoved.ok && !isLvmNotFound(lvRemoved.error)) throw outcomeError(lvRemoved, host)
 
     const thinPool = brickThinPoolName(req)
-    const countQuery = await this.run(host, [thinPoolCountCommand(this.config, req.deviceId, thinPool)], timeout)
+    const countQuery = await this.run(
+      host,
+      [thinPoolCountCommand(this.config, req.deviceId, thinPool)],
+      timeout,
+    )
     let thinCount = 0
     if (countQuery.ok) {
       try {
@@ -278,9 +313,14 @@ export class RemoteExecutor implements Executor {
 
     let spaceReclaimed = false
     if (thinCount === 0) {
-      const poolRemoved = await this.run(host, [lvremoveCommand(this.config, req.deviceId, thinPool)], timeout)
+      const poolRemoved = await this.run(
+        host,
+        [lvremoveCommand(this.config, req.deviceId, thinPool)],
+        timeout,
+      )
       spaceReclaimed = poolRemoved.ok || isLvmNotFound(poolRemoved.error)
-      if (!spaceReclaimed) this.logger.warn(`removing thin pool ${vg}/${thinPool} on ${host}: ${poolRemoved.error}`)
+      if (!spaceReclaimed)
+        this.logger.warn(`removing thin pool ${vg}/${thinPool} on ${host}: ${poolRemoved.error}`)
     }
     await this.run(host, [rmdirCommand(mnt)], timeout)
     return { spaceReclaimed }
@@ -294,29 +334,40 @@ export class RemoteExecutor implements Executor {
     const commands = addBrickCommands(this.config, req.name, req.durability, req.bricks)
     await this.runOrThrow(req.host, commands, this.timeouts.gluster)
     if (!this.config.rebalanceOnExpansion) return
-    const rebalance = await this.run(req.host, [volumeRebalanceStartCommand(this.config, req.name)], this.timeouts.gluster)
-    if (!rebalance.ok) this.logger.warn(`rebalance of volume ${req.name} failed (ignored): ${rebalance.error}`)
+    const rebalance = await this.run(
+      req.host,
+      [volumeRebalanceStartCommand(this.config, req.name)],
+      this.timeouts.gluster,
+    )
+    if (!rebalance.ok)
+      this.logger.warn(`rebalance of volume ${req.name} failed (ignored): ${rebalance.error}`)
   }
 
   async volumeDestroy(host: string, name: string): Promise<void> {
     await this.run(host, [volumeStopForceCommand(this.config, name)], this.timeouts.gluster)
     const deleted = await this.run(host, [volumeDeleteCommand(this.config, name)], this.timeouts.gluster)
     if (deleted.ok || deleted.error.includes('does not exist')) return
-    throw new NodeCommandError(`Unable to delete volume ${name}: ${deleted.error}`, host, deleted.failed?.command)
+    throw new NodeCommandError(
+      `Unable to delete volume ${name}: ${deleted.error}`,
+      host,
+      deleted.failed?.command,
+    )
   }
 
   async volumeInfo(host: string, name: string): Promise<GlusterVolumeInfo> {
     const query = await this.run(host, [volumeInfoCommand(this.config, name)], this.timeouts.gluster)
     if (query.transport) throw outcomeError(query, host)
     if (!query.ok) throw new NodeCommandError(`Unable to get volume info of volume name: ${name}`, host)
-    const undetermined = () => new NodeCommandError(`Unable to determine volume info of volume name: ${name}`, host)
+    const undetermined = () =>
+      new NodeCommandError(`Unable to determine volume info of volume name: ${name}`, host)
     let parsed: ReturnType<typeof parseVolumeInfoXml>
     try {
       parsed = parseVolumeInfoXml(query.results[0].stdout)
     } catch {
       throw undetermined()
     }
-    if (parsed.opErrstr !== '') throw new NodeCommandError(`Unable to get info for ${name}: ${parsed.opErrstr}`, host)
+    if (parsed.opErrstr !== '')
+      throw new NodeCommandError(`Unable to get info for ${name}: ${parsed.opErrstr}`, host)
     const volume = parsed.volumes.find((v) => v.name === name)
     if (!volume) throw undetermined()
     return volume
@@ -324,12 +375,16 @@ export class RemoteExecutor implements Executor {
 
   async healInfo(host: string, name: string): Promise<HealInfoBrick[]> {
     const query = await this.run(host, [healInfoCommand(this.config, name)], this.timeouts.gluster)
-    if (!query.ok) throw new NodeCommandError(`Unable to get heal info of volume : ${name} : ${query.error}`, host)
+    if (!query.ok)
+      throw new NodeCommandError(`Unable to get heal info of volume : ${name} : ${query.error}`, host)
     let parsed: ReturnType<typeof parseHealInfoXml>
     try {
       parsed = parseHealInfoXml(query.results[0].stdout)
     } catch (err) {
-      throw new NodeCommandError(`Unable to determine heal info of volume : ${name} : ${(err as Error).message}`, host)
+      throw new NodeCommandError(
+        `Unable to determine heal info of volume : ${name} : ${(err as Error).message}`,
+        host,
+      )
     }
     if (parsed.opRet !== 0) {
       throw new NodeCommandError(`Unable to get heal info of volume : ${name} : ${parsed.opErrstr}`, host)
@@ -337,7 +392,12 @@ export class RemoteExecutor implements Executor {
     return parsed.bricks
   }
 
-  async replaceBrick(host: string, name: string, oldBrick: VolumeBrick, newBrick: VolumeBrick): Promise<void> {
+  async replaceBrick(
+    host: string,
+    name: string,
+    oldBrick: VolumeBrick,
+    newBrick: VolumeBrick,
+  ): Promise<void> {
     const command = replaceBrickCommand(this.config, name, oldBrick, newBrick)
     const replaced = await this.run(host, [command], this.timeouts.gluster)
     if (replaced.ok) return

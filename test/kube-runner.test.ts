@@ -172,7 +172,7 @@ t.test('stdout, stderr, exit codes; stop at the first failure', async (t) => {
   const big = 'x'.repeat(100_000) // several frames on the wire
   const results = await runner.runBatch(
     'n1',
-    [`printf %s ${big}; echo oops >&2`, 'echo fails >&2; exit 3', 'echo never'],
+    ["head -c 100000 /dev/zero | tr '\\0' x; echo oops >&2", 'echo fails >&2; exit 3', 'echo never'],
     opts,
   )
   t.equal(results.length, 2)

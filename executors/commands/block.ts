@@ -16,7 +16,10 @@ function target(hostingVolume: string, name: string): string {
 }
 
 /** quiet when auth is enabled (the output carries the password) */
-export function blockCreateCommand(cfg: Pick<RemoteExecutorConfig, 'blockPrealloc'>, spec: BlockCreateSpec): string {
+export function blockCreateCommand(
+  cfg: Pick<RemoteExecutorConfig, 'blockPrealloc'>,
+  spec: BlockCreateSpec,
+): string {
   if (spec.hosts.length === 0) throw new UnsafeCommandArgumentError('block volume host list', spec.hosts)
   const hosts = spec.hosts.map((h) => assertHost(h)).join(',')
   const prealloc = assertName(cfg.blockPrealloc, 'block prealloc')

@@ -85,7 +85,8 @@ export function fstabAppendCommand(cfg: BrickCommandConfig, spec: BrickSpec): st
 /** the one create batch (timeout 10) */
 export function brickCreateCommands(cfg: BrickCommandConfig, spec: BrickSpec): string[] {
   const mnt = brickMountPoint(spec.path)
-  if (`${mnt}/brick` !== spec.path) throw new UnsafeCommandArgumentError('brick path (must end in /brick)', spec.path)
+  if (`${mnt}/brick` !== spec.path)
+    throw new UnsafeCommandArgumentError('brick path (must end in /brick)', spec.path)
   const commands = [
     `mkdir -p ${mnt}`,
     lvcreateThinCommand(cfg, spec),

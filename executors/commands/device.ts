@@ -15,7 +15,10 @@ export function wipefsCommand(device: string): string {
 }
 
 /** note the single quotes around the device, heketi quotes it in pvcreate only */
-export function pvcreateCommand(cfg: PrefixConfig & Pick<RemoteExecutorConfig, 'pvDataAlignment'>, device: string) {
+export function pvcreateCommand(
+  cfg: PrefixConfig & Pick<RemoteExecutorConfig, 'pvDataAlignment'>,
+  device: string,
+) {
   const alignment = assertLvmSize(cfg.pvDataAlignment, 'pv data alignment')
   return `${lvmPrefix(cfg)} pvcreate -qq --metadatasize=128M --dataalignment=${alignment} '${assertDevicePath(device)}'`
 }
@@ -31,7 +34,8 @@ export function vgcreateCommand(
 
 /** Batch 1 of device add; `wipefs` only on heketi's destroydata retry. */
 export function deviceSetupCommands(
-  cfg: PrefixConfig & Pick<RemoteExecutorConfig, 'pvDataAlignment' | 'vgPhysicalExtentSize' | 'backupLvmMetadata'>,
+  cfg: PrefixConfig &
+    Pick<RemoteExecutorConfig, 'pvDataAlignment' | 'vgPhysicalExtentSize' | 'backupLvmMetadata'>,
   deviceId: string,
   device: string,
   destroyData: boolean,

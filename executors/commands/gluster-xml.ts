@@ -23,7 +23,8 @@ function parseCliOutput(stdout: string): XmlElement {
 
 function integer(text: string, what: string): number {
   if (text === '') return 0
-  if (!/^-?[0-9]+$/.test(text)) throw new CommandOutputError(`${what} is not a number: ${JSON.stringify(text)}`)
+  if (!/^-?[0-9]+$/.test(text))
+    throw new CommandOutputError(`${what} is not a number: ${JSON.stringify(text)}`)
   return Number(text)
 }
 

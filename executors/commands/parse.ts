@@ -53,7 +53,9 @@ export function parseLvmIdentityReport(stdout: string, section: 'pv' | 'vg'): Pv
   }
   const reports = (doc as { report?: unknown })?.report
   if (!Array.isArray(reports) || reports.length !== 1) {
-    throw new CommandOutputError(`expected exactly one LVM report, got ${Array.isArray(reports) ? reports.length : 0}`)
+    throw new CommandOutputError(
+      `expected exactly one LVM report, got ${Array.isArray(reports) ? reports.length : 0}`,
+    )
   }
   const entries = (reports[0] as Record<string, unknown>)?.[section]
   if (!Array.isArray(entries) || entries.length !== 1) {
@@ -84,7 +86,8 @@ export function parseUdevSymlinks(stdout: string, device: string): string[] {
 /** `lvs --noheadings --options=thin_count`: an integer, possibly padded */
 export function parseThinCount(stdout: string): number {
   const text = stdout.trim()
-  if (!/^[0-9]+$/.test(text)) throw new CommandOutputError(`strconv.Atoi: parsing ${JSON.stringify(text)}: invalid syntax`)
+  if (!/^[0-9]+$/.test(text))
+    throw new CommandOutputError(`strconv.Atoi: parsing ${JSON.stringify(text)}: invalid syntax`)
   return Number(text)
 }
 

@@ -77,7 +77,11 @@ export function assertWrapper(value: string): string {
 
 /** a raw `volume set` option such as `performance.readdir-ahead off` */
 export function assertGlusterOption(value: string): string {
-  check(typeof value === 'string' && value.trim() !== '' && !SHELL_SPECIAL.test(value), 'gluster option', value)
+  check(
+    typeof value === 'string' && value.trim() !== '' && !SHELL_SPECIAL.test(value),
+    'gluster option',
+    value,
+  )
   return value
 }
 

@@ -94,7 +94,9 @@ export class FakeKube {
     this.token = opts.token ?? randomBytes(16).toString('hex')
     this.namespace = opts.namespace ?? 'default'
     this.pods = opts.pods
-    this.server = createServer((req, res) => this.handleRequest(req, res))
+    // exec puts the whole command into the URL; Go's servers accept 1 MiB of
+    // request head where Node's default stops at 16 KiB
+    this.server = createServer({ maxHeaderSize: 1 << 20 }, (req, res) => this.handleRequest(req, res))
     this.server.on('upgrade', (req, socket, head) => this.handleUpgrade(req, socket, head))
   }
 

@@ -1,0 +1,95 @@
+// The server command: heqet --config=FILE [--disable-auth]
+import { randomBytes } from 'node:crypto'
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { Command } from 'commander'
+import pino from 'pino'
+import { ConfigError, type Config, loadConfigFile } from '../src/config.ts'
+import { buildApp } from './app.ts'
+import { pinoLevel } from './routes/core.ts'
+
+const VERSION = '0.1.0'
+
+/**
+ * heketi refuses to start without JWT keys; heqet instead generates a pair
+ * on first start and keeps it beside the DB, so no secret ever ships in a
+ * repository and a fresh install still answers authenticated requests.
+ */
+function ensureKeys(config: Config, log: pino.Logger): void {
+  if (config.adminKey && config.userKey) return
+  const file = join(dirname(resolve(config.dbPath)), 'heqet-keys.json')
+  let keys: { admin: string; user: string }
+  if (existsSync(file)) {
+    keys = JSON.parse(readFileSync(file, 'utf8'))
+  } else {
+    mkdirSync(dirname(file), { recursive: true })
+    keys = { admin: randomBytes(24).toString('base64url'), user: randomBytes(24).toString('base64url') }
+    writeFileSync(file, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 })
+    chmodSync(file, 0o600)
+    log.warn(
+      `No JWT keys configured: generated ${file}. Use them with heketi-cli as ` +
+        `heketi-cli --server http://localhost:${config.port} --user admin --secret "$(jq -r .admin ${file})" cluster list`,
+    )
+  }
+  config.adminKey ||= keys.admin
+  config.userKey ||= keys.user
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const program = new Command()
+    .name('heqet')
+    .description('A heketi-compatible RESTful volume manager for GlusterFS')
+    .option('--config <file>', 'configuration file (heketi.json format)')
+    .option('--disable-auth', 'turn off JWT authentication and authorization')
+    .option('-v, --version', 'print the version and exit')
+    .allowExcessArguments(false)
+  program.parse(argv)
+  const opts = program.opts<{ config?: string; disableAuth?: boolean; version?: boolean }>()
+  console.log(`Heqet ${VERSION} (using node: ${process.version})`)
+  if (opts.version) return
+  if (!opts.config) {
+    console.error('Please provide configuration file')
+    process.exit(1)
+  }
+  let config: Config
+  try {
+    config = loadConfigFile(opts.config)
+  } catch (err) {
+    console.error(`ERROR: ${err instanceof ConfigError ? err.message : String(err)}`)
+    process.exit(1)
+  }
+  config.disableAuth = Boolean(opts.disableAuth)
+  if (config.disableAuth) console.error('WARNING: Heqet started with --disable-auth')
+  const log = pino({ level: pinoLevel(config.logLevel), name: 'heqet' })
+  if (!config.disableAuth) ensureKeys(config, log)
+
+  let app: Awaited<ReturnType<typeof buildApp>>
+  try {
+    app = await buildApp({ config, logger: log })
+  } catch (err) {
+    console.error(`ERROR: Unable to start application: ${(err as Error).message}`)
+    process.exit(1)
+  }
+  process.on('SIGUSR2', () => {
+    app.state.admin = 'normal'
+    log.info('admin state reset to normal (SIGUSR2)')
+  })
+  let stopping = false
+  const stop = async () => {
+    if (stopping) return
+    stopping = true
+    console.log('Shutting down...')
+    await app.close().catch(() => {})
+    process.exit(0)
+  }
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+  try {
+    await app.app.listen({ port: config.port, host: config.listenHost || '::' })
+  } catch (err) {
+    console.error(`ERROR: HTTP Server error: ${(err as Error).message}`)
+    await app.close().catch(() => {})
+    process.exit(1)
+  }
+  console.log(`Listening on port ${config.port}`)
+}
