@@ -7,10 +7,13 @@ import { createExecutor } from '../executors/factory.ts'
 import type { Config } from '../src/config.ts'
 import type { AppContext } from '../src/context.ts'
 import { Throttle } from '../src/operations/throttle.ts'
+import { brickLimitsFromConfig } from '../src/placement/geometry.ts'
+import { TopologyIndex } from '../src/placement/topology-index.ts'
 import { registerClusterRoutes } from './routes/clusters.ts'
 import { pinoLevel, registerCoreRoutes } from './routes/core.ts'
 import { registerMetricsRoutes } from './routes/metrics.ts'
 import { registerTopologyRoutes } from './routes/topology.ts'
+import { registerVolumeRoutes } from './routes/volumes.ts'
 import { type Api, createApi } from './server.ts'
 
 export interface AppOptions {
@@ -37,12 +40,19 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     throttle: new Throttle(config.maxInflightOperations),
     health: { isUp: () => true },
     running: new Set(),
+    placement: new TopologyIndex(store),
+    limits: brickLimitsFromConfig({
+      brickMinSizeGiB: config.brickMinSizeGiB,
+      brickMaxSizeGiB: config.brickMaxSizeGiB,
+      maxBricksPerVolume: config.maxBricksPerVolume,
+    }),
   }
   const api = createApi(ctx, config.defaultState)
   registerCoreRoutes(api)
   registerMetricsRoutes(api)
   registerClusterRoutes(api)
   registerTopologyRoutes(api)
+  registerVolumeRoutes(api)
   await api.app.ready()
   return {
     ...api,

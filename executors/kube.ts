@@ -159,6 +159,8 @@ export class KubeRunner implements CommandRunner {
     commands: string[],
     opts: BatchOptions,
   ): Promise<CommandResult[]> {
+    // batches queued behind the one that was running when close() came
+    if (this.closed) throw new Error('kube runner is closed')
     let { target, cached } = await this.targetFor(host)
     const results: CommandResult[] = []
     for (const command of commands) {
@@ -264,64 +266,59 @@ export class KubeRunner implements CommandRunner {
       throw new Error(`Too many kube exec connections active (${this.activeExecs})`)
     }
     this.activeExecs++
-    try {
-      const stdout = new Collector()
-      const stderr = new Collector()
-      let status: V1Status | undefined
-      await new Promise<void>((resolve, reject) => {
-        let settled = false
-        const settle = (err?: Error) => {
-          if (settled) return
-          settled = true
-          clearTimeout(timer)
-          err ? reject(err) : resolve()
-        }
-        const timer = setTimeout(
-          () => {
-            settle(new Error('timeout'))
-            socket?.terminate()
-          },
-          timeoutMinutes * MINUTE_MS + this.clientGraceMs,
-        )
-        let socket: { terminate(): void } | undefined
-        const onStatus = (s: V1Status) => {
-          status = s
-        }
-        this.exec
-          .exec(this.namespace, target.pod, target.container, argv, stdout, stderr, null, false, onStatus)
-          .then(
-            (ws) => {
-              socket = ws
-              if (settled) {
-                ws.terminate()
-                return
-              }
-              this.sockets.add(ws)
-              const onClose = () => {
-                this.sockets.delete(ws)
-                if (status) return settle()
-                settle(
-                  new Error(
-                    `Unable to execute command on ${target.pod}: connection closed without an exit status`,
-                  ),
-                )
-              }
-              if (ws.readyState === ws.CLOSED) onClose()
-              else ws.once('close', onClose)
-            },
-            (err: unknown) =>
-              settle(
-                new SessionSetupError(
-                  `Unable to setup a session with ${target.pod}: ${socketErrorText(err)}`,
-                ),
-              ),
-          )
+    const stdout = new Collector()
+    const stderr = new Collector()
+    let status: V1Status | undefined
+    const { pod, container } = target
+    const opened = this.exec
+      .exec(this.namespace, pod, container, argv, stdout, stderr, null, false, (s) => {
+        status = s
       })
-      return { status: status!, stdout: stdout.text(), stderr: stderr.text() }
+      .catch((err: unknown) => {
+        throw new SessionSetupError(`Unable to setup a session with ${pod}: ${socketErrorText(err)}`)
+      })
+    try {
+      await deadline(
+        opened.then((ws) => untilClosed(ws, this.sockets)),
+        timeoutMinutes * MINUTE_MS + this.clientGraceMs,
+      )
+    } catch (err) {
+      // on the client's own timeout, hang up so the remote side gets killed too
+      opened.then(
+        (ws) => ws.terminate(),
+        () => {},
+      )
+      throw err
     } finally {
       this.activeExecs--
     }
+    if (!status)
+      throw new Error(`Unable to execute command on ${pod}: connection closed without an exit status`)
+    return { status, stdout: stdout.text(), stderr: stderr.text() }
   }
+}
+
+type ExecSocket = Awaited<ReturnType<Exec['exec']>>
+
+/** Resolves once the socket is closed (the exec client closes it after the status frame). */
+function untilClosed(ws: ExecSocket, open: Set<{ terminate(): void }>): Promise<void> {
+  open.add(ws)
+  return new Promise((resolve) => {
+    const done = () => {
+      open.delete(ws)
+      resolve()
+    }
+    if (ws.readyState === ws.CLOSED) done()
+    else ws.once('close', done)
+  })
+}
+
+function deadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timeout')), ms)
+  })
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer))
 }
 
 /** Exit code from the v4 status channel; 1 when the status does not say (as heketi). */

@@ -173,7 +173,7 @@ export class RemoteExecutor implements Executor {
     const query = await this.run(host, deviceIdentityCommands(this.config, device), this.timeouts.device)
     if (query.transport) throw outcomeError(query, host)
     const [pvs, udevadm] = query.results
-    if (!pvs || pvs.exitCode !== 0) {
+    if (pvs?.exitCode !== 0) {
       throw new NodeCommandError(`failed to read PV data for ${device} [${query.error}]`, host, pvs?.command)
     }
     let pvUuid: string

@@ -20,18 +20,25 @@ const END = 'HEQET-END'
  * as `HEQET <i> <exit> <stdoutBytes> <stderrBytes>\n<stdout><stderr>`,
  * preceded by `HEQET-START <nonce>\n` (anything a login shell prints before
  * is skipped) and followed by `HEQET-END\n` when every command succeeded.
+ *
+ * Process creation is the cost on a node, so each command costs exactly one
+ * fork (its heketi-style `/bin/bash -c`): outputs go to two temp files that
+ * bash builtins read back (`read -d ''`, byte lengths under a function-local
+ * LC_ALL=C, which no command sees). A NUL byte ends a captured output early;
+ * node commands print text, and the framing stays exact either way.
  */
 export function buildBatchScript(wrappedCommands: string[], nonce: string): string {
   if (!/^[a-zA-Z0-9]+$/.test(nonce)) throw new Error('nonce must be alphanumeric')
   const lines = [
-    `d=$(mktemp -d 2>/dev/null) || exit ${SCRIPT_NO_TEMP_DIR_EXIT}`,
-    `trap 'rm -rf "$d"' EXIT`,
-    `f() { printf '${FRAME} %s %s %s %s\\n' "$1" "$2" $(wc -c <"$d/o") $(wc -c <"$d/e"); cat "$d/o" "$d/e"; }`,
-    `printf '${START} ${nonce}\\n'`,
+    // noclobber: create both files exclusively (no symlink games in /tmp), then truncate per command
+    `d="\${TMPDIR:-/tmp}/heqet-${nonce}"; set -C; { : >"$d.o" && : >"$d.e"; } 2>/dev/null || exit ${SCRIPT_NO_TEMP_DIR_EXIT}; set +C`,
+    `trap 'rm -f "$d.o" "$d.e"' EXIT`,
+    `f() { local LC_ALL=C o e; IFS= read -r -d '' o <"$d.o"; IFS= read -r -d '' e <"$d.e"; printf '${FRAME} %s %s %s %s\n%s%s' "$1" "$2" "\${#o}" "\${#e}" "$o" "$e"; }`,
+    `printf '${START} ${nonce}\n'`,
     ...wrappedCommands.map(
-      (cmd, i) => `${cmd} </dev/null >"$d/o" 2>"$d/e"; r=$?; f ${i} $r; [ $r -eq 0 ] || exit 0`,
+      (cmd, i) => `${cmd} </dev/null >"$d.o" 2>"$d.e"; r=$?; f ${i} $r; [ $r -eq 0 ] || exit 0`,
     ),
-    `printf '${END}\\n'`,
+    `printf '${END}\n'`,
   ]
   // the script itself runs in bash whatever the user's login shell is
   return wrapHeketiCommand(lines.join('\n'), false)
@@ -46,7 +53,7 @@ export interface FramedResult {
 
 /** Incremental parser of a batch script's stdout. */
 export class BatchFrameParser {
-  private buffer = Buffer.alloc(0)
+  private buffer: Buffer = Buffer.alloc(0)
   private started = false
   ended = false
   readonly results: FramedResult[] = []

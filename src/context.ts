@@ -4,6 +4,8 @@ import type { Logger } from 'pino'
 import type { Store } from '../db/store.ts'
 import type { Executor } from '../executors/executor.ts'
 import type { Config } from './config.ts'
+import type { BrickLimits } from './placement/geometry.ts'
+import type { TopologyIndex } from './placement/topology-index.ts'
 import type { Throttle } from './operations/throttle.ts'
 
 export interface HealthView {
@@ -18,6 +20,9 @@ export interface AppContext {
   log: Logger
   throttle: Throttle
   health: HealthView
+  /** in-memory placement index, kept current by store commits */
+  placement: TopologyIndex
+  limits: BrickLimits
   /** ids of pending operations running in this process */
   running: Set<string>
 }

@@ -85,7 +85,11 @@ t.test('kubeConfigFromHeketi reads heketi keys and HEKETI_KUBE_* overrides', asy
 })
 
 t.test('start-up errors and namespace sources', async (t) => {
-  const dir = t.testdir({ sa: { namespace: '  \n' }, nosa: {} })
+  const dir = t.testdir({
+    sa: { namespace: '  \n' },
+    nosa: {},
+    pod: { token: 'sa-token', namespace: 'gluster-ns\n' },
+  })
   const base = kubeConfigFromHeketi({}, {})
   t.throws(() => new KubeRunner(base, { env: {}, serviceAccountDir: join(dir, 'sa') }), {
     message:
@@ -108,6 +112,14 @@ t.test('start-up errors and namespace sources', async (t) => {
   // KUBECONFIG is honoured when no explicit path and not in a pod
   const withNs = await fake.writeKubeconfig(join(dir, 'kc-ns'), { namespace: 'ctx' })
   t.equal(new KubeRunner(base, { env: { KUBECONFIG: withNs } }).namespace, 'ctx')
+  // in a pod the service account wins over KUBECONFIG; only an explicit path beats it
+  const inPod = { KUBERNETES_SERVICE_HOST: '10.0.0.1', KUBERNETES_SERVICE_PORT: '443', KUBECONFIG: withNs }
+  t.equal(new KubeRunner(base, { env: inPod, serviceAccountDir: join(dir, 'pod') }).namespace, 'gluster-ns')
+  t.throws(() => new KubeRunner(base, { env: inPod, serviceAccountDir: join(dir, 'nosa') }), {
+    message: `Unable to create configuration for Kubernetes: open ${join(dir, 'nosa', 'token')}: no such file or directory`,
+  })
+  const explicit = { ...base, kubeconfig: withNs }
+  t.equal(new KubeRunner(explicit, { env: inPod, serviceAccountDir: join(dir, 'pod') }).namespace, 'ctx')
 })
 
 t.test('default rule: label glusterfs-node==<host>', async (t) => {

@@ -44,10 +44,7 @@ function separatorAfter(text: string): string {
   return text.endsWith('.') ? ' ' : ': '
 }
 
-export function placementError(
-  kind: keyof typeof HEKETI_PLACEMENT_TEXT,
-  detail = '',
-): PlacementError {
+export function placementError(kind: keyof typeof HEKETI_PLACEMENT_TEXT, detail = ''): PlacementError {
   return new PlacementError(kind, HEKETI_PLACEMENT_TEXT[kind], detail)
 }
 

@@ -4,7 +4,13 @@
 // by a hash of the request so equal clusters still spread.
 
 import type { Id } from '../entries.ts'
-import { type BrickRole, matchesTagRule, roleAccepts, arbiterRole, type TagMatchRule } from './device-filters.ts'
+import {
+  arbiterRole,
+  type BrickRole,
+  matchesTagRule,
+  roleAccepts,
+  type TagMatchRule,
+} from './device-filters.ts'
 import { type BrickSpace, brickSpaceLowerBoundKiB, brickSpaceOnDevice } from './geometry.ts'
 import type { ClusterView, DeviceView, NodeView, ZoneView } from './topology-index.ts'
 
@@ -94,7 +100,12 @@ export function nodeUsable(node: NodeView, filters: DeviceFilters): boolean {
   )
 }
 
-export function deviceAccepts(node: NodeView, device: DeviceView, role: BrickRole, filters: DeviceFilters): boolean {
+export function deviceAccepts(
+  node: NodeView,
+  device: DeviceView,
+  role: BrickRole,
+  filters: DeviceFilters,
+): boolean {
   if (device.state !== 'online' || filters.excludeDevices.has(device.id)) return false
   if (filters.tagRule !== undefined && !matchesTagRule(filters.tagRule, node.tags, device.tags)) return false
   return !filters.useArbiterRoles || roleAccepts(arbiterRole(node.tags, device.tags), role)
@@ -114,7 +125,8 @@ export function bestDeviceOn(
     if (!deviceAccepts(node, device, need.role, filters)) continue
     const free = overlay.freeKiB(device)
     const space = need.spaceOn(device.extentSizeKiB)
-    if (free > space.totalKiB && (best === undefined || free > best.freeKiB)) best = { device, space, freeKiB: free }
+    if (free > space.totalKiB && (best === undefined || free > best.freeKiB))
+      best = { device, space, freeKiB: free }
   }
   return best
 }

@@ -121,9 +121,12 @@ export class TopologyIndex {
   /** Applies committed changes; called by the store after each commit. */
   apply(changes: readonly Change[]): void {
     for (const { bucket, key, value } of changes) {
-      if (bucket === 'cluster') value === undefined ? this.deleteCluster(key) : this.putCluster(value as ClusterEntry)
-      else if (bucket === 'node') value === undefined ? this.deleteNode(key) : this.putNode(value as NodeEntry)
-      else if (bucket === 'device') value === undefined ? this.deleteDevice(key) : this.putDevice(value as DeviceEntry)
+      if (bucket === 'cluster')
+        value === undefined ? this.deleteCluster(key) : this.putCluster(value as ClusterEntry)
+      else if (bucket === 'node')
+        value === undefined ? this.deleteNode(key) : this.putNode(value as NodeEntry)
+      else if (bucket === 'device')
+        value === undefined ? this.deleteDevice(key) : this.putDevice(value as DeviceEntry)
     }
   }
 
@@ -309,7 +312,14 @@ export class TopologyIndex {
       device = undefined
     }
     if (device === undefined) {
-      device = { id: entry.id, nodeId: entry.nodeId, state: entry.state, freeKiB: 0, extentSizeKiB: 0, tags: {} }
+      device = {
+        id: entry.id,
+        nodeId: entry.nodeId,
+        state: entry.state,
+        freeKiB: 0,
+        extentSizeKiB: 0,
+        tags: {},
+      }
       this.devices.set(device.id, device)
       this.devicesFor(device.nodeId).push(device)
     }

@@ -1,0 +1,131 @@
+// /volumes
+import { isVolumeListed } from '../../src/clusters.ts'
+import { Errors } from '../../src/errors.ts'
+import {
+  cloneVolume,
+  createVolume,
+  deleteVolume,
+  expandVolume,
+  getReadableVolume,
+  setBlockRestriction,
+} from '../../src/volumes.ts'
+import { decodeBody, sendJson, Validation } from '../http.ts'
+import { type Api, addRoute } from '../server.ts'
+import { volumeView } from '../views.ts'
+
+const NAME = /^[a-zA-Z0-9_-]+$/
+const DISPERSE_COMBINATIONS = new Set(['2+1', '4+2', '8+3', '8+4'])
+
+const createSchema = {
+  size: 'int',
+  name: 'string',
+  clusters: { array: 'string' },
+  durability: {
+    object: {
+      type: 'string',
+      replicate: { object: { replica: 'int' } },
+      disperse: { object: { data: 'int', redundancy: 'int' } },
+    },
+  },
+  gid: 'int',
+  glustervolumeoptions: { array: 'string' },
+  block: 'bool',
+  snapshot: { object: { enable: 'bool', factor: 'float' } },
+} as const
+
+export function registerVolumeRoutes(api: Api): void {
+  const { ctx } = api
+
+  addRoute(api, {
+    method: 'POST',
+    path: '/volumes',
+    handler: async (req, reply) => {
+      const body = decodeBody(req, createSchema)
+      const v = new Validation()
+      if (body.size === 0) v.add('size', 'cannot be blank')
+      else if (body.size < 1) v.add('size', 'must be no less than 1')
+      if (body.name !== '' && !NAME.test(body.name)) v.add('name', 'must be in a valid format')
+      v.throwIfAny()
+      if (body.gid < 0) throw Errors.badGidLow()
+      if (body.gid >= 2147483647) throw Errors.badGidHigh()
+      const d = body.durability
+      if (!['', 'none', 'replicate', 'disperse'].includes(d.type)) throw Errors.unknownDurability()
+      if (body.size < 1) throw Errors.invalidVolumeSize()
+      if (body.snapshot.enable && (body.snapshot.factor < 1 || body.snapshot.factor > 100)) {
+        throw Errors.invalidSnapshotFactor()
+      }
+      if (d.type === 'replicate' && d.replicate.replica > 3) throw Errors.invalidReplica()
+      if (d.type === 'disperse' && !DISPERSE_COMBINATIONS.has(`${d.disperse.data}+${d.disperse.redundancy}`)) {
+        throw Errors.invalidDisperse(d.disperse.data, d.disperse.redundancy)
+      }
+      return api.startJob(reply, () =>
+        createVolume(ctx, { ...body, durability: { ...d, type: d.type as 'none' | 'replicate' | 'disperse' | '' } }),
+      )
+    },
+  })
+
+  addRoute(api, {
+    method: 'GET',
+    path: '/volumes',
+    handler: async (_req, reply) =>
+      sendJson(reply, 200, {
+        volumes: ctx.store.read((tx) => tx.values('volume').filter((v) => isVolumeListed(tx, v)).map((v) => v.id)),
+      }),
+  })
+
+  addRoute(api, {
+    method: 'GET',
+    path: '/volumes/{id}',
+    handler: async (req, reply) => {
+      const volume = getReadableVolume(ctx, req.params.id)
+      return sendJson(
+        reply,
+        200,
+        ctx.store.read((tx) => volumeView(tx, volume)),
+      )
+    },
+  })
+
+  addRoute(api, {
+    method: 'DELETE',
+    path: '/volumes/{id}',
+    handler: async (req, reply) => api.startJob(reply, () => deleteVolume(ctx, req.params.id)),
+  })
+
+  addRoute(api, {
+    method: 'POST',
+    path: '/volumes/{id}/expand',
+    handler: async (req, reply) => {
+      const body = decodeBody(req, { expand_size: 'int' })
+      const v = new Validation()
+      if (body.expand_size === 0) v.add('expand_size', 'cannot be blank')
+      else if (body.expand_size < 1) v.add('expand_size', 'must be no less than 1')
+      v.throwIfAny()
+      return api.startJob(reply, () => expandVolume(ctx, req.params.id, body.expand_size))
+    },
+  })
+
+  addRoute(api, {
+    method: 'POST',
+    path: '/volumes/{id}/clone',
+    handler: async (req, reply) => {
+      const body = decodeBody(req, { name: 'string' })
+      const v = new Validation()
+      if (body.name !== '' && !NAME.test(body.name)) v.add('name', 'must be in a valid format')
+      v.throwIfAny()
+      return api.startJob(reply, () => cloneVolume(ctx, req.params.id, body.name))
+    },
+  })
+
+  addRoute(api, {
+    method: 'POST',
+    path: '/volumes/{id}/block-restriction',
+    handler: async (req, reply) => {
+      const body = decodeBody(req, { restriction: 'string' })
+      const v = new Validation()
+      if (body.restriction !== '' && body.restriction !== 'locked') v.add('restriction', 'must be a valid value')
+      v.throwIfAny()
+      return api.startJob(reply, () => setBlockRestriction(ctx, req.params.id, body.restriction as '' | 'locked'))
+    },
+  })
+}

@@ -1,0 +1,129 @@
+// The operation framework. Every multi-step change is an Operation with
+// explicit phases: build (one transaction: validate, reserve space, mark
+// objects pending, write the journal record), exec (node commands),
+// finalize (one transaction), and undo (node side, idempotent, able to run
+// from the journal alone after a crash) + undoDb. The journal record is the
+// pending-operation entry heketi's API exposes under /operations.
+import type { WriteTxn } from '../../db/store.ts'
+import type { AppContext, JobResult } from '../context.ts'
+import type { OperationAction, OperationType, PendingOperationEntry } from '../entries.ts'
+import { newId } from '../ids.ts'
+
+export interface Operation {
+  readonly id: string
+  readonly type: OperationType
+  /** Validate and reserve inside one transaction; returns the journal's actions and data. */
+  build(tx: WriteTxn): { actions: OperationAction[]; data: Record<string, unknown> }
+  exec(): Promise<void>
+  finalize(tx: WriteTxn): JobResult
+  /** Undo what exec did on the nodes. Idempotent; reads what it needs from the store. */
+  undo(): Promise<void>
+  /** Undo what build wrote. */
+  undoDb(tx: WriteTxn): void
+  /**
+   * How a stale record of this type is cleaned: 'rollback' runs undo + undoDb,
+   * 'rollforward' runs exec + finalize (a delete that lost its process is finished).
+   */
+  readonly cleanMode: 'rollback' | 'rollforward'
+  /** extra build attempts after a failed exec was undone (volume create) */
+  readonly retries?: number
+}
+
+function journalEntry(op: Operation, built: ReturnType<Operation['build']>): PendingOperationEntry {
+  return {
+    id: op.id,
+    timestamp: Math.floor(Date.now() / 1000),
+    type: op.type,
+    actions: built.actions,
+    status: '',
+    doneSteps: [],
+    data: built.data,
+  }
+}
+
+export function newOperationId(): string {
+  return newId()
+}
+
+/**
+ * Synchronous part: take a throttle slot (429 when busy) and build. Any
+ * error comes back on the HTTP request and leaves nothing behind.
+ */
+export async function startOperation(
+  ctx: AppContext,
+  op: Operation,
+  opts: { throttled?: boolean } = {},
+): Promise<() => Promise<JobResult>> {
+  const release = opts.throttled === false ? () => {} : ctx.throttle.acquire()
+  try {
+    await ctx.store.write((tx) => {
+      const built = op.build(tx)
+      tx.put('pendingop', op.id, journalEntry(op, built))
+    })
+  } catch (err) {
+    release()
+    throw err
+  }
+  ctx.running.add(op.id)
+  return async () => {
+    try {
+      return await execute(ctx, op)
+    } finally {
+      ctx.running.delete(op.id)
+      release()
+    }
+  }
+}
+
+async function execute(ctx: AppContext, op: Operation): Promise<JobResult> {
+  const attempts = 1 + (op.retries ?? 0)
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await op.exec()
+      return await ctx.store.write((tx) => {
+        const result = op.finalize(tx)
+        tx.del('pendingop', op.id)
+        return result
+      })
+    } catch (err) {
+      ctx.log.warn(`operation ${op.type} ${op.id} failed (attempt ${attempt}): ${(err as Error).message}`)
+      const undone = await rollback(ctx, op)
+      if (!undone || attempt >= attempts) throw err
+      // retry with a fresh placement under the same journal id
+      try {
+        await ctx.store.write((tx) => {
+          const built = op.build(tx)
+          tx.put('pendingop', op.id, journalEntry(op, built))
+        })
+      } catch (buildErr) {
+        ctx.log.warn(`operation ${op.type} ${op.id}: no new placement for a retry: ${(buildErr as Error).message}`)
+        throw err
+      }
+    }
+  }
+}
+
+/** Undo on the nodes then in the DB; on failure the record is kept as `failed` for the cleaner. */
+export async function rollback(ctx: AppContext, op: Operation): Promise<boolean> {
+  try {
+    await op.undo()
+    await ctx.store.write((tx) => {
+      op.undoDb(tx)
+      tx.del('pendingop', op.id)
+    })
+    return true
+  } catch (undoErr) {
+    ctx.log.error(`rollback of ${op.type} ${op.id} failed, left for the cleaner: ${(undoErr as Error).message}`)
+    await markFailed(ctx, op.id)
+    return false
+  }
+}
+
+export async function markFailed(ctx: AppContext, id: string): Promise<void> {
+  await ctx.store
+    .write((tx) => {
+      const entry = tx.get('pendingop', id)
+      if (entry) tx.put('pendingop', id, { ...entry, status: 'failed' })
+    })
+    .catch(() => {})
+}

@@ -1,0 +1,81 @@
+// Volume delete: stop and delete the gluster volume, destroy the bricks,
+// give the space back. Once the gluster volume is gone there is no way
+// back, so a failure after that point is finished by the cleaner
+// (roll forward) instead of resurrecting a volume without data.
+import type { WriteTxn } from '../../db/store.ts'
+import type { AppContext, JobResult } from '../context.ts'
+import { without } from '../context.ts'
+import { Errors } from '../errors.ts'
+import { brickRequest, clusterHosts, destroyBricks, onAnyHost, releaseBrick } from './bricks.ts'
+import type { Operation } from './operation.ts'
+
+export class VolumeDeleteOperation implements Operation {
+  readonly type = 'delete-volume' as const
+  readonly cleanMode = 'rollforward' as const
+  private reclaimed = new Set<string>()
+  private glusterVolumeGone = false
+
+  constructor(
+    private readonly ctx: AppContext,
+    readonly id: string,
+    private readonly volumeId: string,
+  ) {}
+
+  build(tx: WriteTxn) {
+    const volume = tx.get('volume', this.volumeId)
+    if (!volume) throw Errors.notFound()
+    const bricks = volume.bricks.map((id) => tx.get('brick', id))
+    if (volume.pendingId || bricks.some((b) => b?.pendingId)) throw Errors.volumeDeleteInUse()
+    tx.put('volume', volume.id, { ...volume, pendingId: this.id })
+    for (const b of bricks) if (b) tx.put('brick', b.id, { ...b, pendingId: this.id })
+    return {
+      actions: [
+        { change: 'delete-volume' as const, id: volume.id },
+        ...volume.bricks.map((id) => ({ change: 'delete-brick' as const, id })),
+      ],
+      data: { volumeId: volume.id },
+    }
+  }
+
+  async exec(): Promise<void> {
+    const { hosts, name, requests } = this.ctx.store.read((tx) => {
+      const volume = tx.get('volume', this.volumeId)!
+      return {
+        hosts: clusterHosts(this.ctx, tx, volume.clusterId),
+        name: volume.name,
+        requests: volume.bricks.flatMap((id) => {
+          const b = tx.get('brick', id)
+          return b ? [brickRequest(tx, b, 0)] : []
+        }),
+      }
+    })
+    await onAnyHost(hosts, (h) => this.ctx.executor.volumeDestroy(h, name))
+    this.glusterVolumeGone = true
+    this.reclaimed = await destroyBricks(this.ctx, requests)
+  }
+
+  finalize(tx: WriteTxn): JobResult {
+    const volume = tx.get('volume', this.volumeId)
+    if (!volume) return undefined
+    for (const id of volume.bricks) releaseBrick(tx, id, this.reclaimed.has(id))
+    const cluster = tx.get('cluster', volume.clusterId)
+    if (cluster) tx.put('cluster', cluster.id, { ...cluster, volumes: without(cluster.volumes, volume.id) })
+    tx.del('volume', volume.id)
+    return undefined
+  }
+
+  async undo(): Promise<void> {
+    // past the point of no return: refuse, so the record stays (failed) for the cleaner
+    if (this.glusterVolumeGone) throw new Error('volume already deleted on the nodes; finishing is left to the cleaner')
+  }
+
+  undoDb(tx: WriteTxn): void {
+    const volume = tx.get('volume', this.volumeId)
+    if (!volume) return
+    tx.put('volume', volume.id, { ...volume, pendingId: '' })
+    for (const id of volume.bricks) {
+      const b = tx.get('brick', id)
+      if (b?.pendingId === this.id) tx.put('brick', id, { ...b, pendingId: '' })
+    }
+  }
+}

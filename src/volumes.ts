@@ -1,0 +1,119 @@
+// Volume requests after wire validation: build the entry, check what needs
+// the DB, and start the operation.
+import type { AppContext, Job } from './context.ts'
+import type { DurabilityRequest, VolumeEntry } from './entries.ts'
+import { Errors } from './errors.ts'
+import { newId } from './ids.ts'
+import { newOperationId, startOperation } from './operations/operation.ts'
+import { VolumeCloneOperation } from './operations/volume-clone.ts'
+import { VolumeCreateOperation } from './operations/volume-create.ts'
+import { VolumeDeleteOperation } from './operations/volume-delete.ts'
+import { VolumeExpandOperation } from './operations/volume-expand.ts'
+import { splitOptions } from './operations/volume-options.ts'
+import { isVolumeReadable } from './clusters.ts'
+
+export interface VolumeCreateRequest {
+  size: number
+  name: string
+  clusters: string[]
+  durability: DurabilityRequest
+  gid: number
+  glustervolumeoptions: string[]
+  block: boolean
+  snapshot: { enable: boolean; factor: number }
+}
+
+export function getReadableVolume(ctx: AppContext, id: string): VolumeEntry {
+  return ctx.store.read((tx) => {
+    const v = tx.get('volume', id)
+    if (!v || !isVolumeReadable(tx, v)) throw Errors.notFound()
+    return v
+  })
+}
+
+export async function createVolume(ctx: AppContext, req: VolumeCreateRequest): Promise<Job> {
+  const { config, limits } = ctx
+  ctx.store.read((tx) => {
+    if (tx.count('cluster') === 0) throw Errors.noClusters()
+    for (const id of req.clusters) if (!tx.get('cluster', id)) throw Errors.clusterNotFound(id)
+  })
+  const minKiB = req.durability.type === 'disperse' ? 1048576 * (req.durability.disperse.data || 4) : limits.minBrickSizeKiB
+  if (req.size * 1048576 < minKiB) throw Errors.volumeTooSmall(req.size, minKiB)
+
+  const id = newId()
+  const options = [
+    ...splitOptions(config.preRequestVolumeOptions),
+    ...(req.block ? splitOptions(config.blockHostingVolumeOptions) : []),
+    ...req.glustervolumeoptions,
+    ...splitOptions(config.postRequestVolumeOptions),
+  ]
+  const freeGiB = req.block ? Math.floor((req.size * 98) / 100) : 0
+  const template: VolumeEntry = {
+    id,
+    name: req.name || `vol_${id}`,
+    sizeGiB: req.size,
+    clusterId: '',
+    durability: { ...req.durability, type: req.durability.type || 'none' },
+    gid: req.gid,
+    block: req.block,
+    snapshot: req.snapshot.enable ? { enable: true, factor: req.snapshot.factor } : { enable: false, factor: 1 },
+    blockInfo: {
+      freeSizeGiB: freeGiB,
+      reservedSizeGiB: req.block ? req.size - freeGiB : 0,
+      blockVolumes: [],
+      restriction: '',
+    },
+    requestedClusters: req.clusters,
+    glusterVolumeOptions: options,
+    bricks: [],
+    pendingId: '',
+  }
+  return startOperation(ctx, new VolumeCreateOperation(ctx, newOperationId(), template))
+}
+
+export async function deleteVolume(ctx: AppContext, id: string): Promise<Job> {
+  const volume = ctx.store.read((tx) => tx.get('volume', id))
+  if (!volume) throw Errors.notFound()
+  if (volume.name === 'heketidbstorage') throw Errors.dbVolumeDelete()
+  if (volume.block && volume.blockInfo.blockVolumes.length > 0) throw Errors.blockHostingNotEmpty()
+  return startOperation(ctx, new VolumeDeleteOperation(ctx, newOperationId(), id))
+}
+
+export async function expandVolume(ctx: AppContext, id: string, addGiB: number): Promise<Job> {
+  getReadableVolume(ctx, id)
+  return startOperation(ctx, new VolumeExpandOperation(ctx, newOperationId(), id, addGiB))
+}
+
+export async function cloneVolume(ctx: AppContext, id: string, name: string): Promise<Job> {
+  const source = getReadableVolume(ctx, id)
+  if (source.pendingId) throw Errors.notFound()
+  const cloneId = newId()
+  return startOperation(ctx, new VolumeCloneOperation(ctx, newOperationId(), id, cloneId, name || `vol_${cloneId}`))
+}
+
+export async function setBlockRestriction(ctx: AppContext, id: string, restriction: '' | 'locked'): Promise<Job> {
+  const volume = getReadableVolume(ctx, id)
+  if (volume.pendingId) throw Errors.notFound()
+  if (!volume.block) throw Errors.blockRestriction('Block restrictions can only be set on block hosting volumes')
+  const release = ctx.throttle.acquire()
+  return async () => {
+    try {
+      await ctx.store.write((tx) => {
+        const v = tx.get('volume', id)
+        if (!v) throw Errors.notFound()
+        if (restriction === '' && v.blockInfo.restriction === 'locked-by-update') {
+          const need = v.sizeGiB - Math.floor((v.sizeGiB * 98) / 100)
+          if (v.blockInfo.freeSizeGiB < need) {
+            throw Errors.blockRestriction(
+              `Can not unlock volume. ${need}GiB free space is required, but found ${v.blockInfo.freeSizeGiB}GiB`,
+            )
+          }
+        }
+        tx.put('volume', id, { ...v, blockInfo: { ...v.blockInfo, restriction } })
+      })
+      return { kind: 'volume', id }
+    } finally {
+      release()
+    }
+  }
+}

@@ -1,0 +1,76 @@
+import t from 'tap'
+import { makeApp, makeTopology } from './helpers/app.ts'
+
+t.test('volume lifecycle on the mock executor', async (t) => {
+  const app = await makeApp(t)
+  const topo = await makeTopology(app, { nodes: 3, devices: 2 })
+  const created = await app.run('POST', '/volumes', { size: 10, durability: { type: 'replicate', replicate: { replica: 3 } } })
+  t.equal(created.statusCode, 303, created.body)
+  const id = created.location!.split('/').pop()!
+  const info = (await app.call('GET', `/volumes/${id}`)).json()
+  t.equal(info.size, 10)
+  t.equal(info.name, `vol_${id}`)
+  t.same(info.glustervolumeoptions, ['', ''])
+  t.same(info.blockinfo, {})
+  t.same(info.snapshot, { enable: false, factor: 1 })
+  t.same(info.durability, { type: 'replicate', replicate: { replica: 3 }, disperse: {} })
+  t.equal(info.bricks.length, 3)
+  t.equal(new Set(info.bricks.map((b: { node: string }) => b.node)).size, 3)
+  t.equal(info.bricks[0].size, 10485760)
+  t.equal(info.mount.glusterfs.hosts.length, 3)
+  t.notOk('gid' in info)
+  t.notOk('clusters' in info)
+  t.same((await app.call('GET', '/volumes')).json(), { volumes: [id] })
+  t.same((await app.call('GET', `/clusters/${topo.cluster}`)).json().volumes, [id])
+
+  const expanded = await app.run('POST', `/volumes/${id}/expand`, { expand_size: 5 })
+  t.equal(expanded.statusCode, 303, expanded.body)
+  const after = (await app.call('GET', `/volumes/${id}`)).json()
+  t.equal(after.size, 15)
+  t.equal(after.bricks.length, 6)
+
+  const node = (await app.call('GET', `/nodes/${topo.nodes[0]}`)).json()
+  const used = node.devices.reduce((s: number, d: { storage: { used: number } }) => s + d.storage.used, 0)
+  t.ok(used > 0)
+
+  const del = await app.run('DELETE', `/volumes/${id}`)
+  t.equal(del.statusCode, 204, del.body)
+  t.same((await app.call('GET', '/volumes')).json(), { volumes: [] })
+  const node2 = (await app.call('GET', `/nodes/${topo.nodes[0]}`)).json()
+  for (const d of node2.devices) t.same(d.storage, { total: 524288000, free: 524288000, used: 0 })
+  t.equal((await app.call('DELETE', `/volumes/${id}`)).body, 'Id not found\n')
+})
+
+t.test('volume create validation', async (t) => {
+  const app = await makeApp(t)
+  const cases: [unknown, number, string][] = [
+    [{ size: 0 }, 400, 'validation failed: size: cannot be blank.'],
+    [{ size: 1, name: 'a b' }, 400, 'validation failed: name: must be in a valid format.'],
+    [{ size: 1, gid: -1 }, 400, 'Bad group id less than zero'],
+    [{ size: 1, gid: 2147483647 }, 400, 'Bad group id equal or greater than 2**32'],
+    [{ size: 1, durability: { type: 'replicate', replicate: { replica: 4 } } }, 400, 'Invalid replica value'],
+    [{ size: 1, durability: { type: 'disperse', disperse: { data: 3, redundancy: 1 } } }, 400, 'Invalid dispersion combination: 3+1'],
+    [{ size: 1, snapshot: { enable: true } }, 400, 'Invalid snapshot factor'],
+    [{ size: 1, durability: { type: 'x' } }, 400, 'Unknown durability type'],
+    [{ size: 1 }, 400, 'No clusters configured'],
+    [{ size: '1' }, 422, 'request unable to be parsed'],
+  ]
+  for (const [body, status, text] of cases) {
+    const res = await app.call('POST', '/volumes', body)
+    t.equal(res.statusCode, status, JSON.stringify(body))
+    t.equal(res.body, `${text}\n`)
+  }
+  const c = (await app.call('POST', '/clusters', {})).json().id
+  const res = await app.call('POST', '/volumes', { size: 1 })
+  t.equal(res.body, 'Failed to allocate new volume: Cluster has disabled all volume types\n')
+  t.equal((await app.call('POST', '/volumes', { size: 1, clusters: ['ab'] })).body, 'Cluster id ab not found\n')
+  void c
+})
+
+t.test('no space says why', async (t) => {
+  const app = await makeApp(t)
+  await makeTopology(app, { nodes: 2, devices: 1 })
+  const res = await app.call('POST', '/volumes', { size: 10, durability: { type: 'replicate', replicate: { replica: 3 } } })
+  t.equal(res.statusCode, 500)
+  t.match(res.body, /^Failed to allocate new volume: No space/)
+})

@@ -1,0 +1,139 @@
+// One storage node of the testbed: a holder process keeping a network, mount
+// and UTS namespace alive, a veth to the testbed bridge, private disks (loop
+// devices over sparse files) and glusterd + sshd started inside.
+
+import { spawn } from 'node:child_process'
+import { mkdirSync, openSync, closeSync, ftruncateSync, readFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { NODE_ENV, type RunResult, readCmdline, run, runOk, sleep } from './shell.ts'
+
+const SETUP_SCRIPT = fileURLToPath(new URL('./node-setup.sh', import.meta.url))
+
+export interface NodeSpec {
+  /** hostname, e.g. `hqtb-node1` */
+  hostname: string
+  ip: string
+  /** argv[0] that marks the holder process as this node's */
+  holderMarker: string
+  /** host-side veth name, attached to `bridge` */
+  veth: string
+  bridge: string
+  /** private area of the node on the host (same path inside the node) */
+  dir: string
+  devicesPerNode: number
+  deviceSizeGiB: number
+  usrLayer: string
+  authorizedKey: string
+}
+
+export interface StartedNode {
+  spec: NodeSpec
+  holderPid: number
+  devices: string[]
+  exec(cmd: string): Promise<RunResult>
+}
+
+/** `/dev/sdb`, `/dev/sdc`, ... as the node sees its disks. */
+export function deviceNames(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `sd${String.fromCharCode('b'.charCodeAt(0) + i)}`)
+}
+
+export async function startNode(spec: NodeSpec): Promise<StartedNode> {
+  const T0 = performance.now(); const lap = (w: string) => process.env.TBDEBUG && console.log(spec.hostname, w, (performance.now() - T0).toFixed(0))
+  mkdirSync(`${spec.dir}/disks`, { recursive: true })
+  const names = deviceNames(spec.devicesPerNode)
+  const disks = await Promise.all(names.map((n) => attachDisk(`${spec.dir}/disks/${n}.img`, spec.deviceSizeGiB)))
+  lap('disks')
+  const holderPid = await startHolder(spec.holderMarker)
+  await runOk('ip', ['link', 'add', spec.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(holderPid)])
+  await runOk('ip', ['link', 'set', spec.veth, 'master', spec.bridge, 'up'])
+
+  lap('veth')
+  const exec = (cmd: string) => nsenter(holderPid, ['/bin/bash', '-c', cmd])
+  const setup = await nsenter(holderPid, ['/bin/bash', SETUP_SCRIPT], {
+    NODE_DIR: spec.dir,
+    NODE_HOSTNAME: spec.hostname,
+    NODE_IP: spec.ip,
+    USR_LAYER: spec.usrLayer,
+    DISKS: names.map((n, i) => `${n}=${disks[i]}`).join(' '),
+    AUTHORIZED_KEY: spec.authorizedKey,
+    TBTRACE: '1',
+  })
+  if (setup.code !== 0) throw new Error(`setting up node ${spec.hostname} failed: ${setup.stderr.trim()}`)
+  lap('setup')
+  await Promise.all([waitForPort(spec.ip, 22, 'sshd'), waitForPort(spec.ip, 24007, 'glusterd')])
+  lap('ready')
+  return { spec, holderPid, devices: names.map((n) => `/dev/${n}`), exec }
+}
+
+/** Runs argv inside all namespaces of the node, with a clean root environment. */
+function nsenter(holderPid: number, argv: string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> {
+  return run('nsenter', ['-t', String(holderPid), '-m', '-u', '-n', '--', ...argv], {
+    env: { ...NODE_ENV, ...env },
+  })
+}
+
+/**
+ * Starts the process whose namespaces are the node. `unshare` execs into
+ * bash and then sleep without forking, so the pid we get is the holder's;
+ * `exec -a` gives it an argv[0] that cleanup can recognise after a crash.
+ */
+async function startHolder(marker: string): Promise<number> {
+  const child = spawn(
+    'unshare',
+    ['--net', '--mount', '--uts', '--propagation', 'private', '--', '/bin/bash', '-c', `exec -a '${marker}' sleep infinity`],
+    { detached: true, stdio: 'ignore' },
+  )
+  child.unref()
+  const pid = child.pid
+  if (pid === undefined) throw new Error('could not start the namespace holder (unshare)')
+  for (let i = 0; i < 200; i++) {
+    if (readCmdline(pid)?.[0] === marker) return pid
+    if (child.exitCode !== null) break
+    await sleep(10)
+  }
+  throw new Error(`namespace holder ${marker} did not start`)
+}
+
+/** A sparse file on a fresh loop device; returns the loop's `major:minor`. */
+async function attachDisk(file: string, sizeGiB: number): Promise<string> {
+  const fd = openSync(file, 'w')
+  ftruncateSync(fd, sizeGiB * 1024 ** 3)
+  closeSync(fd)
+  // Another testbed (or a node's LVM simulator) may grab the same free loop
+  // device between losetup's lookup and its bind: retry.
+  let last = ''
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const res = await run('losetup', ['--find', '--show', file])
+    if (res.code === 0) {
+      const dev = res.stdout.trim().replace('/dev/', '')
+      return readFileSync(`/sys/block/${dev}/dev`, 'utf8').trim()
+    }
+    last = res.stderr
+    await sleep(50 * (attempt + 1))
+  }
+  throw new Error(`losetup ${file}: ${last.trim()}`)
+}
+
+async function waitForPort(host: string, port: number, what: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (await canConnect(host, port)) return
+    await sleep(25)
+  }
+  throw new Error(`${what} on ${host}:${port} did not come up within ${timeoutMs} ms`)
+}
+
+function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port, timeout: 1000 })
+    const done = (ok: boolean) => {
+      socket.destroy()
+      resolve(ok)
+    }
+    socket.once('connect', () => done(true))
+    socket.once('error', () => done(false))
+    socket.once('timeout', () => done(false))
+  })
+}

@@ -1,0 +1,263 @@
+// End-to-end testbed: 3–4 GlusterFS storage nodes on this machine, each in
+// its own namespaces on a private bridge, reachable over SSH like the nodes
+// heketi manages. See node.ts (one node), node-setup.sh (inside a node),
+// cleanup.ts (teardown, also after a crash) and ../fixtures (stand-ins for
+// lvm, udevadm and systemctl, since the kernel has no device-mapper).
+
+import { cpSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import {
+  ownerIsAlive,
+  readOwner,
+  registerForCleanup,
+  teardownTestbed,
+  testbedNames,
+  unregisterCleanup,
+} from './cleanup.ts'
+import { type StartedNode, startNode } from './node.ts'
+import { type NodeSnapshot, parseSnapshot, SNAPSHOT_SCRIPT } from './snapshot.ts'
+import { allPids, hostMountsUnder, readCmdline, run, runOk, sleep, startTimeOf } from './shell.ts'
+
+export type { NodeSnapshot } from './snapshot.ts'
+
+const FIXTURES_USR = fileURLToPath(new URL('../fixtures/usr', import.meta.url))
+
+export interface TestNode {
+  name: string
+  /** manage AND storage hostname: an address on the private bridge, never 127.x */
+  ip: string
+  /** e.g. ['/dev/sdb', '/dev/sdc'] as seen inside the node */
+  devices: string[]
+  /** runs `bash -c cmd` inside the node's namespaces (for assertions) */
+  exec(cmd: string): Promise<{ code: number; stdout: string; stderr: string }>
+}
+
+export interface Testbed {
+  nodes: TestNode[]
+  sshKeyFile: string
+  sshUser: string
+  sshPort: number
+  /** the testbed's name: prefix of its links, directory and holder processes */
+  name: string
+  /** host-side directory of the testbed (/tmp/heqet-testbed-<name>) */
+  dir: string
+  /** how long createTestbed took, in milliseconds */
+  createMs: number
+  snapshot(): Promise<NodeSnapshot[]>
+  /** FUSE mount on the host */
+  mountVolume(
+    server: string,
+    volume: string,
+    backupServers: string[],
+  ): Promise<{ path: string; unmount(): Promise<void> }>
+  destroy(): Promise<void>
+}
+
+export interface TestbedOptions {
+  nodes: number
+  devicesPerNode: number
+  /** size of each node disk (sparse), default 8 GiB */
+  deviceSizeGiB?: number
+  /** [a-z][a-z0-9]{0,7}, default 'hqtb'; two live testbeds need different names */
+  name?: string
+  /** first three octets of the private /24, e.g. '172.31.77'; default derived from the name
+   * (env HEQET_TESTBED_SUBNET overrides the default) */
+  subnet?: string
+}
+
+const REQUIRED_BINARIES = [
+  'glusterd',
+  'gluster',
+  'mount.glusterfs',
+  'sshd',
+  'ssh-keygen',
+  'ip',
+  'losetup',
+  'mkfs.xfs',
+  'nsenter',
+  'unshare',
+  'blkid',
+]
+
+export function testbedPrerequisites(): { ok: boolean; why?: string } {
+  const missing: string[] = []
+  if (process.getuid?.() !== 0) missing.push('root')
+  for (const bin of REQUIRED_BINARIES) if (!findBinary(bin)) missing.push(bin)
+  if (!existsSync('/usr/bin/python3')) missing.push('/usr/bin/python3 (LVM simulator)')
+  for (const dev of ['/dev/loop-control', '/dev/fuse']) if (!existsSync(dev)) missing.push(dev)
+  if (!readFileSync('/proc/filesystems', 'utf8').includes('overlay')) missing.push('overlayfs')
+  if (missing.length === 0) return { ok: true }
+  return { ok: false, why: `testbed needs ${missing.join(', ')} (run .ci/e2e-deps.sh as root)` }
+}
+
+function findBinary(name: string): boolean {
+  const dirs = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin']
+  return dirs.some((d) => existsSync(`${d}/${name}`))
+}
+
+export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
+  const started = performance.now()
+  const name = opts.name ?? 'hqtb'
+  validateOptions(opts, name)
+  const names = testbedNames(name)
+  const subnet = chooseSubnet(opts.subnet, name)
+
+  removeLeftovers(name)
+  mkdirSync(names.dir, { recursive: true, mode: 0o700 })
+  writeFileSync(
+    `${names.dir}/owner.json`,
+    JSON.stringify({ pid: process.pid, startTime: startTimeOf(process.pid) }),
+  )
+  registerForCleanup(name)
+
+  try {
+    const usrLayer = `${names.dir}/usr-layer`
+    cpSync(FIXTURES_USR, usrLayer, { recursive: true })
+    const sshKeyFile = await generateKey(names.dir)
+    await createBridge(names.bridge, `${subnet}.1`)
+
+    const nodes = await Promise.all(
+      Array.from({ length: opts.nodes }, (_, i) =>
+        startNode({
+          hostname: `${name}-node${i + 1}`,
+          ip: `${subnet}.${11 + i}`,
+          holderMarker: `${names.holderMarker}node${i + 1}`,
+          veth: names.veth(i + 1),
+          bridge: names.bridge,
+          dir: `${names.dir}/nodes/node${i + 1}`,
+          devicesPerNode: opts.devicesPerNode,
+          deviceSizeGiB: opts.deviceSizeGiB ?? 8,
+          usrLayer,
+          authorizedKey: readFileSync(`${sshKeyFile}.pub`, 'utf8').trim(),
+        }),
+      ),
+    )
+    return makeTestbed(name, nodes, sshKeyFile, performance.now() - started)
+  } catch (err) {
+    unregisterCleanup(name)
+    teardownTestbed(name)
+    throw err
+  }
+}
+
+function validateOptions(opts: TestbedOptions, name: string): void {
+  // The name prefixes interface names, which the kernel limits to 15 bytes.
+  if (!/^[a-z][a-z0-9]{0,7}$/.test(name)) throw new Error(`testbed name must match [a-z][a-z0-9]{0,7}: ${name}`)
+  if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 16) throw new Error('nodes must be 1..16')
+  if (!Number.isInteger(opts.devicesPerNode) || opts.devicesPerNode < 1 || opts.devicesPerNode > 8) {
+    throw new Error('devicesPerNode must be 1..8')
+  }
+}
+
+/** A /24 nobody on the host uses: given, from the environment, or derived from the name. */
+function chooseSubnet(given: string | undefined, name: string): string {
+  const wanted = given ?? process.env.HEQET_TESTBED_SUBNET
+  const subnet = wanted ? wanted.replace(/\.0\/24$/, '') : `172.31.${100 + (hash(name) % 150)}`
+  if (!/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(subnet)) throw new Error(`subnet must look like 172.31.77: ${subnet}`)
+  if (subnet.startsWith('127.') || subnet.startsWith('0.')) throw new Error('gluster refuses 127.x and 0.x addresses')
+  return subnet
+}
+
+function hash(text: string): number {
+  let h = 0
+  for (const ch of text) h = (h * 31 + ch.charCodeAt(0)) >>> 0
+  return h
+}
+
+/** Removes what a crashed run of the same testbed left; refuses if that run is still alive. */
+function removeLeftovers(name: string): void {
+  const { dir } = testbedNames(name)
+  const owner = readOwner(dir)
+  if (owner && ownerIsAlive(owner)) {
+    throw new Error(`testbed ${name} is in use by pid ${owner.pid}; destroy it first or pick another name`)
+  }
+  const problems = teardownTestbed(name)
+  if (problems.length) throw new Error(`could not remove leftovers of testbed ${name}: ${problems.join('; ')}`)
+}
+
+async function generateKey(dir: string): Promise<string> {
+  const file = `${dir}/id_ed25519`
+  await runOk('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'heqet-testbed', '-f', file])
+  return file
+}
+
+async function createBridge(bridge: string, hostIp: string): Promise<void> {
+  const subnet = hostIp.replace(/\.1$/, '.')
+  const inUse = (await runOk('ip', ['-o', '-4', 'addr', 'show'])).includes(` ${subnet}`)
+  if (inUse) throw new Error(`subnet ${subnet}0/24 is already in use on this host; pass another subnet`)
+  await runOk('ip', ['link', 'add', bridge, 'type', 'bridge'])
+  // IPv4 only on the bridge: no IPv6 router solicitations or DAD.
+  writeFileSync(`/proc/sys/net/ipv6/conf/${bridge}/disable_ipv6`, '1')
+  await runOk('ip', ['addr', 'add', `${hostIp}/24`, 'dev', bridge])
+  await runOk('ip', ['link', 'set', bridge, 'up'])
+}
+
+function makeTestbed(name: string, started: StartedNode[], sshKeyFile: string, createMs: number): Testbed {
+  const { dir } = testbedNames(name)
+  let mountCounter = 0
+  const nodes: TestNode[] = started.map((n) => ({
+    name: n.spec.hostname,
+    ip: n.spec.ip,
+    devices: n.devices,
+    exec: n.exec,
+  }))
+  return {
+    nodes,
+    sshKeyFile,
+    sshUser: 'root',
+    sshPort: 22,
+    name,
+    dir,
+    createMs,
+    snapshot: () => Promise.all(nodes.map(async (n) => parseSnapshot(await n.exec(SNAPSHOT_SCRIPT)))),
+    mountVolume: (server, volume, backupServers) => mountVolume(dir, ++mountCounter, server, volume, backupServers),
+    async destroy() {
+      unregisterCleanup(name)
+      const problems = teardownTestbed(name)
+      if (problems.length) throw new Error(`testbed ${name} teardown incomplete: ${problems.join('; ')}`)
+    },
+  }
+}
+
+async function mountVolume(
+  dir: string,
+  counter: number,
+  server: string,
+  volume: string,
+  backupServers: string[],
+): Promise<{ path: string; unmount(): Promise<void> }> {
+  const path = `${dir}/mnt/${volume}-${counter}`
+  mkdirSync(path, { recursive: true })
+  mkdirSync(`${dir}/logs`, { recursive: true })
+  const options = [`log-file=${dir}/logs/fuse-${volume}-${counter}.log`]
+  // Backup servers are ':'-separated; a ',' would end the option.
+  if (backupServers.length) options.unshift(`backup-volfile-servers=${backupServers.join(':')}`)
+  const res = await run('mount', ['-t', 'glusterfs', '-o', options.join(','), `${server}:/${volume}`, path])
+  if (res.code !== 0 || !hostMountsUnder(path).includes(path)) {
+    rmdirQuietly(path)
+    throw new Error(`mounting ${server}:/${volume} failed (${res.code}): ${res.stderr.trim() || res.stdout.trim()}`)
+  }
+  return { path, unmount: () => unmountVolume(path) }
+}
+
+async function unmountVolume(path: string): Promise<void> {
+  if (hostMountsUnder(path).includes(path)) {
+    const res = await run('umount', [path])
+    if (res.code !== 0) throw new Error(`umount ${path}: ${res.stderr.trim()}`)
+  }
+  // The FUSE client process exits shortly after the unmount.
+  const client = () => allPids().filter((pid) => readCmdline(pid)?.includes(path))
+  for (let i = 0; i < 100 && client().length; i++) await sleep(50)
+  rmdirQuietly(path)
+}
+
+function rmdirQuietly(path: string): void {
+  try {
+    rmdirSync(path)
+  } catch {
+    // best effort: teardown removes the whole directory
+  }
+}
+
+// Re-exported for tests that assert on teardown.
+export { findHolders, loopDevicesUnder, testbedLinks } from './cleanup.ts'
