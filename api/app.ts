@@ -6,12 +6,15 @@ import type { Executor } from '../executors/executor.ts'
 import { createExecutor } from '../executors/factory.ts'
 import type { Config } from '../src/config.ts'
 import type { AppContext } from '../src/context.ts'
+import { markAllStale, startCleaner } from '../src/operations/cleaner.ts'
 import { Throttle } from '../src/operations/throttle.ts'
 import { brickLimitsFromConfig } from '../src/placement/geometry.ts'
 import { TopologyIndex } from '../src/placement/topology-index.ts'
 import { registerClusterRoutes } from './routes/clusters.ts'
 import { pinoLevel, registerCoreRoutes } from './routes/core.ts'
+import { registerDbRoutes } from './routes/db.ts'
 import { registerMetricsRoutes } from './routes/metrics.ts'
+import { registerOperationRoutes } from './routes/operations.ts'
 import { registerTopologyRoutes } from './routes/topology.ts'
 import { registerVolumeRoutes } from './routes/volumes.ts'
 import { type Api, createApi } from './server.ts'
@@ -53,10 +56,19 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   registerClusterRoutes(api)
   registerTopologyRoutes(api)
   registerVolumeRoutes(api)
+  registerOperationRoutes(api)
+  registerDbRoutes(api)
   await api.app.ready()
+  // nothing survives a restart as running: the cleaner takes it from here
+  if (!config.dbReadOnly) {
+    const stale = await markAllStale(ctx)
+    if (stale > 0) log.warn(`${stale} pending operations from a previous run marked stale`)
+  }
+  const stopCleaner = config.disableBackgroundCleaner ? () => {} : startCleaner(ctx)
   return {
     ...api,
     async close() {
+      stopCleaner()
       await api.app.close()
       await executor.close()
       await store.close()

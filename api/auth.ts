@@ -26,7 +26,19 @@ export interface AuthOptions {
 }
 
 const HMAC: Record<string, string> = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' }
-const KNOWN_ALGS = new Set([...Object.keys(HMAC), 'RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512', 'EdDSA'])
+const KNOWN_ALGS = new Set([
+  ...Object.keys(HMAC),
+  'RS256',
+  'RS384',
+  'RS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'EdDSA',
+])
 
 function decodeSegment(segment: string): Record<string, unknown> {
   const text = Buffer.from(segment, 'base64url').toString('utf8')
@@ -50,7 +62,9 @@ function numericClaim(claims: Record<string, unknown>, name: string): number | u
   const v = claims[name]
   if (v === undefined || v === null) return undefined
   if (typeof v !== 'number' || !Number.isInteger(v)) {
-    throw Errors.tokenInvalid(`json: cannot unmarshal number ${String(v)} into Go struct field .${name} of type int64`)
+    throw Errors.tokenInvalid(
+      `json: cannot unmarshal number ${String(v)} into Go struct field .${name} of type int64`,
+    )
   }
   return v
 }
@@ -63,7 +77,12 @@ export function qshFor(method: string, path: string): string {
  * Verify the Authorization header for a request; returns the issuer.
  * Throws the HeqetError heketi would answer with.
  */
-export function authenticate(header: string | undefined, method: string, path: string, opts: AuthOptions): Issuer {
+export function authenticate(
+  header: string | undefined,
+  method: string,
+  path: string,
+  opts: AuthOptions,
+): Issuer {
   if (!header) throw Errors.tokenMissing()
   const parts = header.trim().split(/\s+/)
   if (parts.length !== 2 || parts[0]!.toLowerCase() !== 'bearer') throw Errors.tokenFormat()
@@ -122,7 +141,13 @@ export function authorize(iss: Issuer, path: string): void {
 }
 
 /** Sign a heketi-style token (tests, bench and heqet's own tools). */
-export function signToken(iss: Issuer | string, key: string, method: string, path: string, lifetimeSec = 300): string {
+export function signToken(
+  iss: Issuer | string,
+  key: string,
+  method: string,
+  path: string,
+  lifetimeSec = 300,
+): string {
   const now = Math.floor(Date.now() / 1000)
   const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url')
   const head = enc({ alg: 'HS256', typ: 'JWT' })

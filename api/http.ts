@@ -1,7 +1,7 @@
 // Wire helpers: Go-compatible JSON bodies, plain-text errors, body decoding.
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Errors, HeqetError } from '../src/errors.ts'
-import { DecodeError, type DecodedObject, decodeGo, type Schema } from '../src/godecode.ts'
+import { type DecodedObject, DecodeError, decodeGo, type Schema } from '../src/godecode.ts'
 
 /** JSON as Go's encoder writes it: <, > and & escaped, then a newline. */
 export function goJson(value: unknown, indent?: number): string {

@@ -4,7 +4,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname, join, resolve } from 'node:path'
 import { Command } from 'commander'
 import pino from 'pino'
-import { ConfigError, type Config, loadConfigFile } from '../src/config.ts'
+import { type Config, ConfigError, loadConfigFile } from '../src/config.ts'
 import { buildApp } from './app.ts'
 import { pinoLevel } from './routes/core.ts'
 

@@ -3,7 +3,11 @@
 import { posix } from 'node:path'
 import Fastify, {
   type FastifyInstance,
-  LogController, type FastifyReply, type FastifyRequest, type HTTPMethods } from 'fastify'
+  type FastifyReply,
+  type FastifyRequest,
+  type HTTPMethods,
+  LogController,
+} from 'fastify'
 import type { AdminState } from '../src/config.ts'
 import type { AppContext, Job } from '../src/context.ts'
 import { Errors, HeqetError } from '../src/errors.ts'
@@ -94,7 +98,8 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       const peer = req.socket.remoteAddress ?? ''
       const local = peer === '127.0.0.1' || peer === '::1' || peer === '::ffff:127.0.0.1'
-      if (state.admin === 'read-only' || (state.admin === 'local-client' && !local)) throw Errors.maintenance()
+      if (state.admin === 'read-only' || (state.admin === 'local-client' && !local))
+        throw Errors.maintenance()
     }
   })
 

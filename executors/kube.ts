@@ -48,53 +48,33 @@ export function kubeConfigFromHeketi(
   kubeexec: Record<string, unknown> = {},
   env: NodeJS.ProcessEnv = process.env,
 ): KubeExecConfig {
-  const maxConnections = optionalNumber(kubeexec, 'max_connections') ?? 0
-  const config: KubeExecConfig = {
-    namespace: env.HEKETI_KUBE_NAMESPACE || optionalString(kubeexec, 'namespace') || undefined,
-    glusterDaemonset: heketiEnvBool(
-      env.HEKETI_KUBE_GLUSTER_DAEMONSET,
-      optionalBool(kubeexec, 'gluster_daemonset') ?? false,
-    ),
-    usePodNames: heketiEnvBool(
-      env.HEKETI_KUBE_USE_POD_NAMES,
-      optionalBool(kubeexec, 'use_pod_names') ?? false,
-    ),
-    // an absent (zero) value means the default, as with every heketi numeric key
-    maxConnections: maxConnections === 0 ? DEFAULT_MAX_CONNECTIONS : maxConnections,
-    disableTimeoutPrefix: optionalBool(kubeexec, 'disable_timeout_prefix') ?? false,
+  const key = <T extends 'string' | 'boolean' | 'number'>(name: string, type: T) => {
+    const v = kubeexec[name]
+    if (v === undefined || v === null) return undefined
+    // like Go's JSON decoder, a value of the wrong type is a configuration error
+    if (typeof v !== type) throw new Error(`kubeexec.${name} must be a ${type}`)
+    return v as T extends 'string' ? string : T extends 'boolean' ? boolean : number
   }
-  const kubeconfig = optionalString(kubeexec, 'kubeconfig')
+  // an absent (zero) value means the default, as with heketi's numeric keys
+  const maxConnections = key('max_connections', 'number') || DEFAULT_MAX_CONNECTIONS
+  const config: KubeExecConfig = {
+    namespace: env.HEKETI_KUBE_NAMESPACE || key('namespace', 'string') || undefined,
+    glusterDaemonset: heketiEnvBool(env.HEKETI_KUBE_GLUSTER_DAEMONSET, key('gluster_daemonset', 'boolean')),
+    usePodNames: heketiEnvBool(env.HEKETI_KUBE_USE_POD_NAMES, key('use_pod_names', 'boolean')),
+    maxConnections: Math.trunc(maxConnections),
+    disableTimeoutPrefix: key('disable_timeout_prefix', 'boolean') ?? false,
+  }
+  const kubeconfig = key('kubeconfig', 'string')
   if (kubeconfig) config.kubeconfig = kubeconfig
   return config
 }
 
-/** heketi's env booleans: first character y/1 → true, n/0 → false, anything else keeps `current` */
-function heketiEnvBool(value: string | undefined, current: boolean): boolean {
+/** heketi's env booleans: first character y/1 → true, n/0 → false, anything else keeps the JSON value */
+function heketiEnvBool(value: string | undefined, fromJson: boolean | undefined): boolean {
   const first = value?.toLowerCase()[0]
   if (first === 'y' || first === '1') return true
   if (first === 'n' || first === '0') return false
-  return current
-}
-
-function optionalString(obj: Record<string, unknown>, key: string): string | undefined {
-  const v = obj[key]
-  if (v === undefined || v === null) return undefined
-  if (typeof v !== 'string') throw new Error(`kubeexec.${key} must be a string`)
-  return v
-}
-
-function optionalBool(obj: Record<string, unknown>, key: string): boolean | undefined {
-  const v = obj[key]
-  if (v === undefined || v === null) return undefined
-  if (typeof v !== 'boolean') throw new Error(`kubeexec.${key} must be a boolean`)
-  return v
-}
-
-function optionalNumber(obj: Record<string, unknown>, key: string): number | undefined {
-  const v = obj[key]
-  if (v === undefined || v === null) return undefined
-  if (typeof v !== 'number' || !Number.isInteger(v)) throw new Error(`kubeexec.${key} must be an integer`)
-  return v
+  return fromJson ?? false
 }
 
 interface PodTarget {

@@ -1,25 +1,11 @@
 // The ssh and kube executors: heketi's node-side sequences over any
 // CommandRunner. Strings come from executors/commands/, error texts follow
 // heketi's (they reach users verbatim through the async queue).
-import {
-  brickCreateCommands,
-  brickLvName,
-  brickMountPoint,
-  brickThinPoolName,
-  fstabRemoveCommand,
-  isGlusterSnapshotMount,
-  lsofCommand,
-  lvremoveCommand,
-  MOUNT_LIST_COMMAND,
-  rmdirCommand,
-  thinPoolCountCommand,
-  umountCommand,
-} from './commands/brick.ts'
+import { brickCreateCommands } from './commands/brick.ts'
 import {
   deviceIdentityCommands,
   deviceSetupCommands,
   pvremoveCommand,
-  volumeGroupName,
   rmdirDeviceMountsCommand,
   teardownPath,
   vgdisplayCommand,
@@ -43,9 +29,7 @@ import {
 } from './commands/gluster.ts'
 import { parseHealInfoXml, parseVolumeInfoXml } from './commands/gluster-xml.ts'
 import {
-  isLvmNotFound,
   parseLvmIdentityReport,
-  parseThinCount,
   parseUdevSymlinks,
   parseVgdisplay,
 } from './commands/parse.ts'
@@ -65,6 +49,7 @@ import {
   type VolumeRequest,
 } from './executor.ts'
 import { type BatchOutcome, BatchRunner, type ExecutorLogger, outcomeError } from './remote-batch.ts'
+import { destroyBrick } from './remote-brick.ts'
 import { cloneVolume } from './remote-clone.ts'
 import type { CommandRunner } from './runner.ts'
 
@@ -256,74 +241,12 @@ export class RemoteExecutor implements Executor {
     throw outcomeError(created, req.host)
   }
 
-  async brickDestroy(req: BrickRequest): Promise<{ spaceReclaimed: boolean }> {
-    const { host } = req
-    const mnt = brickMountPoint(req.path)
-    const timeout = this.timeouts.brickDestroy
-    const vg = volumeGroupName(req.deviceId)
-
-    let umountFailure: BatchOutcome | undefined
-    const umount = await this.run(host, [umountCommand(mnt)], timeout)
-    if (!umount.ok) {
-      const mounts = await this.run(host, [MOUNT_LIST_COMMAND], timeout)
-      const stillMounted = !mounts.ok || mounts.results[0].stdout.includes(mnt)
-      if (stillMounted) {
-        umountFailure = umount
-        if (this.config.debugUmountFailures) {
-          const lsof = await this.run(host, [lsofCommand(mnt)], timeout)
-          this.logger.warn(`umount ${mnt} on ${host} failed; lsof: ${lsof.results[0]?.stdout ?? lsof.error}`)
-        }
-      }
-    }
-    if (!isGlusterSnapshotMount(mnt)) {
-      await this.runOrThrow(host, [fstabRemoveCommand(this.config, req.brickId)], timeout)
-    }
-    if (umountFailure) throw outcomeError(umountFailure, host)
-
-    const lvRemoved = await this.run(
-      host,
-      [lvremoveCommand(this.config, req.deviceId, brickLvName(req))],
-      timeout,
-    )
-    if (!lvRemoved.ok && !isLvmNotFound(lvRemoved.error)) throw outcomeError(lvRemoved, host)
-
-    const thinPool = brickThinPoolName(req)
-    const countQuery = await this.run(
-      host,
-      [thinPoolCountCommand(this.config, req.deviceId, thinPool)],
-      timeout,
-    )
-    let thinCount = 0
-    if (countQuery.ok) {
-      try {
-        thinCount = parseThinCount(countQuery.results[0].stdout)
-      } catch (err) {
-        throw new NodeCommandError(
-          `Failed to convert number of logical volumes in thin pool ${vg}/${thinPool} on host ${host}: ${(err as Error).message}`,
-          host,
-        )
-      }
-    } else if (!isLvmNotFound(countQuery.error)) {
-      throw new NodeCommandError(
-        `Unable to determine number of logical volumes in thin pool ${vg}/${thinPool} on host ${host}`,
-        host,
-        countQuery.failed?.command,
-      )
-    }
-
-    let spaceReclaimed = false
-    if (thinCount === 0) {
-      const poolRemoved = await this.run(
-        host,
-        [lvremoveCommand(this.config, req.deviceId, thinPool)],
-        timeout,
-      )
-      spaceReclaimed = poolRemoved.ok || isLvmNotFound(poolRemoved.error)
-      if (!spaceReclaimed)
-        this.logger.warn(`removing thin pool ${vg}/${thinPool} on ${host}: ${poolRemoved.error}`)
-    }
-    await this.run(host, [rmdirCommand(mnt)], timeout)
-    return { spaceReclaimed }
+  brickDestroy(req: BrickRequest): Promise<{ spaceReclaimed: boolean }> {
+    return destroyBrick(req, {
+      config: this.config,
+      run: (commands) => this.run(req.host, commands, this.timeouts.brickDestroy),
+      logger: this.logger,
+    })
   }
 
   async volumeCreate(req: VolumeRequest): Promise<void> {

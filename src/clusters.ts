@@ -11,7 +11,10 @@ export function getCluster(tx: ReadTxn, id: string): ClusterEntry {
   return c
 }
 
-export async function createCluster(ctx: AppContext, flags: { block: boolean; file: boolean }): Promise<ClusterEntry> {
+export async function createCluster(
+  ctx: AppContext,
+  flags: { block: boolean; file: boolean },
+): Promise<ClusterEntry> {
   const cluster: ClusterEntry = { id: newId(), nodes: [], volumes: [], blockVolumes: [], ...flags }
   await ctx.store.write((tx) => tx.put('cluster', cluster.id, cluster))
   ctx.log.info(`Adding cluster ${cluster.id}`)
@@ -43,7 +46,8 @@ export function isVolumeListed(tx: ReadTxn, vol: VolumeEntry): boolean {
   const op = tx.get('pendingop', vol.pendingId)
   if (!op) return true
   if (op.type === 'create-volume' || op.type === 'delete-volume') return false
-  if (op.type === 'clone-volume') return !op.actions.some((a) => a.change === 'add-volume-clone' && a.id === vol.id)
+  if (op.type === 'clone-volume')
+    return !op.actions.some((a) => a.change === 'add-volume-clone' && a.id === vol.id)
   return true
 }
 

@@ -194,11 +194,13 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
     disableBackgroundCleaner: g.disable_background_cleaner,
     cleanerRefreshSec: orDefault(g.refresh_time_background_cleaner, 3600),
     cleanerStartSec: orDefault(g.start_time_background_cleaner, 60),
-    volumeCreateRetries: g.operation_retry_limits.volume_create > 0 ? g.operation_retry_limits.volume_create : 4,
+    volumeCreateRetries:
+      g.operation_retry_limits.volume_create > 0 ? g.operation_retry_limits.volume_create : 4,
     mockDeviceSizeGiB: 500,
   }
   if (raw.port) cfg.port = parsePort(raw.port)
-  if (g.loglevel && (LOG_LEVELS as readonly string[]).includes(g.loglevel)) cfg.logLevel = g.loglevel as LogLevel
+  if (g.loglevel && (LOG_LEVELS as readonly string[]).includes(g.loglevel))
+    cfg.logLevel = g.loglevel as LogLevel
   cfg.executor = parseExecutor(g.executor)
   cfg.defaultState = parseAdminState(raw.default_state)
   applyEnv(cfg, env)
@@ -207,7 +209,8 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
 
 function parsePort(value: string): number {
   const n = Number(value)
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new ConfigError(`Unable to parse configuration: invalid port ${value}`)
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new ConfigError(`Unable to parse configuration: invalid port ${value}`)
   return n
 }
 
@@ -247,7 +250,8 @@ function applyEnv(cfg: Config, env: NodeJS.ProcessEnv): void {
   const zone = str('HEKETI_ZONE_CHECKING')
   if (zone) cfg.zoneChecking = zone === 'strict' ? 'strict' : 'none'
   const maxVols = envInt(env, 'HEKETI_GLUSTER_MAX_VOLUMES_PER_CLUSTER')
-  if (maxVols !== undefined) cfg.maxVolumesPerCluster = Number.isNaN(maxVols) || maxVols === 0 ? 1000 : maxVols
+  if (maxVols !== undefined)
+    cfg.maxVolumesPerCluster = Number.isNaN(maxVols) || maxVols === 0 ? 1000 : maxVols
   if (env['HEKETI_DISABLE_HEALTH_MONITOR'] === 'true') cfg.disableMonitor = true
   if (env['HEKETI_DISABLE_BACKGROUND_CLEANER'] === 'true') cfg.disableBackgroundCleaner = true
   const mockSize = envInt(env, 'HEKETI_MOCK_DEVICE_SIZE_GB')

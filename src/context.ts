@@ -4,9 +4,9 @@ import type { Logger } from 'pino'
 import type { Store } from '../db/store.ts'
 import type { Executor } from '../executors/executor.ts'
 import type { Config } from './config.ts'
+import type { Throttle } from './operations/throttle.ts'
 import type { BrickLimits } from './placement/geometry.ts'
 import type { TopologyIndex } from './placement/topology-index.ts'
-import type { Throttle } from './operations/throttle.ts'
 
 export interface HealthView {
   /** false only for nodes the monitor has seen down; unknown nodes count as up */

@@ -44,7 +44,9 @@ export function addDevice(ctx: AppContext, req: DeviceAddRequest): Job {
       info = await ctx.executor.deviceSetup({ host, device: req.name, deviceId: id, destroyData: false })
     } catch (err) {
       if (!req.destroydata) throw err
-      ctx.log.warn(`device setup of ${req.name} on ${host} failed, retrying with wipefs: ${(err as Error).message}`)
+      ctx.log.warn(
+        `device setup of ${req.name} on ${host} failed, retrying with wipefs: ${(err as Error).message}`,
+      )
       info = await ctx.executor.deviceSetup({ host, device: req.name, deviceId: id, destroyData: true })
     }
     const device: DeviceEntry = {
@@ -68,7 +70,10 @@ export function addDevice(ctx: AppContext, req: DeviceAddRequest): Job {
     } catch (err) {
       // the node was deleted meanwhile (or the store failed): give the disk back
       await ctx.executor
-        .deviceTeardown({ host, device: req.name, deviceId: id, pvUuid: info.pvUuid, paths: info.paths }, true)
+        .deviceTeardown(
+          { host, device: req.name, deviceId: id, pvUuid: info.pvUuid, paths: info.paths },
+          true,
+        )
         .catch(() => {})
       throw err
     }
@@ -165,7 +170,12 @@ export function resyncDevice(ctx: AppContext, id: string): Job {
   }
 }
 
-export async function setDeviceTags(ctx: AppContext, id: string, change: TagChange, tags: Record<string, string>) {
+export async function setDeviceTags(
+  ctx: AppContext,
+  id: string,
+  change: TagChange,
+  tags: Record<string, string>,
+) {
   return ctx.store.write((tx) => {
     const device = getDevice(tx, id)
     const next = applyTagChange(device.tags, change, tags)

@@ -51,7 +51,10 @@ export const Errors = {
   nodeFailedToOnline: e(500, 'Cannot move a failed/removed node to online state'),
   nodeFailedToOffline: e(500, 'Cannot move a failed/removed node to offline state'),
   nodeNoReplacement: (id: string, deviceId: string) =>
-    new HeqetError(500, `Unable to remove node [${id}] as no device was found to replace device [${deviceId}]`),
+    new HeqetError(
+      500,
+      `Unable to remove node [${id}] as no device was found to replace device [${deviceId}]`,
+    ),
 
   // devices
   nodeMissing: e(404, 'Node id does not exist'),
@@ -85,11 +88,15 @@ export const Errors = {
       `Requested volume size (${sizeGiB} GB) is smaller than the minimum supported volume size (${minKiB})`,
     ),
   allocateVolume: (reason: string) => new HeqetError(500, `Failed to allocate new volume: ${reason}`),
-  allocateExpansion: (reason: string) => new HeqetError(500, `Failed to allocate volume expansion: ${reason}`),
+  allocateExpansion: (reason: string) =>
+    new HeqetError(500, `Failed to allocate volume expansion: ${reason}`),
   dbVolumeDelete: e(409, 'Cannot delete volume containing the Heketi database'),
   blockHostingNotEmpty: e(409, 'Cannot delete a block hosting volume containing block volumes'),
   volumeDeleteInUse: () =>
-    new HeqetError(500, 'Failed to set up volume delete: The target exists, contains other items, or is in use.'),
+    new HeqetError(
+      500,
+      'Failed to set up volume delete: The target exists, contains other items, or is in use.',
+    ),
   cloneBlockHosting: (id: string) =>
     new HeqetError(500, `Failed clone volume ${id}: Cloning of block hosting volumes is not supported`),
   blockRestriction: (reason: string) => new HeqetError(500, `Failed to set block restriction: ${reason}`),

@@ -57,7 +57,9 @@ function typeName(type: FieldType): string {
 function mismatch(value: unknown, type: FieldType, path: string): DecodeError {
   const kind = jsonKind(value)
   const shown = kind === 'number' ? `number ${value}` : kind
-  return new DecodeError(`json: cannot unmarshal ${shown} into Go struct field ${path} of type ${typeName(type)}`)
+  return new DecodeError(
+    `json: cannot unmarshal ${shown} into Go struct field ${path} of type ${typeName(type)}`,
+  )
 }
 
 function decodeValue(value: unknown, type: FieldType, path: string): unknown {

@@ -178,7 +178,12 @@ export function applyTagChange(
   return out
 }
 
-export async function setNodeTags(ctx: AppContext, id: string, change: TagChange, tags: Record<string, string>) {
+export async function setNodeTags(
+  ctx: AppContext,
+  id: string,
+  change: TagChange,
+  tags: Record<string, string>,
+) {
   return ctx.store.write((tx) => {
     const node = getNode(tx, id)
     const next = applyTagChange(node.tags, change, tags)

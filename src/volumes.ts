@@ -1,5 +1,7 @@
 // Volume requests after wire validation: build the entry, check what needs
 // the DB, and start the operation.
+
+import { isVolumeReadable } from './clusters.ts'
 import type { AppContext, Job } from './context.ts'
 import type { DurabilityRequest, VolumeEntry } from './entries.ts'
 import { Errors } from './errors.ts'
@@ -10,7 +12,6 @@ import { VolumeCreateOperation } from './operations/volume-create.ts'
 import { VolumeDeleteOperation } from './operations/volume-delete.ts'
 import { VolumeExpandOperation } from './operations/volume-expand.ts'
 import { splitOptions } from './operations/volume-options.ts'
-import { isVolumeReadable } from './clusters.ts'
 
 export interface VolumeCreateRequest {
   size: number
@@ -37,7 +38,10 @@ export async function createVolume(ctx: AppContext, req: VolumeCreateRequest): P
     if (tx.count('cluster') === 0) throw Errors.noClusters()
     for (const id of req.clusters) if (!tx.get('cluster', id)) throw Errors.clusterNotFound(id)
   })
-  const minKiB = req.durability.type === 'disperse' ? 1048576 * (req.durability.disperse.data || 4) : limits.minBrickSizeKiB
+  const minKiB =
+    req.durability.type === 'disperse'
+      ? 1048576 * (req.durability.disperse.data || 4)
+      : limits.minBrickSizeKiB
   if (req.size * 1048576 < minKiB) throw Errors.volumeTooSmall(req.size, minKiB)
 
   const id = newId()
@@ -56,7 +60,9 @@ export async function createVolume(ctx: AppContext, req: VolumeCreateRequest): P
     durability: { ...req.durability, type: req.durability.type || 'none' },
     gid: req.gid,
     block: req.block,
-    snapshot: req.snapshot.enable ? { enable: true, factor: req.snapshot.factor } : { enable: false, factor: 1 },
+    snapshot: req.snapshot.enable
+      ? { enable: true, factor: req.snapshot.factor }
+      : { enable: false, factor: 1 },
     blockInfo: {
       freeSizeGiB: freeGiB,
       reservedSizeGiB: req.block ? req.size - freeGiB : 0,
@@ -88,13 +94,21 @@ export async function cloneVolume(ctx: AppContext, id: string, name: string): Pr
   const source = getReadableVolume(ctx, id)
   if (source.pendingId) throw Errors.notFound()
   const cloneId = newId()
-  return startOperation(ctx, new VolumeCloneOperation(ctx, newOperationId(), id, cloneId, name || `vol_${cloneId}`))
+  return startOperation(
+    ctx,
+    new VolumeCloneOperation(ctx, newOperationId(), id, cloneId, name || `vol_${cloneId}`),
+  )
 }
 
-export async function setBlockRestriction(ctx: AppContext, id: string, restriction: '' | 'locked'): Promise<Job> {
+export async function setBlockRestriction(
+  ctx: AppContext,
+  id: string,
+  restriction: '' | 'locked',
+): Promise<Job> {
   const volume = getReadableVolume(ctx, id)
   if (volume.pendingId) throw Errors.notFound()
-  if (!volume.block) throw Errors.blockRestriction('Block restrictions can only be set on block hosting volumes')
+  if (!volume.block)
+    throw Errors.blockRestriction('Block restrictions can only be set on block hosting volumes')
   const release = ctx.throttle.acquire()
   return async () => {
     try {

@@ -22,7 +22,10 @@ t.test('cluster lifecycle', async (t) => {
   t.equal(created.headers['content-type'], 'application/json; charset=UTF-8')
   const c = created.json()
   t.match(c.id, /^[0-9a-f]{32}$/)
-  t.equal(created.body, `{"id":"${c.id}","nodes":[],"volumes":[],"block":false,"file":false,"blockvolumes":[]}\n`)
+  t.equal(
+    created.body,
+    `{"id":"${c.id}","nodes":[],"volumes":[],"block":false,"file":false,"blockvolumes":[]}\n`,
+  )
   t.same((await app.call('GET', '/clusters')).json(), { clusters: [c.id] })
   const flags = await app.call('POST', `/clusters/${c.id}/flags`, { block: true, file: true })
   t.equal(flags.statusCode, 200)
@@ -49,7 +52,11 @@ t.test('nodes and devices', async (t) => {
   })
   t.equal(dup.statusCode, 409)
   t.equal(dup.body, `Hostname node0.example.com already used by node with id ${topo.nodes[0]}\n\n`)
-  const bad = await app.call('POST', '/nodes', { zone: 0, hostnames: { manage: [], storage: ['a b'] }, cluster: 'x' })
+  const bad = await app.call('POST', '/nodes', {
+    zone: 0,
+    hostnames: { manage: [], storage: ['a b'] },
+    cluster: 'x',
+  })
   t.equal(bad.statusCode, 400)
   t.equal(
     bad.body,
@@ -63,6 +70,9 @@ t.test('nodes and devices', async (t) => {
   t.equal((await app.run('POST', `/devices/${topo.devices[0]}/state`, { state: 'offline' })).statusCode, 204)
   t.equal((await app.run('POST', `/devices/${topo.devices[0]}/state`, { state: 'failed' })).statusCode, 204)
   t.equal((await app.run('DELETE', `/devices/${topo.devices[0]}`)).statusCode, 204)
-  const tags = await app.call('POST', `/nodes/${topo.nodes[0]}/tags`, { change_type: 'set', tags: { z: '1', a: '2' } })
+  const tags = await app.call('POST', `/nodes/${topo.nodes[0]}/tags`, {
+    change_type: 'set',
+    tags: { z: '1', a: '2' },
+  })
   t.equal(tags.body, '{"a":"2","z":"1"}\n')
 })

@@ -4,7 +4,10 @@ import { makeApp, makeTopology } from './helpers/app.ts'
 t.test('volume lifecycle on the mock executor', async (t) => {
   const app = await makeApp(t)
   const topo = await makeTopology(app, { nodes: 3, devices: 2 })
-  const created = await app.run('POST', '/volumes', { size: 10, durability: { type: 'replicate', replicate: { replica: 3 } } })
+  const created = await app.run('POST', '/volumes', {
+    size: 10,
+    durability: { type: 'replicate', replicate: { replica: 3 } },
+  })
   t.equal(created.statusCode, 303, created.body)
   const id = created.location!.split('/').pop()!
   const info = (await app.call('GET', `/volumes/${id}`)).json()
@@ -49,7 +52,11 @@ t.test('volume create validation', async (t) => {
     [{ size: 1, gid: -1 }, 400, 'Bad group id less than zero'],
     [{ size: 1, gid: 2147483647 }, 400, 'Bad group id equal or greater than 2**32'],
     [{ size: 1, durability: { type: 'replicate', replicate: { replica: 4 } } }, 400, 'Invalid replica value'],
-    [{ size: 1, durability: { type: 'disperse', disperse: { data: 3, redundancy: 1 } } }, 400, 'Invalid dispersion combination: 3+1'],
+    [
+      { size: 1, durability: { type: 'disperse', disperse: { data: 3, redundancy: 1 } } },
+      400,
+      'Invalid dispersion combination: 3+1',
+    ],
     [{ size: 1, snapshot: { enable: true } }, 400, 'Invalid snapshot factor'],
     [{ size: 1, durability: { type: 'x' } }, 400, 'Unknown durability type'],
     [{ size: 1 }, 400, 'No clusters configured'],
@@ -63,14 +70,20 @@ t.test('volume create validation', async (t) => {
   const c = (await app.call('POST', '/clusters', {})).json().id
   const res = await app.call('POST', '/volumes', { size: 1 })
   t.equal(res.body, 'Failed to allocate new volume: Cluster has disabled all volume types\n')
-  t.equal((await app.call('POST', '/volumes', { size: 1, clusters: ['ab'] })).body, 'Cluster id ab not found\n')
+  t.equal(
+    (await app.call('POST', '/volumes', { size: 1, clusters: ['ab'] })).body,
+    'Cluster id ab not found\n',
+  )
   void c
 })
 
 t.test('no space says why', async (t) => {
   const app = await makeApp(t)
   await makeTopology(app, { nodes: 2, devices: 1 })
-  const res = await app.call('POST', '/volumes', { size: 10, durability: { type: 'replicate', replicate: { replica: 3 } } })
+  const res = await app.call('POST', '/volumes', {
+    size: 10,
+    durability: { type: 'replicate', replicate: { replica: 3 } },
+  })
   t.equal(res.statusCode, 500)
   t.match(res.body, /^Failed to allocate new volume: No space/)
 })

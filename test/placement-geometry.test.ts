@@ -35,9 +35,16 @@ function firstSizes(sizeGiB: number, durability: Durability, count: number) {
 }
 
 t.test('limits: defaults, GiB config, 0 keeps the default', async (t) => {
-  t.same(DEFAULT_BRICK_LIMITS, { minBrickSizeKiB: 1048576, maxBrickSizeKiB: 4294967296, maxBricksPerVolume: 32 })
+  t.same(DEFAULT_BRICK_LIMITS, {
+    minBrickSizeKiB: 1048576,
+    maxBrickSizeKiB: 4294967296,
+    maxBricksPerVolume: 32,
+  })
   t.same(brickLimitsFromConfig({}), DEFAULT_BRICK_LIMITS)
-  t.same(brickLimitsFromConfig({ brickMinSizeGiB: 0, brickMaxSizeGiB: 0, maxBricksPerVolume: 0 }), DEFAULT_BRICK_LIMITS)
+  t.same(
+    brickLimitsFromConfig({ brickMinSizeGiB: 0, brickMaxSizeGiB: 0, maxBricksPerVolume: 0 }),
+    DEFAULT_BRICK_LIMITS,
+  )
   t.same(brickLimitsFromConfig({ brickMinSizeGiB: 2, brickMaxSizeGiB: 100, maxBricksPerVolume: 6 }), {
     minBrickSizeKiB: 2 * GiB_IN_KiB,
     maxBrickSizeKiB: 100 * GiB_IN_KiB,
@@ -78,7 +85,12 @@ t.test("heketi's brick size generator", async (t) => {
 t.test('brick-count limit and the error heketi ends with', async (t) => {
   t.notOk(exceedsMaxBricks(10, replica3, 2, limits))
   t.ok(exceedsMaxBricks(11, replica3, 0, limits))
-  t.equal(heketiExhaustionKind(100 * GiB_IN_KiB, replica3, 0, limits), 'min-brick-size', '64 sets would be < 2 GiB')
+  t.equal(
+    heketiExhaustionKind(4 * GiB_IN_KiB, replica3, 0, limits),
+    'min-brick-size',
+    '8 sets: 0.5 GiB bricks',
+  )
+  t.equal(heketiExhaustionKind(100 * GiB_IN_KiB, replica3, 0, limits), 'max-bricks', '16 sets: 48 bricks')
   t.equal(heketiExhaustionKind(600 * GiB_IN_KiB, replica3, 0, limits), 'max-bricks', '16 sets = 48 bricks')
   const three = { ...limits, maxBricksPerVolume: 3 }
   t.equal(heketiExhaustionKind(10 * GiB_IN_KiB, replica3, 3, three), 'max-bricks', 'expand past the limit')
@@ -97,8 +109,16 @@ t.test('every feasible set count, fewest first', async (t) => {
 })
 
 t.test('space on a device (§5.4)', async (t) => {
-  t.same(brickSpaceOnDevice(104857600, 1, 4096), { tpSizeKiB: 104857600, poolMetadataSizeKiB: 524288, totalKiB: 105381888 })
-  t.same(brickSpaceOnDevice(10485760, 1.5, 4096), { tpSizeKiB: 15728640, poolMetadataSizeKiB: 81920, totalKiB: 15810560 })
+  t.same(brickSpaceOnDevice(104857600, 1, 4096), {
+    tpSizeKiB: 104857600,
+    poolMetadataSizeKiB: 524288,
+    totalKiB: 105381888,
+  })
+  t.same(brickSpaceOnDevice(10485760, 1.5, 4096), {
+    tpSizeKiB: 15728640,
+    poolMetadataSizeKiB: 81920,
+    totalKiB: 15810560,
+  })
   // float32 1.2 is 1.2000000476837158: 104857600 × it = 125829125, not 125829120
   t.equal(thinPoolSizeKiB(104857600, 1.2, 4096), 125833216)
   t.equal(thinPoolSizeKiB(104857600, 1.2, 1), 125829125)

@@ -13,13 +13,18 @@ export function registerClusterRoutes(api: Api): void {
     handler: async (req, reply) => {
       const flags = decodeBody(req, flagsSchema)
       const cluster = await createCluster(ctx, flags)
-      return sendJson(reply, 201, ctx.store.read((tx) => clusterView(tx, cluster)))
+      return sendJson(
+        reply,
+        201,
+        ctx.store.read((tx) => clusterView(tx, cluster)),
+      )
     },
   })
   addRoute(api, {
     method: 'GET',
     path: '/clusters',
-    handler: async (_req, reply) => sendJson(reply, 200, { clusters: ctx.store.read((tx) => tx.keys('cluster')) }),
+    handler: async (_req, reply) =>
+      sendJson(reply, 200, { clusters: ctx.store.read((tx) => tx.keys('cluster')) }),
   })
   addRoute(api, {
     method: 'GET',

@@ -59,7 +59,8 @@ export function registerCoreRoutes(api: Api): void {
       const body = decodeBodyDetailed(req, { state: 'string' })
       const v = new Validation()
       if (body.state === '') v.add('state', 'cannot be blank')
-      else if (!(ADMIN_STATES as readonly string[]).includes(body.state)) v.add('state', 'must be a valid value')
+      else if (!(ADMIN_STATES as readonly string[]).includes(body.state))
+        v.add('state', 'must be a valid value')
       v.throwIfAny()
       api.state.admin = body.state as AdminState
       api.ctx.log.info(`admin state set to ${body.state}`)

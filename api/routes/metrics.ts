@@ -23,7 +23,11 @@ export function registerMetricsRoutes(api: Api): void {
   const free = gauge('heketi_device_free', 'Amount of Free space available on the device', full)
   const used = gauge('heketi_device_used', 'Amount of space used on the device', full)
   const sizeB = gauge('heketi_device_size_bytes', 'Total size of the device in bytes', full)
-  const freeB = gauge('heketi_device_free_bytes', 'Amount of Free space available on the device in bytes', full)
+  const freeB = gauge(
+    'heketi_device_free_bytes',
+    'Amount of Free space available on the device in bytes',
+    full,
+  )
   const usedB = gauge('heketi_device_used_bytes', 'Amount of space used on the device in bytes', full)
   const bricks = gauge('heketi_device_brick_count', 'Number of bricks on device', full)
   const stale = gauge('heketi_operations_stale_count', 'Number of Stale Operations')
@@ -46,16 +50,26 @@ export function registerMetricsRoutes(api: Api): void {
       clusters.set(all.length)
       for (const c of all) {
         const cluster = c.id
-        volumes.set({ cluster }, c.volumes.filter((id) => {
-          const v = tx.get('volume', id)
-          return v !== undefined && isVolumeListed(tx, v)
-        }).length)
-        blockVolumes.set({ cluster }, c.blockVolumes.filter((id) => !tx.get('blockvolume', id)?.pendingId).length)
+        volumes.set(
+          { cluster },
+          c.volumes.filter((id) => {
+            const v = tx.get('volume', id)
+            return v !== undefined && isVolumeListed(tx, v)
+          }).length,
+        )
+        blockVolumes.set(
+          { cluster },
+          c.blockVolumes.filter((id) => !tx.get('blockvolume', id)?.pendingId).length,
+        )
         nodes.set({ cluster }, c.nodes.length)
         for (const nodeId of c.nodes) {
           const node = tx.get('node', nodeId)
           if (!node) continue
-          const host = { cluster, hostname: node.hostnames.manage[0]!, storage_hostname: node.hostnames.storage[0]! }
+          const host = {
+            cluster,
+            hostname: node.hostnames.manage[0]!,
+            storage_hostname: node.hostnames.storage[0]!,
+          }
           devices.set(host, node.devices.length)
           for (const deviceId of node.devices) {
             const d = tx.get('device', deviceId)
@@ -85,7 +99,10 @@ export function registerMetricsRoutes(api: Api): void {
         ctx.log.error({ err }, 'metrics: unable to read the topology')
         up.set(0)
       }
-      return reply.code(200).header('content-type', registry.contentType).send(await registry.metrics())
+      return reply
+        .code(200)
+        .header('content-type', registry.contentType)
+        .send(await registry.metrics())
     },
   })
 }

@@ -22,7 +22,8 @@ const tagsSchema = { change_type: 'string', tags: { map: 'string' } } as const
 function validateState(body: { state: string; healcheck: string }): void {
   const v = new Validation()
   if (body.state === '') v.add('state', 'cannot be blank')
-  else if (!(STATES as readonly string[]).includes(body.state)) v.add('state', `${body.state} is not valid state`)
+  else if (!(STATES as readonly string[]).includes(body.state))
+    v.add('state', `${body.state} is not valid state`)
   if (!(HEALCHECKS as readonly string[]).includes(body.healcheck)) {
     v.add('healcheck', `${body.healcheck} is not valid heal info check`)
   }
@@ -32,7 +33,8 @@ function validateState(body: { state: string; healcheck: string }): void {
 function validateTagChange(body: { change_type: string; tags: Record<string, string> }): TagChange {
   const v = new Validation()
   if (body.change_type === '') v.add('change_type', 'cannot be blank')
-  else if (!['set', 'update', 'delete'].includes(body.change_type)) v.add('change_type', 'must be a valid value')
+  else if (!['set', 'update', 'delete'].includes(body.change_type))
+    v.add('change_type', 'must be a valid value')
   checkTags(v, body.tags)
   v.throwIfAny()
   return body.change_type as TagChange
@@ -91,7 +93,9 @@ export function registerTopologyRoutes(api: Api): void {
     handler: async (req, reply) => {
       const body = decodeBody(req, stateSchema)
       validateState(body)
-      return api.startJob(reply, () => setNodeState(ctx, req.params.id, body.state as EntityState, body.healcheck))
+      return api.startJob(reply, () =>
+        setNodeState(ctx, req.params.id, body.state as EntityState, body.healcheck),
+      )
     },
   })
 
@@ -109,7 +113,12 @@ export function registerTopologyRoutes(api: Api): void {
     method: 'POST',
     path: '/devices',
     handler: async (req, reply) => {
-      const body = decodeBody(req, { name: 'string', node: 'string', tags: { map: 'string' }, destroydata: 'bool' })
+      const body = decodeBody(req, {
+        name: 'string',
+        node: 'string',
+        tags: { map: 'string' },
+        destroydata: 'bool',
+      })
       const v = new Validation()
       if (body.name === '') v.add('name', 'cannot be blank')
       else if (!DEVICE_NAME.test(body.name)) v.add('name', 'must be in a valid format')
@@ -137,7 +146,8 @@ export function registerTopologyRoutes(api: Api): void {
     handler: async (req, reply) => {
       // heketi decodes this body only when one was sent
       const length = Number(req.headers['content-length'] ?? 0)
-      const forceforget = length > 0 && rawBody(req) !== '' ? decodeBody(req, { forceforget: 'bool' }).forceforget : false
+      const forceforget =
+        length > 0 && rawBody(req) !== '' ? decodeBody(req, { forceforget: 'bool' }).forceforget : false
       return api.startJob(reply, () => deleteDevice(ctx, req.params.id, forceforget))
     },
   })
@@ -148,7 +158,9 @@ export function registerTopologyRoutes(api: Api): void {
     handler: async (req, reply) => {
       const body = decodeBody(req, stateSchema)
       validateState(body)
-      return api.startJob(reply, () => setDeviceState(ctx, req.params.id, body.state as EntityState, body.healcheck))
+      return api.startJob(reply, () =>
+        setDeviceState(ctx, req.params.id, body.state as EntityState, body.healcheck),
+      )
     },
   })
 

@@ -55,11 +55,17 @@ export function registerVolumeRoutes(api: Api): void {
         throw Errors.invalidSnapshotFactor()
       }
       if (d.type === 'replicate' && d.replicate.replica > 3) throw Errors.invalidReplica()
-      if (d.type === 'disperse' && !DISPERSE_COMBINATIONS.has(`${d.disperse.data}+${d.disperse.redundancy}`)) {
+      if (
+        d.type === 'disperse' &&
+        !DISPERSE_COMBINATIONS.has(`${d.disperse.data}+${d.disperse.redundancy}`)
+      ) {
         throw Errors.invalidDisperse(d.disperse.data, d.disperse.redundancy)
       }
       return api.startJob(reply, () =>
-        createVolume(ctx, { ...body, durability: { ...d, type: d.type as 'none' | 'replicate' | 'disperse' | '' } }),
+        createVolume(ctx, {
+          ...body,
+          durability: { ...d, type: d.type as 'none' | 'replicate' | 'disperse' | '' },
+        }),
       )
     },
   })
@@ -69,7 +75,12 @@ export function registerVolumeRoutes(api: Api): void {
     path: '/volumes',
     handler: async (_req, reply) =>
       sendJson(reply, 200, {
-        volumes: ctx.store.read((tx) => tx.values('volume').filter((v) => isVolumeListed(tx, v)).map((v) => v.id)),
+        volumes: ctx.store.read((tx) =>
+          tx
+            .values('volume')
+            .filter((v) => isVolumeListed(tx, v))
+            .map((v) => v.id),
+        ),
       }),
   })
 
@@ -123,9 +134,12 @@ export function registerVolumeRoutes(api: Api): void {
     handler: async (req, reply) => {
       const body = decodeBody(req, { restriction: 'string' })
       const v = new Validation()
-      if (body.restriction !== '' && body.restriction !== 'locked') v.add('restriction', 'must be a valid value')
+      if (body.restriction !== '' && body.restriction !== 'locked')
+        v.add('restriction', 'must be a valid value')
       v.throwIfAny()
-      return api.startJob(reply, () => setBlockRestriction(ctx, req.params.id, body.restriction as '' | 'locked'))
+      return api.startJob(reply, () =>
+        setBlockRestriction(ctx, req.params.id, body.restriction as '' | 'locked'),
+      )
     },
   })
 }

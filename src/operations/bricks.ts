@@ -11,7 +11,12 @@ export const brickMountDir = (deviceId: string, brickId: string) =>
   `/var/lib/heketi/mounts/vg_${deviceId}/brick_${brickId}`
 
 /** Write the placed bricks (pending) and charge their space to the devices. */
-export function reserveBricks(tx: WriteTxn, placed: PlacedBrick[], volumeId: string, opId: string): BrickEntry[] {
+export function reserveBricks(
+  tx: WriteTxn,
+  placed: PlacedBrick[],
+  volumeId: string,
+  opId: string,
+): BrickEntry[] {
   return placed.map((p) => {
     const brick: BrickEntry = {
       id: p.brickId,
@@ -62,7 +67,8 @@ export function releaseBrick(tx: WriteTxn, brickId: string, credit: boolean): vo
     })
   }
   const volume = tx.get('volume', brick.volumeId)
-  if (volume?.bricks.includes(brickId)) tx.put('volume', volume.id, { ...volume, bricks: without(volume.bricks, brickId) })
+  if (volume?.bricks.includes(brickId))
+    tx.put('volume', volume.id, { ...volume, bricks: without(volume.bricks, brickId) })
   tx.del('brick', brickId)
 }
 

@@ -96,7 +96,9 @@ async function execute(ctx: AppContext, op: Operation): Promise<JobResult> {
           tx.put('pendingop', op.id, journalEntry(op, built))
         })
       } catch (buildErr) {
-        ctx.log.warn(`operation ${op.type} ${op.id}: no new placement for a retry: ${(buildErr as Error).message}`)
+        ctx.log.warn(
+          `operation ${op.type} ${op.id}: no new placement for a retry: ${(buildErr as Error).message}`,
+        )
         throw err
       }
     }
@@ -113,7 +115,9 @@ export async function rollback(ctx: AppContext, op: Operation): Promise<boolean>
     })
     return true
   } catch (undoErr) {
-    ctx.log.error(`rollback of ${op.type} ${op.id} failed, left for the cleaner: ${(undoErr as Error).message}`)
+    ctx.log.error(
+      `rollback of ${op.type} ${op.id} failed, left for the cleaner: ${(undoErr as Error).message}`,
+    )
     await markFailed(ctx, op.id)
     return false
   }

@@ -112,7 +112,8 @@ export class VolumeCloneOperation implements Operation {
     }
     if (source) {
       const cluster = tx.get('cluster', source.clusterId)
-      if (cluster) tx.put('cluster', cluster.id, { ...cluster, volumes: without(cluster.volumes, this.cloneId) })
+      if (cluster)
+        tx.put('cluster', cluster.id, { ...cluster, volumes: without(cluster.volumes, this.cloneId) })
     }
   }
 }

@@ -25,7 +25,8 @@ import { heketiOptions } from './volume-options.ts'
 export function effectiveDurability(v: VolumeEntry): Durability {
   const d = v.durability
   if (d.type === 'replicate') return { type: 'replicate', replica: d.replicate.replica || 2 }
-  if (d.type === 'disperse') return { type: 'disperse', data: d.disperse.data || 4, redundancy: d.disperse.redundancy || 2 }
+  if (d.type === 'disperse')
+    return { type: 'disperse', data: d.disperse.data || 4, redundancy: d.disperse.redundancy || 2 }
   return { type: 'none' }
 }
 
@@ -36,7 +37,14 @@ export function executorDurability(v: VolumeEntry): VolumeDurability {
 }
 
 /** The allocation request for `sizeKiB` more space in the volume's (or a candidate) cluster. */
-export function allocationFor(ctx: AppContext, v: VolumeEntry, clusterId: string, sizeKiB: number, existing: number, attempt = 0) {
+export function allocationFor(
+  ctx: AppContext,
+  v: VolumeEntry,
+  clusterId: string,
+  sizeKiB: number,
+  existing: number,
+  attempt = 0,
+) {
   const opts = heketiOptions(v.glusterVolumeOptions)
   return allocateBricks(ctx.placement, {
     clusterId,
@@ -87,7 +95,10 @@ export class VolumeCreateOperation implements Operation {
       else if (v.block ? !c.block : !c.file) problem = 'Cluster does not support requested volume type'
       else if (c.volumes.some((vid) => tx.get('volume', vid)?.name === v.name && vid !== v.id)) {
         problem = `Volume name '${v.name}' already in use`
-      } else if (this.ctx.config.maxVolumesPerCluster >= 0 && c.volumes.length >= this.ctx.config.maxVolumesPerCluster) {
+      } else if (
+        this.ctx.config.maxVolumesPerCluster >= 0 &&
+        c.volumes.length >= this.ctx.config.maxVolumesPerCluster
+      ) {
         problem = `Cluster has ${c.volumes.length} volumes and limit is ${this.ctx.config.maxVolumesPerCluster}`
       }
       if (problem) problems.push([id, problem])
@@ -95,7 +106,8 @@ export class VolumeCreateOperation implements Operation {
     })
     if (eligible.length > 0) return eligible
     if (problems.length === 1) throw Errors.allocateVolume(problems[0]![1])
-    if (problems.length > 1) throw Errors.allocateVolume(joinClusterErrors('No eligible cluster for volume', problems))
+    if (problems.length > 1)
+      throw Errors.allocateVolume(joinClusterErrors('No eligible cluster for volume', problems))
     throw Errors.allocateVolume('No space')
   }
 
@@ -108,13 +120,19 @@ export class VolumeCreateOperation implements Operation {
         allocation = allocationFor(this.ctx, v, clusterId, v.sizeGiB * 1048576, 0, this.attempt++)
       } catch (err) {
         if (!(err instanceof PlacementError)) throw err
-        if (err.kind === 'bad-tag-rule' || err.kind === 'arbiter-size') throw Errors.allocateVolume(err.message)
+        if (err.kind === 'bad-tag-rule' || err.kind === 'arbiter-size')
+          throw Errors.allocateVolume(err.message)
         failures.push([clusterId, createFailureText(err)])
         continue
       }
       const placed = allocation.sets.flat()
       const bricks = reserveBricks(tx, placed, v.id, this.id)
-      const volume: VolumeEntry = { ...v, clusterId, bricks: bricks.map((b) => b.id).sort(), pendingId: this.id }
+      const volume: VolumeEntry = {
+        ...v,
+        clusterId,
+        bricks: bricks.map((b) => b.id).sort(),
+        pendingId: this.id,
+      }
       tx.put('volume', v.id, volume)
       const cluster = tx.get('cluster', clusterId)!
       tx.put('cluster', clusterId, { ...cluster, volumes: insertSorted(cluster.volumes, v.id) })

@@ -66,7 +66,8 @@ export class VolumeDeleteOperation implements Operation {
 
   async undo(): Promise<void> {
     // past the point of no return: refuse, so the record stays (failed) for the cleaner
-    if (this.glusterVolumeGone) throw new Error('volume already deleted on the nodes; finishing is left to the cleaner')
+    if (this.glusterVolumeGone)
+      throw new Error('volume already deleted on the nodes; finishing is left to the cleaner')
   }
 
   undoDb(tx: WriteTxn): void {

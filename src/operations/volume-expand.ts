@@ -4,7 +4,14 @@ import type { ReadTxn, WriteTxn } from '../../db/store.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { Errors } from '../errors.ts'
 import { PlacementError } from '../placement/errors.ts'
-import { brickRequest, createBricks, destroyBricks, releaseBrick, reserveBricks, volumeBrick } from './bricks.ts'
+import {
+  brickRequest,
+  createBricks,
+  destroyBricks,
+  releaseBrick,
+  reserveBricks,
+  volumeBrick,
+} from './bricks.ts'
 import type { Operation } from './operation.ts'
 import { allocationFor, executorDurability } from './volume-create.ts'
 
@@ -43,8 +50,12 @@ export class VolumeExpandOperation implements Operation {
 
   private newBricks(tx: ReadTxn) {
     const volume = tx.get('volume', this.volumeId)
-    const order = (tx.get('pendingop', this.id)?.data['glusterOrder'] as string[] | undefined) ?? volume?.bricks ?? []
-    return order.map((id) => tx.get('brick', id)).filter((b) => b && b.pendingId === this.id).map((b) => b!)
+    const order =
+      (tx.get('pendingop', this.id)?.data['glusterOrder'] as string[] | undefined) ?? volume?.bricks ?? []
+    return order
+      .map((id) => tx.get('brick', id))
+      .filter((b) => b && b.pendingId === this.id)
+      .map((b) => b!)
   }
 
   async exec(): Promise<void> {

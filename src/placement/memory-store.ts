@@ -3,7 +3,15 @@
 // benchmark use it to drive TopologyIndex through real commits without disk
 // syncs; it has nothing placement-specific and may move to db/.
 
-import { BUCKETS, type BucketName, type Buckets, type Change, type ReadTxn, type Store, type WriteTxn } from '../../db/store.ts'
+import {
+  BUCKETS,
+  type BucketName,
+  type Buckets,
+  type Change,
+  type ReadTxn,
+  type Store,
+  type WriteTxn,
+} from '../../db/store.ts'
 
 export class MemoryStore implements Store {
   private readonly buckets = new Map<BucketName, Map<string, unknown>>(BUCKETS.map((b) => [b, new Map()]))

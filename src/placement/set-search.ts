@@ -22,6 +22,8 @@ export interface DeviceFilters {
   isNodeUp?: (nodeId: Id) => boolean
   excludeDevices: ReadonlySet<Id>
   excludeNodes: ReadonlySet<Id>
+  /** only `arbiter: required` devices: heketi feeds arbiters from those first */
+  requiredArbiterOnly?: boolean
 }
 
 /** One brick to place: its role, size, and the space it takes per extent size. */
@@ -108,7 +110,10 @@ export function deviceAccepts(
 ): boolean {
   if (device.state !== 'online' || filters.excludeDevices.has(device.id)) return false
   if (filters.tagRule !== undefined && !matchesTagRule(filters.tagRule, node.tags, device.tags)) return false
-  return !filters.useArbiterRoles || roleAccepts(arbiterRole(node.tags, device.tags), role)
+  if (!filters.useArbiterRoles) return true
+  const deviceRole = arbiterRole(node.tags, device.tags)
+  if (filters.requiredArbiterOnly && deviceRole !== 'required') return false
+  return roleAccepts(deviceRole, role)
 }
 
 /** The device of `node` with the most free space that accepts and fits the brick. */
@@ -179,6 +184,12 @@ export function findBrickPlace(
   members: SetMembers,
   mode: ZoneMode,
 ): BrickPick | undefined {
+  if (need.role === 'arbiter' && ctx.filters.useArbiterRoles && !ctx.filters.requiredArbiterOnly) {
+    // devices reserved for arbiters first, so data devices keep their room
+    const dedicated = { ...ctx, filters: { ...ctx.filters, requiredArbiterOnly: true } }
+    const found = findBrickPlace(dedicated, need, members, mode)
+    if (found !== undefined) return found
+  }
   const useOf = (zone: ZoneView) => members.zoneUse.get(zone.zone) ?? 0
   const fresh = bestInZones(ctx, need, members, (z) => useOf(z) === 0)
   if (fresh !== undefined || mode === 'distinct') return fresh

@@ -12,7 +12,7 @@
 #   DISKS          "sdb=7:12 sdc=7:13": node device name = loop major:minor
 #   AUTHORIZED_KEY public key allowed to log in as root
 set -euo pipefail
-if [[ -n ${TBTRACE:-} ]]; then PS4='+ $EPOCHREALTIME '; exec 2>>"$NODE_DIR/trace.log"; set -x; fi
+if [[ -n ${TBTRACE:-} ]]; then PS4='+ $EPOCHREALTIME '; exec 2>>"/tmp/tbtry/trace-$NODE_HOSTNAME.log"; set -x; fi
 
 mkdir -p "$NODE_DIR"/{glusterd,log,heketi,root/.ssh,run,lvm,ssh,etc-upper,etc-work,varlib-upper,varlib-work}
 

@@ -102,10 +102,11 @@ export function startTimeOf(pid: number): string | undefined {
   }
 }
 
+/** A zombie counts as gone: it holds no namespace or mount, and nobody may reap it while we block. */
 export function isAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0)
-    return true
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
   } catch {
     return false
   }

@@ -1,0 +1,96 @@
+// /operations, /operations/pending, /operations/pending/{id}, cleanup
+import type { ChangeKind } from '../../src/entries.ts'
+import { Errors } from '../../src/errors.ts'
+import { ID_PATTERN } from '../../src/ids.ts'
+import { cleanOperations } from '../../src/operations/cleaner.ts'
+import { decodeBody, sendJson, Validation } from '../http.ts'
+import { type Api, addRoute } from '../server.ts'
+
+const DESCRIPTIONS: Record<ChangeKind, string> = {
+  unknown: 'Unknown',
+  'add-brick': 'Add brick',
+  'add-volume': 'Add volume',
+  'delete-brick': 'Delete brick',
+  'delete-volume': 'Delete volume',
+  'expand-volume': 'Expand volume',
+  'add-block-volume': 'Add block volume',
+  'delete-block-volume': 'Delete block volume',
+  'remove-device': 'Remove device',
+  'clone-volume': 'Clone volume from',
+  'snapshot-volume': 'Snapshot volume',
+  'add-volume-clone': 'Expand volume to',
+  'child-operation': 'Performing child operation',
+  'parent-operation': 'Belongs to parent operation',
+  'expand-block-volume': 'Expand block volume',
+}
+
+export function registerOperationRoutes(api: Api): void {
+  const { ctx } = api
+
+  addRoute(api, {
+    method: 'GET',
+    path: '/operations',
+    handler: async (_req, reply) => {
+      const ops = ctx.store.read((tx) => tx.values('pendingop'))
+      return sendJson(reply, 200, {
+        total: ops.length,
+        in_flight: ctx.throttle.inFlight,
+        stale: ops.filter((o) => o.status === 'stale').length,
+        failed: ops.filter((o) => o.status === 'failed').length,
+        new: ops.filter((o) => o.status === '').length,
+      })
+    },
+  })
+
+  addRoute(api, {
+    method: 'GET',
+    path: '/operations/pending',
+    handler: async (_req, reply) =>
+      sendJson(reply, 200, {
+        pendingoperations: ctx.store.read((tx) =>
+          tx.values('pendingop').map((o) => ({
+            id: o.id,
+            type_name: o.type,
+            status: o.status,
+            sub_status: ctx.running.has(o.id) ? 'in-flight' : '',
+          })),
+        ),
+      }),
+  })
+
+  addRoute(api, {
+    method: 'GET',
+    path: '/operations/pending/{id}',
+    handler: async (req, reply) => {
+      const op = ctx.store.read((tx) => tx.get('pendingop', req.params.id))
+      if (!op) throw Errors.operationNotFound(req.params.id)
+      return sendJson(reply, 200, {
+        id: op.id,
+        type_name: op.type,
+        status: op.status,
+        sub_status: '',
+        changes: op.actions.map((a) => ({ id: a.id, description: DESCRIPTIONS[a.change] })),
+      })
+    },
+  })
+
+  addRoute(api, {
+    method: 'POST',
+    path: '/operations/pending/cleanup',
+    handler: async (req, reply) => {
+      const body = decodeBody(req, { operations: { array: 'string' } })
+      const v = new Validation()
+      if (body.operations.length > 32) {
+        v.add('operations', `too many ids specified (${body.operations.length}), up to 32 supported`)
+      } else {
+        const bad = body.operations.find((id) => !ID_PATTERN.test(id))
+        if (bad !== undefined) v.add('operations', `${bad} is not a valid UUID`)
+      }
+      v.throwIfAny()
+      return api.accept(reply, async () => {
+        await cleanOperations(ctx, body.operations)
+        return undefined
+      })
+    },
+  })
+}

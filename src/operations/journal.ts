@@ -1,0 +1,30 @@
+// Rebuilding operations from their journal records, so a restarted server
+// (or the cleaner) can finish or undo what a previous process left behind.
+import type { AppContext } from '../context.ts'
+import type { PendingOperationEntry, VolumeEntry } from '../entries.ts'
+import type { Operation } from './operation.ts'
+import { VolumeCloneOperation } from './volume-clone.ts'
+import { VolumeCreateOperation } from './volume-create.ts'
+import { VolumeDeleteOperation } from './volume-delete.ts'
+import { VolumeExpandOperation } from './volume-expand.ts'
+
+export function operationFromJournal(ctx: AppContext, entry: PendingOperationEntry): Operation | undefined {
+  const str = (key: string) => String(entry.data[key] ?? '')
+  switch (entry.type) {
+    case 'create-volume': {
+      const stored = ctx.store.read((tx) => tx.get('volume', str('volumeId')))
+      const template = stored ?? ({ id: str('volumeId'), name: '' } as VolumeEntry)
+      return new VolumeCreateOperation(ctx, entry.id, template)
+    }
+    case 'delete-volume':
+      return new VolumeDeleteOperation(ctx, entry.id, str('volumeId'))
+    case 'expand-volume': {
+      const delta = entry.actions.find((a) => a.change === 'expand-volume')?.delta ?? 0
+      return new VolumeExpandOperation(ctx, entry.id, str('volumeId'), delta)
+    }
+    case 'clone-volume':
+      return new VolumeCloneOperation(ctx, entry.id, str('sourceId'), str('cloneId'), str('cloneName'))
+    default:
+      return undefined
+  }
+}
