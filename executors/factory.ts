@@ -1,14 +1,35 @@
-// Picks the executor named by the configuration (glusterfs.executor).
+// Picks the executor named by the configuration (glusterfs.executor):
+// mock, ssh or kube, optionally wrapped by the fault injector (inject/...).
 import type { Logger } from 'pino'
 import type { Config } from '../src/config.ts'
+import { remoteConfigFromHeketi, sshConfigFromHeketi } from './config.ts'
 import type { Executor } from './executor.ts'
+import { Injector, InjectingRunner, injectingExecutor } from './inject.ts'
+import { KubeRunner, kubeConfigFromHeketi } from './kube.ts'
 import { MockExecutor } from './mock.ts'
+import { RemoteExecutor } from './remote.ts'
+import type { CommandRunner } from './runner.ts'
+import { SshRunner } from './ssh.ts'
 
-export async function createExecutor(config: Config, _log: Logger): Promise<Executor> {
-  switch (config.executor) {
-    case 'mock':
-      return new MockExecutor({ deviceSizeGiB: config.mockDeviceSizeGiB })
-    default:
-      throw new Error(`executor ${config.executor} is not available yet`)
+export async function createExecutor(config: Config, log: Logger): Promise<Executor> {
+  const warn = (message: string) => log.warn(message)
+  const logger = { warn, info: (m: string) => log.info(m), debug: (m: string) => log.debug(m) }
+  const inject = config.executor.startsWith('inject/') ? Injector.fromConfig(config.injectexec) : undefined
+  if (config.executor === 'mock' || config.executor === 'inject/mock') {
+    const mock = new MockExecutor({ deviceSizeGiB: config.mockDeviceSizeGiB })
+    return inject ? injectingExecutor(mock, inject) : mock
   }
+  let runner: CommandRunner
+  let section: Record<string, unknown>
+  if (config.executor === 'kube') {
+    section = config.kubeexec
+    runner = new KubeRunner(kubeConfigFromHeketi(section))
+  } else {
+    section = config.sshexec
+    runner = SshRunner.fromConfig(sshConfigFromHeketi(section))
+  }
+  if (inject) runner = new InjectingRunner(runner, inject)
+  return new RemoteExecutor(runner, remoteConfigFromHeketi(section, process.env, warn), {
+    logger: logger as never,
+  })
 }

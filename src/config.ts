@@ -4,7 +4,6 @@
 import { readFileSync } from 'node:fs'
 import { DecodeError, decodeGo, type Schema } from './godecode.ts'
 
-const RAW = { map: 'string' } as const
 const OBJECT_ANY: Schema = {}
 
 const configSchema = {
@@ -50,7 +49,6 @@ const configSchema = {
     },
   },
 } as const satisfies Schema
-void RAW
 
 export type AdminState = 'normal' | 'read-only' | 'local-client'
 export const ADMIN_STATES: readonly AdminState[] = ['normal', 'read-only', 'local-client']
@@ -75,7 +73,7 @@ export interface Config {
   dbPath: string
   dbReadOnly: boolean
   logLevel: LogLevel
-  /** executor sections exactly as in the file (keys as written) */
+  /** executor sections as in the file, keys lower-cased */
   sshexec: Record<string, unknown>
   kubeexec: Record<string, unknown>
   injectexec: Record<string, unknown>
@@ -154,7 +152,9 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
     const gs = gkey ? parsed[gkey] : undefined
     if (!gs || typeof gs !== 'object') return {}
     const k = Object.keys(gs).find((x) => x.toLowerCase() === key)
-    return k && gs[k] && typeof gs[k] === 'object' ? gs[k] : {}
+    const section = k && gs[k] && typeof gs[k] === 'object' ? gs[k] : {}
+    // Go matches keys case-insensitively; the executors read lower-case keys
+    return Object.fromEntries(Object.entries(section).map(([key, v]) => [key.toLowerCase(), v]))
   }
 
   const cfg: Config = {

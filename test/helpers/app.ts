@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino from 'pino'
-import type { Tap } from 'tap'
+import type { Test } from 'tap'
 import { type App, buildApp } from '../../api/app.ts'
 import { signToken } from '../../api/auth.ts'
 import type { Executor } from '../../executors/executor.ts'
@@ -28,7 +28,7 @@ export interface TestApp extends App {
 }
 
 export async function makeApp(
-  t: Tap,
+  t: Test,
   opts: { config?: Partial<Config>; executor?: Executor; dir?: string; env?: Record<string, string> } = {},
 ): Promise<TestApp> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'heqet-test-'))

@@ -11,8 +11,13 @@
 #   USR_LAYER      directory with the stand-ins (sbin/lvm, bin/udevadm, ...)
 #   DISKS          "sdb=7:12 sdc=7:13": node device name = loop major:minor
 #   AUTHORIZED_KEY public key allowed to log in as root
+#   SETUP_TRACE    non-empty: write a timed trace to $NODE_DIR/setup.trace
 set -euo pipefail
-if [[ -n ${TBTRACE:-} ]]; then PS4='+ $EPOCHREALTIME '; exec 2>>"/tmp/tbtry/trace-$NODE_HOSTNAME.log"; set -x; fi
+if [[ -n ${SETUP_TRACE:-} ]]; then
+  PS4='+ $EPOCHREALTIME '
+  exec 2>>"$NODE_DIR/setup.trace"
+  set -x
+fi
 
 mkdir -p "$NODE_DIR"/{glusterd,log,heketi,root/.ssh,run,lvm,ssh,etc-upper,etc-work,varlib-upper,varlib-work}
 
@@ -39,6 +44,9 @@ setup_filesystems() {
   overlay /etc "$NODE_DIR/etc-upper" "$NODE_DIR/etc-work"
   overlay /var/lib "$NODE_DIR/varlib-upper" "$NODE_DIR/varlib-work"
   mkdir -p /var/lib/heketi
+  # Option groups (`volume set <vol> group virt`) ship in glusterd's state
+  # directory. Hooks (samba, ganesha, selinux...) are left out on purpose.
+  if [[ -d /var/lib/glusterd/groups ]]; then cp -r /var/lib/glusterd/groups "$NODE_DIR/glusterd/"; fi
   mount --bind "$NODE_DIR/glusterd" /var/lib/glusterd
   mount --bind "$NODE_DIR/heketi" /var/lib/heketi
   mkdir -p /var/log/glusterfs
@@ -116,8 +124,11 @@ EOF
 
 start_daemons() {
   # Started as the packaged units do; they daemonize and outlive this script.
-  /usr/sbin/glusterd -p /var/run/glusterd.pid </dev/null >>"$NODE_DIR/daemons.log" 2>&1
+  # glusterd returns only once initialised (~1–2 s): start sshd meanwhile.
+  /usr/sbin/glusterd -p /var/run/glusterd.pid </dev/null >>"$NODE_DIR/daemons.log" 2>&1 &
+  local glusterd_starter=$!
   /usr/sbin/sshd -f "$NODE_DIR/ssh/sshd_config" -E "$NODE_DIR/sshd.log" </dev/null >>"$NODE_DIR/daemons.log" 2>&1
+  wait "$glusterd_starter"
 }
 
 ip link set lo up

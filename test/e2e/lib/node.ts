@@ -40,16 +40,13 @@ export function deviceNames(count: number): string[] {
 }
 
 export async function startNode(spec: NodeSpec): Promise<StartedNode> {
-  const T0 = performance.now(); const lap = (w: string) => process.env.TBDEBUG && console.log(spec.hostname, w, (performance.now() - T0).toFixed(0))
   mkdirSync(`${spec.dir}/disks`, { recursive: true })
   const names = deviceNames(spec.devicesPerNode)
   const disks = await Promise.all(names.map((n) => attachDisk(`${spec.dir}/disks/${n}.img`, spec.deviceSizeGiB)))
-  lap('disks')
   const holderPid = await startHolder(spec.holderMarker)
   await runOk('ip', ['link', 'add', spec.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(holderPid)])
   await runOk('ip', ['link', 'set', spec.veth, 'master', spec.bridge, 'up'])
 
-  lap('veth')
   const exec = (cmd: string) => nsenter(holderPid, ['/bin/bash', '-c', cmd])
   const setup = await nsenter(holderPid, ['/bin/bash', SETUP_SCRIPT], {
     NODE_DIR: spec.dir,
@@ -58,12 +55,11 @@ export async function startNode(spec: NodeSpec): Promise<StartedNode> {
     USR_LAYER: spec.usrLayer,
     DISKS: names.map((n, i) => `${n}=${disks[i]}`).join(' '),
     AUTHORIZED_KEY: spec.authorizedKey,
-    TBTRACE: '1',
+    // set HEQET_TESTBED_TRACE=1 for a timed `set -x` log in <node dir>/setup.trace
+    SETUP_TRACE: process.env.HEQET_TESTBED_TRACE ?? '',
   })
   if (setup.code !== 0) throw new Error(`setting up node ${spec.hostname} failed: ${setup.stderr.trim()}`)
-  lap('setup')
-  await Promise.all([waitForPort(spec.ip, 22, 'sshd'), waitForPort(spec.ip, 24007, 'glusterd')])
-  lap('ready')
+  await Promise.all([waitForPort(spec.ip, 22, 'sshd'), waitForGlusterd(exec, spec.hostname)])
   return { spec, holderPid, devices: names.map((n) => `/dev/${n}`), exec }
 }
 
@@ -114,6 +110,17 @@ async function attachDisk(file: string, sizeGiB: number): Promise<string> {
     await sleep(50 * (attempt + 1))
   }
   throw new Error(`losetup ${file}: ${last.trim()}`)
+}
+
+/** glusterd listens before its start-up is done; a CLI answer means it serves requests. */
+async function waitForGlusterd(exec: (cmd: string) => Promise<RunResult>, hostname: string): Promise<void> {
+  let last: RunResult | undefined
+  for (let attempt = 0; attempt < 60; attempt++) {
+    last = await exec('gluster --mode=script --timeout=10 pool list')
+    if (last.code === 0) return
+    await sleep(250)
+  }
+  throw new Error(`glusterd on ${hostname} does not answer: ${last?.stderr.trim()}`)
 }
 
 async function waitForPort(host: string, port: number, what: string, timeoutMs = 30_000): Promise<void> {

@@ -18,17 +18,17 @@ export interface NodeSnapshot {
   vgs: string[]
 }
 
-const SEPARATOR = '@@heqet-snapshot@@'
-
-export const SNAPSHOT_SCRIPT = [
-  'lvm lvs --reportformat json --units k',
-  'lvm pvs --reportformat json --units k',
-  'lvm vgs --reportformat json --units k',
-  `awk '$2 ~ "^/var/lib/heketi/" {print $2}' /proc/self/mounts`,
-  `grep -Ev '^[[:space:]]*(#|$)' /etc/fstab`,
-  'find /var/lib/heketi/mounts -mindepth 1 -maxdepth 2 -type d 2>/dev/null | sort',
-  'gluster --mode=script volume list 2>/dev/null',
-].join(`; echo ${SEPARATOR}; `)
+// One command per aspect, run concurrently: the LVM simulator and the
+// gluster CLI each take a few hundred milliseconds to start.
+const COMMANDS = {
+  lvs: 'lvm lvs --reportformat json --units k',
+  pvs: 'lvm pvs --reportformat json --units k',
+  vgs: 'lvm vgs --reportformat json --units k',
+  mounts: `awk '$2 ~ "^/var/lib/heketi/" {print $2}' /proc/self/mounts`,
+  fstab: `grep -Ev '^[[:space:]]*(#|$)' /etc/fstab || true`,
+  brickDirs: 'find /var/lib/heketi/mounts -mindepth 1 -maxdepth 2 -type d 2>/dev/null | sort',
+  glusterVolumes: 'gluster --mode=script volume list',
+}
 
 type Report = { report: Array<Record<string, Array<Record<string, string>>>> }
 
@@ -43,17 +43,25 @@ const lines = (text: string) =>
     .map((l) => l.trim())
     .filter(Boolean)
 
-export function parseSnapshot(res: RunResult): NodeSnapshot {
-  const parts = res.stdout.split(`${SEPARATOR}\n`)
-  if (parts.length !== 7) throw new Error(`snapshot output not understood: ${res.stdout}\n${res.stderr}`)
-  const [lvs, pvs, vgs, mounts, fstab, dirs, volumes] = parts
+export async function takeSnapshot(exec: (cmd: string) => Promise<RunResult>): Promise<NodeSnapshot> {
+  const keys = Object.keys(COMMANDS) as Array<keyof typeof COMMANDS>
+  const results = await Promise.all(keys.map((k) => exec(COMMANDS[k])))
+  const out: Record<string, string> = {}
+  keys.forEach((key, i) => {
+    const res = results[i]
+    // find exits 1 when /var/lib/heketi/mounts does not exist yet: nothing to list.
+    if (res.code !== 0 && key !== 'brickDirs') {
+      throw new Error(`snapshot: \`${COMMANDS[key]}\` exited ${res.code}: ${res.stderr.trim()}`)
+    }
+    out[key] = res.stdout
+  })
   return {
-    lvs: reportRows(lvs, 'lv').map((r) => `${r.vg_name}/${r.lv_name}`),
-    pvs: reportRows(pvs, 'pv').map((r) => r.pv_name),
-    vgs: reportRows(vgs, 'vg').map((r) => r.vg_name),
-    mounts: lines(mounts),
-    fstab: lines(fstab),
-    brickDirs: lines(dirs),
-    glusterVolumes: lines(volumes).filter((l) => l !== 'No volumes present in cluster'),
+    lvs: reportRows(out.lvs, 'lv').map((r) => `${r.vg_name}/${r.lv_name}`),
+    pvs: reportRows(out.pvs, 'pv').map((r) => r.pv_name),
+    vgs: reportRows(out.vgs, 'vg').map((r) => r.vg_name),
+    mounts: lines(out.mounts),
+    fstab: lines(out.fstab),
+    brickDirs: lines(out.brickDirs),
+    glusterVolumes: lines(out.glusterVolumes).filter((l) => l !== 'No volumes present in cluster'),
   }
 }

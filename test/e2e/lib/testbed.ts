@@ -4,7 +4,8 @@
 // cleanup.ts (teardown, also after a crash) and ../fixtures (stand-ins for
 // lvm, udevadm and systemctl, since the kernel has no device-mapper).
 
-import { cpSync, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import {
   ownerIsAlive,
@@ -15,12 +16,12 @@ import {
   unregisterCleanup,
 } from './cleanup.ts'
 import { type StartedNode, startNode } from './node.ts'
-import { type NodeSnapshot, parseSnapshot, SNAPSHOT_SCRIPT } from './snapshot.ts'
+import { type NodeSnapshot, takeSnapshot } from './snapshot.ts'
 import { allPids, hostMountsUnder, readCmdline, run, runOk, sleep, startTimeOf } from './shell.ts'
 
 export type { NodeSnapshot } from './snapshot.ts'
 
-const FIXTURES_USR = fileURLToPath(new URL('../fixtures/usr', import.meta.url))
+const FIXTURES = fileURLToPath(new URL('../fixtures', import.meta.url))
 
 export interface TestNode {
   name: string
@@ -111,8 +112,7 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
   registerForCleanup(name)
 
   try {
-    const usrLayer = `${names.dir}/usr-layer`
-    cpSync(FIXTURES_USR, usrLayer, { recursive: true })
+    const usrLayer = prepareUsrLayer(names.dir)
     const sshKeyFile = await generateKey(names.dir)
     await createBridge(names.bridge, `${subnet}.1`)
 
@@ -175,6 +175,31 @@ function removeLeftovers(name: string): void {
   if (problems.length) throw new Error(`could not remove leftovers of testbed ${name}: ${problems.join('; ')}`)
 }
 
+/**
+ * The top layer of each node's /usr: the lvm, udevadm and systemctl
+ * stand-ins, and the gsyncd stand-in over glusterd's geo-replication helper
+ * (see fixtures/glusterfs/gsyncd). Copied so the overlay's lower directory
+ * does not change while nodes run.
+ */
+function prepareUsrLayer(dir: string): string {
+  const layer = `${dir}/usr-layer`
+  cpSync(`${FIXTURES}/usr`, layer, { recursive: true })
+  const gsyncd = findGsyncd()
+  if (gsyncd) {
+    const target = `${layer}/${gsyncd.slice('/usr/'.length)}`
+    mkdirSync(dirname(target), { recursive: true })
+    cpSync(gsyncd, `${target}.real`)
+    cpSync(`${FIXTURES}/glusterfs/gsyncd`, target)
+  }
+  return layer
+}
+
+function findGsyncd(): string | undefined {
+  const candidates = ['/usr/libexec/glusterfs/gsyncd', '/usr/lib/glusterfs/gsyncd']
+  for (const entry of readdirSync('/usr/lib')) candidates.push(`/usr/lib/${entry}/glusterfs/gsyncd`)
+  return candidates.find((path) => existsSync(path))
+}
+
 async function generateKey(dir: string): Promise<string> {
   const file = `${dir}/id_ed25519`
   await runOk('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'heqet-testbed', '-f', file])
@@ -209,7 +234,7 @@ function makeTestbed(name: string, started: StartedNode[], sshKeyFile: string, c
     name,
     dir,
     createMs,
-    snapshot: () => Promise.all(nodes.map(async (n) => parseSnapshot(await n.exec(SNAPSHOT_SCRIPT)))),
+    snapshot: () => Promise.all(nodes.map((n) => takeSnapshot(n.exec))),
     mountVolume: (server, volume, backupServers) => mountVolume(dir, ++mountCounter, server, volume, backupServers),
     async destroy() {
       unregisterCleanup(name)

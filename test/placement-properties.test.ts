@@ -1,0 +1,347 @@
+// Property tests: random topologies and requests against independent,
+// brute-force oracles; and the index against a rebuild after random commits
+// through a real LMDB store.
+
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import fc from 'fast-check'
+import t from 'tap'
+import { LmdbStore } from '../db/lmdb.ts'
+import type { WriteTxn } from '../db/store.ts'
+import type { EntityState } from '../src/entries.ts'
+import { type AllocationRequest, allocateBricks, PlacementError } from '../src/placement/allocator.ts'
+import {
+  arbiterBrickSizeKiB,
+  type BrickLimits,
+  brickSizeForSetCount,
+  brickSpaceOnDevice,
+  bricksPerSet,
+  DEFAULT_BRICK_LIMITS,
+  type Durability,
+  dataBricksPerSet,
+  feasibleSetCounts,
+  GiB_IN_KiB,
+} from '../src/placement/geometry.ts'
+import { MemoryStore } from '../src/placement/memory-store.ts'
+import { deviceEntry, type NodeSpec, nodeEntry, seedCluster } from '../src/placement/topology-fixture.ts'
+import { TopologyIndex } from '../src/placement/topology-index.ts'
+
+const state = fc.constantFrom<EntityState>('online', 'online', 'online', 'online', 'offline', 'failed')
+const tier = fc.constantFrom(undefined, 'gold', 'silver')
+const arbiterTag = fc.constantFrom(undefined, undefined, 'required', 'disabled', 'supported')
+const tagsOf = (t: string | undefined, a: string | undefined) => ({
+  ...(t === undefined ? {} : { tier: t }),
+  ...(a === undefined ? {} : { arbiter: a }),
+})
+
+const deviceArb = fc.record({
+  freeKiB: fc.integer({ min: 0, max: 600 * GiB_IN_KiB }),
+  state,
+  tags: fc.tuple(tier, arbiterTag).map(([t, a]) => tagsOf(t, a)),
+  extentSizeKiB: fc.constantFrom(4096, 4096, 1024, 32768),
+})
+
+const topologyArb = fc
+  .record({
+    zones: fc.integer({ min: 1, max: 8 }),
+    nodes: fc.array(
+      fc.record({
+        zonePick: fc.nat(),
+        state,
+        up: fc.constantFrom(true, true, true, true, false),
+        tags: fc.tuple(tier, arbiterTag).map(([t, a]) => tagsOf(t, a)),
+        devices: fc.array(deviceArb, { minLength: 1, maxLength: 4 }),
+      }),
+      { minLength: 1, maxLength: 12 },
+    ),
+  })
+  .map(({ zones, nodes }) => ({
+    down: new Set(nodes.flatMap((n, i) => (n.up ? [] : [`n${i}`]))),
+    nodes: nodes.map(
+      (n, i): NodeSpec => ({
+        id: `n${i}`,
+        zone: (n.zonePick % zones) + 1,
+        state: n.state,
+        tags: n.tags,
+        devices: n.devices.map((d, j) => ({ id: `n${i}d${j}`, ...d })),
+      }),
+    ),
+  }))
+
+const durabilities: Durability[] = [
+  { type: 'none' },
+  { type: 'replicate', replica: 2 },
+  { type: 'replicate', replica: 3 },
+  { type: 'replicate', replica: 3 },
+  { type: 'disperse', data: 2, redundancy: 1 },
+  { type: 'disperse', data: 4, redundancy: 2 },
+]
+const limitsChoices: BrickLimits[] = [
+  DEFAULT_BRICK_LIMITS,
+  { minBrickSizeKiB: GiB_IN_KiB, maxBrickSizeKiB: 32 * GiB_IN_KiB, maxBricksPerVolume: 32 },
+  { minBrickSizeKiB: GiB_IN_KiB, maxBrickSizeKiB: 64 * GiB_IN_KiB, maxBricksPerVolume: 12 },
+]
+
+const requestArb = fc
+  .record({
+    sizeGiB: fc.integer({ min: 1, max: 250 }),
+    durability: fc.constantFrom(...durabilities),
+    arbiter: fc.boolean(),
+    snapshotFactor: fc.constantFrom(1, 1, 1.2, 1.5),
+    strict: fc.boolean(),
+    tagMatch: fc.constantFrom(undefined, undefined, 'tier=gold', 'tier!=gold'),
+    limits: fc.constantFrom(...limitsChoices),
+    existingBrickCount: fc.integer({ min: 0, max: 6 }),
+    attempt: fc.integer({ min: 0, max: 3 }),
+    averageFileSizeKiB: fc.constantFrom(64, 64, 4096),
+  })
+  .map((r) => ({
+    ...r,
+    // arbiter placement is meant for replica 3
+    arbiter: r.arbiter && r.durability.type === 'replicate' && r.durability.replica === 3,
+  }))
+
+type Topology = { down: Set<string>; nodes: NodeSpec[] }
+type Req = typeof requestArb extends fc.Arbitrary<infer R> ? R : never
+
+function toRequest(r: Req, topo: Topology): AllocationRequest {
+  return {
+    clusterId: 'c1',
+    volumeId: 'vol-prop',
+    sizeKiB: r.sizeGiB * GiB_IN_KiB,
+    durability: r.durability,
+    snapshotFactor: r.snapshotFactor,
+    existingBrickCount: r.existingBrickCount,
+    zoneChecking: r.strict ? 'strict' : 'none',
+    tagMatch: r.tagMatch,
+    arbiter: r.arbiter,
+    averageFileSizeKiB: r.averageFileSizeKiB,
+    limits: r.limits,
+    isNodeUp: (id) => !topo.down.has(id),
+    attempt: r.attempt,
+  }
+}
+
+// ---- the oracle: eligibility written out again, independently ----
+
+type Role = 'data' | 'arbiter'
+interface Need {
+  role: Role
+  sizeKiB: number
+}
+
+function eligible(node: NodeSpec, dev: NodeSpec['devices'][0], role: Role, r: Req, topo: Topology): boolean {
+  if (node.state !== 'online' || topo.down.has(node.id) || dev.state !== 'online') return false
+  const merged: Record<string, string> = { ...node.tags, ...dev.tags }
+  if (r.tagMatch === 'tier=gold' && merged.tier !== 'gold') return false
+  if (r.tagMatch === 'tier!=gold' && merged.tier === 'gold') return false
+  if (!r.arbiter) return true
+  return role === 'arbiter' ? merged.arbiter !== 'disabled' : merged.arbiter !== 'required'
+}
+
+const spaceOf = (need: Need, r: Req, extent: number) => brickSpaceOnDevice(need.sizeKiB, r.snapshotFactor, extent)
+
+function setNeeds(r: Req, brickSizeKiB: number): Need[] {
+  return Array.from({ length: bricksPerSet(r.durability) }, (_, p) =>
+    r.arbiter && p === 2
+      ? { role: 'arbiter' as const, sizeKiB: arbiterBrickSizeKiB(brickSizeKiB, r.averageFileSizeKiB) }
+      : { role: 'data' as const, sizeKiB: brickSizeKiB },
+  )
+}
+
+/** Brute force: can the set go on distinct nodes (and zones) given what remains free? */
+function setFits(topo: Topology, r: Req, needs: Need[], free: Map<string, number>, distinctZones: boolean): boolean {
+  const options = needs.map((need) =>
+    topo.nodes.filter((n) =>
+      n.devices.some((d) => eligible(n, d, need.role, r, topo) && free.get(d.id)! > spaceOf(need, r, d.extentSizeKiB!).totalKiB),
+    ),
+  )
+  const usedNodes = new Set<string>()
+  const usedZones = new Set<number>()
+  const search = (p: number, minIndex: number): boolean => {
+    if (p === needs.length) return true
+    const list = options[p]
+    // positions with the same role are interchangeable: pick their nodes in order
+    const start = p > 0 && needs[p - 1].role === needs[p].role ? minIndex : 0
+    for (let i = start; i < list.length; i++) {
+      const n = list[i]
+      if (usedNodes.has(n.id) || (distinctZones && usedZones.has(n.zone))) continue
+      usedNodes.add(n.id)
+      usedZones.add(n.zone)
+      const ok = search(p + 1, i + 1)
+      usedNodes.delete(n.id)
+      usedZones.delete(n.zone)
+      if (ok) return true
+    }
+    return false
+  }
+  return search(0, 0)
+}
+
+function initialFree(topo: Topology): Map<string, number> {
+  return new Map(topo.nodes.flatMap((n) => n.devices.map((d) => [d.id, d.freeKiB!] as [string, number])))
+}
+
+async function indexOf(topo: Topology): Promise<TopologyIndex> {
+  const store = new MemoryStore()
+  await seedCluster(store, 'c1', topo.nodes)
+  return new TopologyIndex(store)
+}
+
+t.test('allocations respect every placement rule', async (t) => {
+  let successes = 0
+  let failures = 0
+  await fc.assert(
+    fc.asyncProperty(topologyArb, requestArb, async (topo, r) => {
+      const index = await indexOf(topo)
+      const before = index.snapshot()
+      const request = toRequest(r, topo)
+      let alloc: ReturnType<typeof allocateBricks>
+      try {
+        alloc = allocateBricks(index, request)
+      } catch (err) {
+        failures++
+        checkFailure(err, topo, r, request)
+        return
+      }
+      successes++
+      t.same(index.snapshot(), before, 'index untouched')
+      t.same(allocateBricks(index, request), alloc, 'deterministic')
+      const nodes = new Map(topo.nodes.map((n) => [n.id, n]))
+      const deviceNode = new Map(topo.nodes.flatMap((n) => n.devices.map((d) => [d.id, n] as const)))
+      const k = bricksPerSet(r.durability)
+      const { limits } = r
+      const brick = alloc.brickSizeKiB
+      t.ok(brick >= limits.minBrickSizeKiB && brick <= limits.maxBrickSizeKiB, 'brick size within limits')
+      t.ok(alloc.sets.length * k + r.existingBrickCount <= limits.maxBricksPerVolume, 'brick count limit')
+      t.ok(alloc.sets.length * dataBricksPerSet(r.durability) * brick >= request.sizeKiB, 'at least the request')
+      const free = initialFree(topo)
+      const needs = setNeeds(r, brick)
+      for (const set of alloc.sets) {
+        t.equal(set.length, k)
+        t.equal(new Set(set.map((b) => b.nodeId)).size, k, 'one brick per node in a set')
+        const zones = new Set(set.map((b) => b.zone)).size
+        if (r.strict) t.equal(zones, k, 'strict: distinct zones')
+        else if (zones < k) t.notOk(setFits(topo, r, needs, free, true), 'distinct zones whenever possible')
+        set.forEach((b, p) => {
+          const node = deviceNode.get(b.deviceId)!
+          const dev = node.devices.find((d) => d.id === b.deviceId)!
+          const space = spaceOf(needs[p], r, dev.extentSizeKiB!)
+          t.equal(b.nodeId, node.id)
+          t.equal(b.zone, nodes.get(b.nodeId)!.zone)
+          t.equal(b.sizeKiB, needs[p].sizeKiB)
+          t.equal(b.arbiter, needs[p].role === 'arbiter')
+          t.same([b.tpSizeKiB, b.poolMetadataSizeKiB], [space.tpSizeKiB, space.poolMetadataSizeKiB])
+          t.ok(eligible(node, dev, needs[p].role, r, topo), 'eligible device')
+          t.ok(free.get(dev.id)! > space.totalKiB, 'device has room (strictly greater)')
+          free.set(dev.id, free.get(dev.id)! - space.totalKiB)
+        })
+      }
+    }),
+    { numRuns: 400 },
+  )
+  t.ok(successes > 50 && failures > 20, `both outcomes exercised (${successes} ok, ${failures} failed)`)
+})
+
+/** A failure must be legitimate: a single set or a distribute layout the oracle can place means a bug. */
+function checkFailure(err: unknown, topo: Topology, r: Req, request: AllocationRequest): void {
+  if (!(err instanceof PlacementError)) throw err
+  const counts = feasibleSetCounts(request.sizeKiB, r.durability, r.existingBrickCount, r.limits)
+  if (err.kind === 'no-nodes') return void t.equal(topo.nodes.length, 0)
+  if (err.kind === 'no-devices') {
+    const any = topo.nodes.some(
+      (n) => n.state === 'online' && !topo.down.has(n.id) && n.devices.some((d) => d.state === 'online'),
+    )
+    return void t.notOk(any, 'no-devices only without candidates')
+  }
+  if (err.kind === 'arbiter-size') return void t.ok(r.arbiter, 'arbiter-size only for arbiter volumes')
+  t.ok(err.kind === 'max-bricks' || err.kind === 'min-brick-size', `kind ${err.kind}`)
+  t.notMatch(err.message, /\n/, 'one line')
+  if (counts.length === 0) return
+  const free = initialFree(topo)
+  if (counts[0] === 1) {
+    const needs = setNeeds(r, brickSizeForSetCount(request.sizeKiB, 1, r.durability))
+    t.notOk(setFits(topo, r, needs, free, r.strict), 'one set would have fit')
+  }
+  if (r.durability.type === 'none') {
+    // distribute: each device holds a fixed number of bricks whatever the order
+    for (const n of counts) {
+      const need = { role: 'data' as const, sizeKiB: brickSizeForSetCount(request.sizeKiB, n, r.durability) }
+      let capacity = 0
+      for (const node of topo.nodes) {
+        for (const d of node.devices) {
+          if (!eligible(node, d, 'data', r, topo)) continue
+          const total = spaceOf(need, r, d.extentSizeKiB!).totalKiB
+          for (let i = 1; d.freeKiB! > i * total && capacity < n; i++) capacity++
+        }
+      }
+      t.ok(capacity < n, `distribute over ${n} sets would have fit`)
+    }
+  }
+}
+
+// ---- the index follows commits exactly ----
+
+const ids = (prefix: string, n: number) => fc.constantFrom(...Array.from({ length: n }, (_, i) => `${prefix}${i}`))
+const opArb = fc.oneof(
+  fc.record({ op: fc.constant('cluster' as const), id: ids('c', 2) }),
+  fc.record({
+    op: fc.constant('node' as const),
+    id: ids('n', 6),
+    cluster: ids('c', 2),
+    zone: fc.integer({ min: 1, max: 3 }),
+    state,
+    tags: fc.tuple(tier, arbiterTag).map(([t, a]) => tagsOf(t, a)),
+  }),
+  fc.record({ op: fc.constant('device' as const), id: ids('d', 10), node: ids('n', 7), device: deviceArb }),
+  fc.record({ op: fc.constant('free' as const), id: ids('d', 10), freeKiB: fc.integer({ min: 0, max: 1e9 }) }),
+  fc.record({ op: fc.constantFrom('del-cluster' as const, 'del-node' as const, 'del-device' as const), id: fc.nat(9) }),
+)
+type Op = typeof opArb extends fc.Arbitrary<infer O> ? O : never
+
+function applyOp(tx: WriteTxn, o: Op): void {
+  switch (o.op) {
+    case 'cluster':
+      return tx.put('cluster', o.id, { id: o.id, nodes: [], volumes: [], blockVolumes: [], block: false, file: true })
+    case 'node':
+      return tx.put('node', o.id, nodeEntry(o.cluster, { id: o.id, zone: o.zone, state: o.state, tags: o.tags, devices: [] }))
+    case 'device':
+      return tx.put('device', o.id, deviceEntry(o.node, { id: o.id, ...o.device }))
+    case 'free': {
+      const d = tx.get('device', o.id)
+      if (d !== undefined) tx.put('device', o.id, { ...d, storage: { ...d.storage, freeKiB: o.freeKiB } })
+      return
+    }
+    default: {
+      const bucket = o.op === 'del-cluster' ? 'cluster' : o.op === 'del-node' ? 'node' : 'device'
+      const prefix = bucket === 'cluster' ? 'c' : bucket === 'node' ? 'n' : 'd'
+      tx.del(bucket, `${prefix}${o.id}`)
+    }
+  }
+}
+
+t.test('the index equals a rebuild after random commits (LMDB)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'heqet-placement-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  let run = 0
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.array(opArb, { minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 10 }), async (commits) => {
+      const store = new LmdbStore({ path: join(dir, `run${run++}.mdb`) })
+      try {
+        const index = new TopologyIndex(store)
+        for (const ops of commits) {
+          await store.write((tx) => ops.forEach((o) => applyOp(tx, o)))
+          // read in between so lazy re-sorting happens at varied points
+          if (ops.length % 2 === 0) index.cluster('c0')
+        }
+        const rebuilt = new TopologyIndex(store)
+        t.same(index.snapshot(), rebuilt.snapshot())
+        for (const clusterId of ['c0', 'c1']) t.same(index.clusterSummary(clusterId), rebuilt.clusterSummary(clusterId))
+      } finally {
+        await store.close()
+      }
+    }),
+    { numRuns: 40 },
+  )
+})
