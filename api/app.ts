@@ -13,6 +13,7 @@ import { TopologyIndex } from '../src/placement/topology-index.ts'
 import { registerClusterRoutes } from './routes/clusters.ts'
 import { pinoLevel, registerCoreRoutes } from './routes/core.ts'
 import { registerDbRoutes } from './routes/db.ts'
+import { registerBrickRoutes } from './routes/bricks.ts'
 import { registerMetricsRoutes } from './routes/metrics.ts'
 import { registerOperationRoutes } from './routes/operations.ts'
 import { registerTopologyRoutes } from './routes/topology.ts'
@@ -58,6 +59,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   registerVolumeRoutes(api)
   registerOperationRoutes(api)
   registerDbRoutes(api)
+  registerBrickRoutes(api)
   await api.app.ready()
   // nothing survives a restart as running: the cleaner takes it from here
   if (!config.dbReadOnly) {

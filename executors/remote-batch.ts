@@ -5,8 +5,10 @@
 import { NodeCommandError } from './executor.ts'
 import type { BatchOptions, CommandResult, CommandRunner } from './runner.ts'
 
+/** pino-compatible subset; `debug` receives every command and, unless quiet, its output */
 export interface ExecutorLogger {
   warn(message: string): void
+  debug?(message: string): void
 }
 
 export type BatchOutcome =
@@ -22,14 +24,26 @@ export class BatchRunner {
   constructor(
     private readonly runner: CommandRunner,
     private readonly exitErrorText: (exitCode: number) => string = sshExitErrorText,
+    private readonly logger?: ExecutorLogger,
   ) {}
 
   async run(host: string, commands: string[], opts: BatchOptions): Promise<BatchOutcome> {
+    const debug = this.logger?.debug?.bind(this.logger)
+    for (const command of commands) debug?.(`${host}: running ${command}`)
     let results: CommandResult[]
     try {
       results = await this.runner.runBatch(host, commands, opts)
     } catch (err) {
+      debug?.(`${host}: batch failed: ${(err as Error).message}`)
       return { ok: false, transport: true, results: [], error: (err as Error).message || String(err) }
+    }
+    if (debug) {
+      for (const r of results) {
+        const output = opts.quiet
+          ? ''
+          : ` stdout=${JSON.stringify(r.stdout)} stderr=${JSON.stringify(r.stderr)}`
+        debug(`${host}: exit ${r.exitCode} from ${r.command}${output}`)
+      }
     }
     const failed = results.find((r) => r.exitCode !== 0)
     if (failed) {

@@ -28,11 +28,7 @@ import {
   volumeStopForceCommand,
 } from './commands/gluster.ts'
 import { parseHealInfoXml, parseVolumeInfoXml } from './commands/gluster-xml.ts'
-import {
-  parseLvmIdentityReport,
-  parseUdevSymlinks,
-  parseVgdisplay,
-} from './commands/parse.ts'
+import { parseLvmIdentityReport, parseUdevSymlinks, parseVgdisplay } from './commands/parse.ts'
 import { batchTimeoutsMinutes } from './commands/prefix.ts'
 import type { RemoteExecutorConfig } from './config.ts'
 import {
@@ -72,7 +68,7 @@ export class RemoteExecutor implements Executor {
     options: RemoteExecutorOptions = {},
   ) {
     this.logger = options.logger ?? { warn() {} }
-    this.batches = new BatchRunner(runner, options.exitErrorText)
+    this.batches = new BatchRunner(runner, options.exitErrorText, this.logger)
     this.timeouts = batchTimeoutsMinutes(config)
   }
 

@@ -131,6 +131,7 @@ export class SshRunner implements CommandRunner {
   }
 
   private connect(host: string): Promise<Client> {
+    if (this.closed) return Promise.reject(new Error('ssh runner is closed'))
     const existing = this.connections.get(host)
     if (existing?.alive) return existing.ready
     const client = new Client()

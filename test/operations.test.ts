@@ -90,3 +90,38 @@ t.test('throttling answers 429 past the in-flight limit', async (t) => {
   t.equal(c.statusCode, 429)
   t.equal(c.body, 'Server busy. Retry operation later.\n')
 })
+
+t.test('device remove moves its bricks to another node and frees the device', async (t) => {
+  const app = await makeApp(t)
+  const topo = await makeTopology(app, { nodes: 4, devices: 1 })
+  const created = await app.run('POST', '/volumes', replica3)
+  t.equal(created.statusCode, 303)
+  const id = created.location!.split('/').pop()!
+  const vol = (await app.call('GET', `/volumes/${id}`)).json()
+  const victim = vol.bricks[0].device as string
+  t.equal((await app.run('POST', `/devices/${victim}/state`, { state: 'offline' })).statusCode, 204)
+  const removed = await app.run('POST', `/devices/${victim}/state`, { state: 'failed' })
+  t.equal(removed.statusCode, 204, removed.body)
+  const dev = (await app.call('GET', `/devices/${victim}`)).json()
+  t.equal(dev.state, 'failed')
+  t.same(dev.bricks, [])
+  t.equal(dev.storage.used, 0)
+  const after = (await app.call('GET', `/volumes/${id}`)).json()
+  t.equal(after.bricks.length, 3)
+  t.notOk(after.bricks.some((b: { device: string }) => b.device === victim))
+  t.equal(new Set(after.bricks.map((b: { node: string }) => b.node)).size, 3, 'still three distinct nodes')
+  t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0)
+  t.equal((await app.run('DELETE', `/devices/${victim}`)).statusCode, 204)
+  // with only three nodes left there is no replacement for another device
+  const second = after.bricks[0].device as string
+  await app.run('POST', `/devices/${second}/state`, { state: 'offline' })
+  const refused = await app.run('POST', `/devices/${second}/state`, { state: 'failed' })
+  t.equal(refused.statusCode, 500)
+  t.equal(
+    refused.body,
+    `Unable to delete device [${second}] as no device was found to replace it: No Replacement was found for resource requested to be removed\n`,
+  )
+  t.equal((await app.call('GET', `/devices/${second}`)).json().state, 'offline')
+  t.equal((await app.call('GET', '/operations')).json().total, 0)
+  void topo
+})

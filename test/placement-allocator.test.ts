@@ -281,6 +281,18 @@ t.test('no space: heketi kinds, one explanatory line', async (t) => {
   t.match(expand.message, /^Maximum number of bricks reached\. /)
 })
 
+t.test('a device must have strictly more free space than the brick takes', async (t) => {
+  const exact = { freeKiB: 105381888 }
+  const index = await indexOf([
+    { id: 'a', zone: 1, devices: [{ id: 'a-d0', ...exact }] },
+    { id: 'b', zone: 2, devices: [{ id: 'b-d0', ...exact }] },
+    { id: 'c', zone: 3, devices: [{ id: 'c-d0', freeKiB: exact.freeKiB + 1 }] },
+  ])
+  const alloc = allocateBricks(index, request({ durability: { type: 'none' } }))
+  t.same(alloc.sets.map((s) => s.map((b) => b.deviceId)), [['c-d0']])
+  t.equal(alloc.brickSizeKiB, 104857600)
+})
+
 t.test('balance by free space; retries may land elsewhere', async (t) => {
   const index = await indexOf([
     node('a', 1, [100]),

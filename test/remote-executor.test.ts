@@ -640,3 +640,18 @@ t.test('recording runner: stops at first failure, serializes per host', async (t
   ])
   t.same(runner.commands('h'), ['slow', 'fail', 'second'])
 })
+
+t.test('debug log: every command, output only when not quiet', async (t) => {
+  const lines: string[] = []
+  const runner = new RecordingRunner(
+    rules(['systemctl', { stdout: 'secret-ish' }], ['peer', { stdout: 'peer ok' }]),
+  )
+  const executor = new RemoteExecutor(runner, DEFAULT_REMOTE_EXECUTOR_CONFIG, {
+    logger: { warn() {}, debug: (m) => lines.push(m) },
+  })
+  await executor.glusterdCheck(H)
+  await executor.peerProbe(H, '10.0.0.12')
+  t.match(lines.join('\n'), /running systemctl status glusterd/)
+  t.notMatch(lines.join('\n'), /secret-ish/)
+  t.match(lines.join('\n'), /peer ok/)
+})

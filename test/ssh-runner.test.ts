@@ -176,6 +176,13 @@ t.test('SshRunner against a local sshd', { skip: unavailable }, async (t) => {
     await t.rejects(refused.runBatch(HOST, ['true'], quick), { message: /Unable to connect to 127.0.0.1:1/ })
     const badKey = runner(t, { privateKey: sshd.privateKey, user: 'nobody-here' })
     await t.rejects(badKey.runBatch(HOST, ['true'], quick), { message: /Unable to connect/ })
+    // a blackholed address must not hang: the connect timeout ends it
+    const started = Date.now()
+    const dead = runner(t, { connectTimeoutMs: 1000 })
+    await t.rejects(dead.runBatch('10.255.255.1', ['true'], quick), {
+      message: /Unable to connect to 10.255.255.1/,
+    })
+    t.ok(Date.now() - started < 5000, 'connect gave up within the timeout')
   })
 
   t.test('single round trip is faster than one session per command (8-command batch)', async (t) => {

@@ -69,7 +69,9 @@ async function cleanOne(ctx: AppContext, entry: PendingOperationEntry): Promise<
   if (!op) throw new Error(`operations of type ${entry.type} cannot be cleaned automatically`)
   ctx.running.add(op.id)
   try {
-    if (op.cleanMode === 'rollforward') {
+    if (op.clean) {
+      await op.clean()
+    } else if (op.cleanMode === 'rollforward') {
       await op.exec()
       await ctx.store.write((tx) => {
         op.finalize(tx)

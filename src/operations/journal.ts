@@ -2,6 +2,7 @@
 // (or the cleaner) can finish or undo what a previous process left behind.
 import type { AppContext } from '../context.ts'
 import type { PendingOperationEntry, VolumeEntry } from '../entries.ts'
+import { BrickEvictOperation } from './brick-evict.ts'
 import type { Operation } from './operation.ts'
 import { VolumeCloneOperation } from './volume-clone.ts'
 import { VolumeCreateOperation } from './volume-create.ts'
@@ -24,6 +25,8 @@ export function operationFromJournal(ctx: AppContext, entry: PendingOperationEnt
     }
     case 'clone-volume':
       return new VolumeCloneOperation(ctx, entry.id, str('sourceId'), str('cloneId'), str('cloneName'))
+    case 'evict-brick':
+      return new BrickEvictOperation(ctx, entry.id, str('brickId'), 'disable')
     default:
       return undefined
   }

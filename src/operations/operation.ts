@@ -25,6 +25,8 @@ export interface Operation {
    * 'rollforward' runs exec + finalize (a delete that lost its process is finished).
    */
   readonly cleanMode: 'rollback' | 'rollforward'
+  /** Custom crash clean-up (decides itself between finishing and undoing); overrides cleanMode. */
+  clean?(): Promise<void>
   /** extra build attempts after a failed exec was undone (volume create) */
   readonly retries?: number
 }

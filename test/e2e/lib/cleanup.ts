@@ -3,7 +3,7 @@
 // leftovers of a run that was killed: it needs no in-memory state, only the
 // naming scheme below, so nothing of another testbed is ever touched.
 
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import {
   allPids,
   hostMountsUnder,
@@ -152,6 +152,41 @@ export function teardownTestbed(name: string): string[] {
   }
   if (existsSync(`/sys/class/net/${bridge}`)) problems.push(`bridge ${bridge} left`)
   return problems
+}
+
+/** The mount and network namespaces of the testbed's nodes, e.g. 'net:[4026532301]'. */
+export function nodeNamespaces(name: string): Set<string> {
+  const namespaces = new Set<string>()
+  for (const pid of findHolders(name)) {
+    for (const kind of ['mnt', 'net'] as const) {
+      const ns = namespaceOf(pid, kind)
+      if (ns) namespaces.add(ns)
+    }
+  }
+  return namespaces
+}
+
+/**
+ * Whatever of testbed `name` still exists: holders, processes in the given
+ * namespaces (take them with nodeNamespaces() before destroying), loop
+ * devices, links, host mounts, the directory. Empty after a clean teardown.
+ */
+export function testbedResidue(name: string, namespaces: Set<string> = new Set()): string[] {
+  const { dir } = testbedNames(name)
+  const residue: string[] = []
+  for (const pid of findHolders(name)) residue.push(`holder process ${pid}`)
+  for (const pid of allPids()) {
+    for (const kind of ['mnt', 'net'] as const) {
+      const ns = namespaceOf(pid, kind)
+      if (ns && namespaces.has(ns)) residue.push(`process ${pid} (${readCmdline(pid)?.join(' ')}) in ${ns}`)
+    }
+  }
+  for (const pid of processesNaming(dir)) residue.push(`process ${pid} (${readCmdline(pid)?.join(' ')})`)
+  for (const dev of loopDevicesUnder(dir)) residue.push(`loop device ${dev}`)
+  for (const link of testbedLinks(name)) residue.push(`link ${link}`)
+  for (const mnt of hostMountsUnder(dir)) residue.push(`host mount ${mnt}`)
+  if (existsSync(dir)) residue.push(`directory ${dir}`)
+  return residue
 }
 
 // ----------------------------------------------- cleanup on exit and signals

@@ -3,7 +3,7 @@
 // devices over sparse files) and glusterd + sshd started inside.
 
 import { spawn } from 'node:child_process'
-import { mkdirSync, openSync, closeSync, ftruncateSync, readFileSync } from 'node:fs'
+import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { NODE_ENV, type RunResult, readCmdline, run, runOk, sleep } from './shell.ts'
@@ -42,9 +42,22 @@ export function deviceNames(count: number): string[] {
 export async function startNode(spec: NodeSpec): Promise<StartedNode> {
   mkdirSync(`${spec.dir}/disks`, { recursive: true })
   const names = deviceNames(spec.devicesPerNode)
-  const disks = await Promise.all(names.map((n) => attachDisk(`${spec.dir}/disks/${n}.img`, spec.deviceSizeGiB)))
+  const disks = await Promise.all(
+    names.map((n) => attachDisk(`${spec.dir}/disks/${n}.img`, spec.deviceSizeGiB)),
+  )
   const holderPid = await startHolder(spec.holderMarker)
-  await runOk('ip', ['link', 'add', spec.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', String(holderPid)])
+  await runOk('ip', [
+    'link',
+    'add',
+    spec.veth,
+    'type',
+    'veth',
+    'peer',
+    'name',
+    'eth0',
+    'netns',
+    String(holderPid),
+  ])
   await runOk('ip', ['link', 'set', spec.veth, 'master', spec.bridge, 'up'])
 
   const exec = (cmd: string) => nsenter(holderPid, ['/bin/bash', '-c', cmd])
@@ -78,7 +91,17 @@ function nsenter(holderPid: number, argv: string[], env: NodeJS.ProcessEnv = {})
 async function startHolder(marker: string): Promise<number> {
   const child = spawn(
     'unshare',
-    ['--net', '--mount', '--uts', '--propagation', 'private', '--', '/bin/bash', '-c', `exec -a '${marker}' sleep infinity`],
+    [
+      '--net',
+      '--mount',
+      '--uts',
+      '--propagation',
+      'private',
+      '--',
+      '/bin/bash',
+      '-c',
+      `exec -a '${marker}' sleep infinity`,
+    ],
     { detached: true, stdio: 'ignore' },
   )
   child.unref()

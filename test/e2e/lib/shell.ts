@@ -32,14 +32,22 @@ export function run(
       { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0
-        resolve({ code, stdout: String(stdout), stderr: String(stderr || (err && code !== 0 ? err.message : '')) })
+        resolve({
+          code,
+          stdout: String(stdout),
+          stderr: String(stderr || (err && code !== 0 ? err.message : '')),
+        })
       },
     )
   })
 }
 
 /** Like run(), but a non-zero exit is an error naming the command. */
-export async function runOk(file: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+export async function runOk(
+  file: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv } = {},
+): Promise<string> {
   const res = await run(file, args, opts)
   if (res.code !== 0) throw new Error(`${file} ${args.join(' ')} exited ${res.code}: ${res.stderr.trim()}`)
   return res.stdout

@@ -16,8 +16,8 @@ import {
   unregisterCleanup,
 } from './cleanup.ts'
 import { type StartedNode, startNode } from './node.ts'
-import { type NodeSnapshot, takeSnapshot } from './snapshot.ts'
 import { allPids, hostMountsUnder, readCmdline, run, runOk, sleep, startTimeOf } from './shell.ts'
+import { type NodeSnapshot, takeSnapshot } from './snapshot.ts'
 
 export type { NodeSnapshot } from './snapshot.ts'
 
@@ -142,8 +142,10 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
 
 function validateOptions(opts: TestbedOptions, name: string): void {
   // The name prefixes interface names, which the kernel limits to 15 bytes.
-  if (!/^[a-z][a-z0-9]{0,7}$/.test(name)) throw new Error(`testbed name must match [a-z][a-z0-9]{0,7}: ${name}`)
-  if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 16) throw new Error('nodes must be 1..16')
+  if (!/^[a-z][a-z0-9]{0,7}$/.test(name))
+    throw new Error(`testbed name must match [a-z][a-z0-9]{0,7}: ${name}`)
+  if (!Number.isInteger(opts.nodes) || opts.nodes < 1 || opts.nodes > 16)
+    throw new Error('nodes must be 1..16')
   if (!Number.isInteger(opts.devicesPerNode) || opts.devicesPerNode < 1 || opts.devicesPerNode > 8) {
     throw new Error('devicesPerNode must be 1..8')
   }
@@ -153,8 +155,10 @@ function validateOptions(opts: TestbedOptions, name: string): void {
 function chooseSubnet(given: string | undefined, name: string): string {
   const wanted = given ?? process.env.HEQET_TESTBED_SUBNET
   const subnet = wanted ? wanted.replace(/\.0\/24$/, '') : `172.31.${100 + (hash(name) % 150)}`
-  if (!/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(subnet)) throw new Error(`subnet must look like 172.31.77: ${subnet}`)
-  if (subnet.startsWith('127.') || subnet.startsWith('0.')) throw new Error('gluster refuses 127.x and 0.x addresses')
+  if (!/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(subnet))
+    throw new Error(`subnet must look like 172.31.77: ${subnet}`)
+  if (subnet.startsWith('127.') || subnet.startsWith('0.'))
+    throw new Error('gluster refuses 127.x and 0.x addresses')
   return subnet
 }
 
@@ -172,7 +176,8 @@ function removeLeftovers(name: string): void {
     throw new Error(`testbed ${name} is in use by pid ${owner.pid}; destroy it first or pick another name`)
   }
   const problems = teardownTestbed(name)
-  if (problems.length) throw new Error(`could not remove leftovers of testbed ${name}: ${problems.join('; ')}`)
+  if (problems.length)
+    throw new Error(`could not remove leftovers of testbed ${name}: ${problems.join('; ')}`)
 }
 
 /**
@@ -235,7 +240,8 @@ function makeTestbed(name: string, started: StartedNode[], sshKeyFile: string, c
     dir,
     createMs,
     snapshot: () => Promise.all(nodes.map((n) => takeSnapshot(n.exec))),
-    mountVolume: (server, volume, backupServers) => mountVolume(dir, ++mountCounter, server, volume, backupServers),
+    mountVolume: (server, volume, backupServers) =>
+      mountVolume(dir, ++mountCounter, server, volume, backupServers),
     async destroy() {
       unregisterCleanup(name)
       const problems = teardownTestbed(name)
@@ -260,7 +266,9 @@ async function mountVolume(
   const res = await run('mount', ['-t', 'glusterfs', '-o', options.join(','), `${server}:/${volume}`, path])
   if (res.code !== 0 || !hostMountsUnder(path).includes(path)) {
     rmdirQuietly(path)
-    throw new Error(`mounting ${server}:/${volume} failed (${res.code}): ${res.stderr.trim() || res.stdout.trim()}`)
+    throw new Error(
+      `mounting ${server}:/${volume} failed (${res.code}): ${res.stderr.trim() || res.stdout.trim()}`,
+    )
   }
   return { path, unmount: () => unmountVolume(path) }
 }
@@ -284,5 +292,5 @@ function rmdirQuietly(path: string): void {
   }
 }
 
-// Re-exported for tests that assert on teardown.
-export { findHolders, loopDevicesUnder, testbedLinks } from './cleanup.ts'
+// For tests that assert teardown left nothing behind.
+export { nodeNamespaces, testbedResidue } from './cleanup.ts'

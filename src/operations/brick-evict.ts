@@ -1,0 +1,244 @@
+// Brick evict: move one brick of a volume to another device. Used by
+// POST /bricks/to-evict/{id} and by device/node removal. The replacement is
+// chosen after gluster told us which set the brick belongs to, then the new
+// brick is created, swapped in with replace-brick, and the old one destroyed.
+import type { ReadTxn, WriteTxn } from '../../db/store.ts'
+import type { VolumeBrick } from '../../executors/executor.ts'
+import type { AppContext, JobResult } from '../context.ts'
+import { insertSorted } from '../context.ts'
+import type { BrickEntry } from '../entries.ts'
+import { Errors, HeqetError } from '../errors.ts'
+import { placeReplacementBrick } from '../placement/allocator.ts'
+import { PlacementError } from '../placement/errors.ts'
+import { bricksPerSet } from '../placement/geometry.ts'
+import { brickRequest, createBricks, destroyBricks, releaseBrick, reserveBricks, volumeBrick } from './bricks.ts'
+import type { Operation } from './operation.ts'
+import { effectiveDurability } from './volume-create.ts'
+import { heketiOptions } from './volume-options.ts'
+
+const brickName = (b: VolumeBrick) => `${b.storageHost}:${b.path}`
+
+export class BrickEvictOperation implements Operation {
+  readonly type = 'evict-brick' as const
+  readonly cleanMode = 'rollback' as const
+  private oldReclaimed = false
+
+  constructor(
+    private readonly ctx: AppContext,
+    readonly id: string,
+    private readonly brickId: string,
+    private readonly healcheck: string,
+  ) {}
+
+  build(tx: WriteTxn) {
+    const brick = tx.get('brick', this.brickId)
+    if (!brick) throw Errors.notFound()
+    if (brick.pendingId) throw Errors.internal(`Failed to set up brick eviction: Can not evict brick ${brick.id}: brick is pending`)
+    const volume = tx.get('volume', brick.volumeId)
+    if (!volume) throw Errors.notFound()
+    if (volume.bricks.some((id) => tx.get('brick', id)?.pendingId)) {
+      throw Errors.internal(
+        `Failed to set up brick eviction: Can not evict brick ${brick.id} from volume ${volume.id}: volume has pending bricks`,
+      )
+    }
+    tx.put('brick', brick.id, { ...brick, pendingId: this.id })
+    return { actions: [{ change: 'delete-brick' as const, id: brick.id }], data: { brickId: brick.id, volumeId: volume.id } }
+  }
+
+  private newBrick(tx: ReadTxn): BrickEntry | undefined {
+    const entry = tx.get('pendingop', this.id)
+    const id = entry?.actions.find((a) => a.change === 'add-brick')?.id
+    return id ? tx.get('brick', id) : undefined
+  }
+
+  /** The set the brick belongs to, from gluster's brick order. */
+  private async setMembers(host: string): Promise<BrickEntry[]> {
+    const { volume, bricks } = this.ctx.store.read((tx) => {
+      const old = tx.get('brick', this.brickId)!
+      const volume = tx.get('volume', old.volumeId)!
+      const bricks = volume.bricks.map((id) => tx.get('brick', id)!).map((b) => ({ b, name: brickName(volumeBrick(tx, b)) }))
+      return { volume, bricks }
+    })
+    const info = await this.ctx.executor.volumeInfo(host, volume.name)
+    const setSize = bricksPerSet(effectiveDurability(volume))
+    const old = bricks.find((x) => x.b.id === this.brickId)!
+    const index = info.bricks.findIndex((g) => g.name === old.name)
+    if (index < 0) throw Errors.notFound()
+    const start = index - (index % setSize)
+    return info.bricks.slice(start, start + setSize).map((g) => {
+      const known = bricks.find((x) => x.name === g.name)
+      if (!known) throw Errors.notFound()
+      return known.b
+    })
+  }
+
+  private async checkHeal(host: string, members: BrickEntry[]): Promise<void> {
+    if (this.healcheck === 'disable') return
+    const { volume, names } = this.ctx.store.read((tx) => ({
+      volume: tx.get('volume', members[0]!.volumeId)!,
+      names: new Map(members.map((b) => [b.id, brickName(volumeBrick(tx, b))])),
+    }))
+    const heal = await this.ctx.executor.healInfo(host, volume.name)
+    const own = heal.find((h) => h.name === names.get(this.brickId))
+    if (own && own.numberOfEntries !== '0' && own.numberOfEntries !== '-') {
+      throw new Error(`Cannot replace brick ${this.brickId} as it is source brick for data to be healed`)
+    }
+    const d = effectiveDurability(volume)
+    const quorum =
+      d.type === 'replicate' ? (d.replica < 3 ? 1 : Math.floor(d.replica / 2) + 1) : d.type === 'disperse' ? d.data : 1
+    const peers = members.filter((b) => b.id !== this.brickId)
+    const online = peers.filter((b) => heal.some((h) => h.name === names.get(b.id))).length
+    if (online < quorum) {
+      throw new Error(`Cannot replace brick ${this.brickId} as only ${online} of ${quorum} required peer bricks are online`)
+    }
+  }
+
+  private async workingHost(): Promise<string> {
+    const hosts = this.ctx.store.read((tx) => {
+      const brick = tx.get('brick', this.brickId)!
+      const own = tx.get('node', brick.nodeId)!
+      const cluster = tx.get('cluster', own.clusterId)!
+      const others = cluster.nodes.map((id) => tx.get('node', id)!).filter((n) => n.state === 'online' && n.id !== own.id)
+      return [own, ...others].map((n) => n.hostnames.manage[0]!)
+    })
+    for (const host of hosts) {
+      try {
+        await this.ctx.executor.glusterdCheck(host)
+        return host
+      } catch {
+        // next
+      }
+    }
+    throw new Error(`no hosts available (${hosts.length} total)`)
+  }
+
+  async exec(): Promise<void> {
+    const host = await this.workingHost()
+    const members = await this.setMembers(host)
+    await this.checkHeal(host, members)
+    // placement now that the set is known; the new brick is journaled in the same transaction
+    await this.ctx.store.write((tx) => {
+      const old = tx.get('brick', this.brickId)!
+      const volume = tx.get('volume', old.volumeId)!
+      const opts = heketiOptions(volume.glusterVolumeOptions)
+      let placed: ReturnType<typeof placeReplacementBrick>
+      try {
+        placed = placeReplacementBrick(this.ctx.placement, {
+          clusterId: volume.clusterId,
+          volumeId: volume.id,
+          brickToReplace: {
+            brickId: old.id,
+            deviceId: old.deviceId,
+            nodeId: old.nodeId,
+            sizeKiB: old.sizeKiB,
+            arbiter: old.subType === 'arbiter',
+          },
+          otherBricksOfSet: members.filter((b) => b.id !== old.id),
+          snapshotFactor: volume.snapshot.enable ? volume.snapshot.factor : 1,
+          arbiter: opts.arbiter,
+          zoneChecking: opts.zoneChecking ?? this.ctx.config.zoneChecking,
+          tagMatch: opts.tagMatch,
+          isNodeUp: (id) => this.ctx.health.isUp(id),
+        })
+      } catch (err) {
+        if (err instanceof PlacementError) throw Errors.noReplacement()
+        throw err
+      }
+      const [created] = reserveBricks(tx, [placed], volume.id, this.id)
+      tx.put('volume', volume.id, { ...volume, bricks: insertSorted(volume.bricks, created!.id) })
+      const entry = tx.get('pendingop', this.id)!
+      tx.put('pendingop', this.id, { ...entry, actions: [...entry.actions, { change: 'add-brick', id: created!.id }] })
+    })
+    const { oldReq, newReq, oldBrick, newBrick, volumeName, newHost } = this.ctx.store.read((tx) => {
+      const old = tx.get('brick', this.brickId)!
+      const fresh = this.newBrick(tx)!
+      const volume = tx.get('volume', old.volumeId)!
+      return {
+        oldReq: brickRequest(tx, old, 0),
+        newReq: brickRequest(tx, fresh, volume.gid),
+        oldBrick: volumeBrick(tx, old),
+        newBrick: volumeBrick(tx, fresh),
+        volumeName: volume.name,
+        newHost: brickRequest(tx, fresh, 0).host,
+      }
+    })
+    await createBricks(this.ctx, [newReq])
+    await this.ctx.executor.replaceBrick(newHost, volumeName, oldBrick, newBrick).catch((err: Error) => {
+      throw new HeqetError(
+        500,
+        `Unable to replace brick ${brickName(oldBrick)} with ${brickName(newBrick)} for volume ${volumeName}: ${err.message}`,
+      )
+    })
+    try {
+      this.oldReclaimed = (await destroyBricks(this.ctx, [oldReq])).has(oldReq.brickId)
+    } catch (err) {
+      // an unreachable old node is expected when a node has died
+      const alive = await this.ctx.executor.glusterdCheck(oldReq.host).then(
+        () => true,
+        () => false,
+      )
+      if (alive) throw err
+    }
+  }
+
+  finalize(tx: WriteTxn): JobResult {
+    const fresh = this.newBrick(tx)
+    if (fresh) tx.put('brick', fresh.id, { ...fresh, pendingId: '' })
+    releaseBrick(tx, this.brickId, this.oldReclaimed)
+    return undefined
+  }
+
+  /** After a crash: if gluster already uses the new brick, finish; otherwise undo. */
+  async clean(): Promise<void> {
+    const state = this.ctx.store.read((tx) => {
+      const fresh = this.newBrick(tx)
+      const old = tx.get('brick', this.brickId)
+      const volume = old ? tx.get('volume', old.volumeId) : undefined
+      return fresh && old && volume
+        ? { host: brickRequest(tx, fresh, 0).host, name: volume.name, brick: volumeBrick(tx, fresh), oldReq: brickRequest(tx, old, 0) }
+        : undefined
+    })
+    const replaced =
+      state &&
+      (await this.ctx.executor.volumeInfo(state.host, state.name)).bricks.some((b) => b.name === brickName(state.brick))
+    if (state && replaced) {
+      this.oldReclaimed = await destroyBricks(this.ctx, [state.oldReq]).then(
+        (r) => r.has(state.oldReq.brickId),
+        () => false,
+      )
+      await this.ctx.store.write((tx) => {
+        this.finalize(tx)
+        tx.del('pendingop', this.id)
+      })
+      return
+    }
+    await this.undo()
+    await this.ctx.store.write((tx) => {
+      this.undoDb(tx)
+      tx.del('pendingop', this.id)
+    })
+  }
+
+  async undo(): Promise<void> {
+    const state = this.ctx.store.read((tx) => {
+      const fresh = this.newBrick(tx)
+      const old = tx.get('brick', this.brickId)
+      const volume = old ? tx.get('volume', old.volumeId) : undefined
+      return fresh && volume ? { req: brickRequest(tx, fresh, 0), name: volume.name, brick: volumeBrick(tx, fresh) } : undefined
+    })
+    if (!state) return
+    // if gluster already serves the new brick, going back would lose it: refuse (cleaner decides)
+    const info = await this.ctx.executor.volumeInfo(state.req.host, state.name).catch(() => undefined)
+    if (info?.bricks.some((b) => b.name === brickName(state.brick))) {
+      throw new Error(`brick ${state.req.brickId} already replaced ${this.brickId} in gluster`)
+    }
+    await destroyBricks(this.ctx, [state.req])
+  }
+
+  undoDb(tx: WriteTxn): void {
+    const fresh = this.newBrick(tx)
+    if (fresh) releaseBrick(tx, fresh.id, true)
+    const old = tx.get('brick', this.brickId)
+    if (old?.pendingId === this.id) tx.put('brick', old.id, { ...old, pendingId: '' })
+  }
+}
