@@ -7,6 +7,7 @@ import { createExecutor } from '../executors/factory.ts'
 import type { Config } from '../src/config.ts'
 import type { AppContext } from '../src/context.ts'
 import { markAllStale, startCleaner } from '../src/operations/cleaner.ts'
+import { HealthMonitor } from '../src/monitor.ts'
 import { Throttle } from '../src/operations/throttle.ts'
 import { brickLimitsFromConfig } from '../src/placement/geometry.ts'
 import { TopologyIndex } from '../src/placement/topology-index.ts'
@@ -36,13 +37,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const log = opts.logger ?? pino({ level: pinoLevel(config.logLevel), name: 'heqet' })
   const store = opts.store ?? new LmdbStore({ path: config.dbPath, readOnly: config.dbReadOnly })
   const executor = opts.executor ?? (await createExecutor(config, log))
+  const monitor = new HealthMonitor()
   const ctx: AppContext = {
     store,
     executor,
     config,
     log,
     throttle: new Throttle(config.maxInflightOperations),
-    health: { isUp: () => true },
+    health: monitor,
     running: new Set(),
     placement: new TopologyIndex(store),
     limits: brickLimitsFromConfig({
@@ -67,10 +69,12 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     if (stale > 0) log.warn(`${stale} pending operations from a previous run marked stale`)
   }
   const stopCleaner = config.disableBackgroundCleaner ? () => {} : startCleaner(ctx)
+  if (!config.disableMonitor) monitor.start(ctx)
   return {
     ...api,
     async close() {
       stopCleaner()
+      monitor.stop()
       await api.app.close()
       await executor.close()
       await store.close()

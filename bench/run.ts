@@ -554,7 +554,12 @@ interface Phase {
   clientCpuSec: number
   /** CPU seconds used by everything else on the machine (other processes share the vCPUs) */
   otherCpuSec: number
+  /** CLOCK_MONOTONIC µs, the clock of V8's .cpuprofile timestamps (bench/cpuprofile.ts --phases) */
+  startUs: number
+  endUs: number
 }
+
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n)
 
 /** busy CPU seconds of the whole machine, from /proc/stat */
 function machineBusySec(): number {
@@ -630,6 +635,7 @@ async function runScenario(name: 'A' | 'B', opts: Options, server: Server): Prom
     const cpu0 = server.cpu().cpuSec
     const client0 = process.cpuUsage()
     const machine0 = machineBusySec()
+    const startUs = monotonicUs()
     const t0 = performance.now()
     log(`${name}: ${label}...`)
     const out = await fn()
@@ -638,7 +644,15 @@ async function runScenario(name: 'A' | 'B', opts: Options, server: Server): Prom
     const cu = process.cpuUsage(client0)
     const clientCpuSec = (cu.user + cu.system) / 1e6
     const otherCpuSec = Math.max(0, machineBusySec() - machine0 - serverCpuSec - clientCpuSec)
-    phases.push({ name: label, wallSec, serverCpuSec, clientCpuSec, otherCpuSec })
+    phases.push({
+      name: label,
+      wallSec,
+      serverCpuSec,
+      clientCpuSec,
+      otherCpuSec,
+      startUs,
+      endUs: monotonicUs(),
+    })
     log(
       `${name}: ${label} done in ${fmt(wallSec)} s (server CPU ${fmt(serverCpuSec)} s, bench client CPU ${fmt(clientCpuSec)} s)`,
     )
@@ -952,6 +966,13 @@ async function main(): Promise<void> {
       log(`${name}: server pid ${server.pid} on 127.0.0.1:${server.port}, dir ${server.dir}`)
       const r = await runScenario(name, opts, server)
       results.push(r)
+      if (opts.cpuProf) {
+        const file = join(opts.cpuProf, `phases-${name}-${server.pid}.json`)
+        writeFileSync(file, `${JSON.stringify(r.phases, null, 2)}\n`)
+        log(
+          `${name}: phase boundaries in ${file} (node --import tsx bench/cpuprofile.ts --phases ${file} PROFILE)`,
+        )
+      }
       const text = report(r, opts)
       out.push(text)
       process.stdout.write(`\n${text}\n`)

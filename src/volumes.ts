@@ -8,7 +8,7 @@ import { Errors } from './errors.ts'
 import { newId } from './ids.ts'
 import { newOperationId, startOperation } from './operations/operation.ts'
 import { VolumeCloneOperation } from './operations/volume-clone.ts'
-import { VolumeCreateOperation } from './operations/volume-create.ts'
+import { effectiveDurability, VolumeCreateOperation } from './operations/volume-create.ts'
 import { VolumeDeleteOperation } from './operations/volume-delete.ts'
 import { VolumeExpandOperation } from './operations/volume-expand.ts'
 import { splitOptions } from './operations/volume-options.ts'
@@ -44,6 +44,9 @@ export async function createVolume(ctx: AppContext, req: VolumeCreateRequest): P
       : limits.minBrickSizeKiB
   if (req.size * 1048576 < minKiB) throw Errors.volumeTooSmall(req.size, minKiB)
 
+  const existing = req.name ? sameVolumeByName(ctx, req) : undefined
+  if (existing) return awaitExisting(ctx, existing)
+
   const id = newId()
   const options = [
     ...splitOptions(config.preRequestVolumeOptions),
@@ -75,6 +78,38 @@ export async function createVolume(ctx: AppContext, req: VolumeCreateRequest): P
     pendingId: '',
   }
   return startOperation(ctx, new VolumeCreateOperation(ctx, newOperationId(), template))
+}
+
+/**
+ * A retried create (the Kubernetes external provisioner retries after its own
+ * timeout): a volume of that name, size and durability that exists or is
+ * being created is answered instead of a second volume or a name clash.
+ */
+function sameVolumeByName(ctx: AppContext, req: VolumeCreateRequest): VolumeEntry | undefined {
+  const wanted = JSON.stringify(effectiveDurability({ durability: req.durability } as VolumeEntry))
+  return ctx.store.read((tx) =>
+    tx.values('volume').find((v) => {
+      if (v.name !== req.name || v.sizeGiB !== req.size || v.block !== req.block) return false
+      if (req.clusters.length > 0 && !req.clusters.includes(v.clusterId)) return false
+      if (JSON.stringify(effectiveDurability(v)) !== wanted) return false
+      const op = v.pendingId ? tx.get('pendingop', v.pendingId) : undefined
+      return !op || op.type === 'create-volume' || op.type === 'expand-volume'
+    }),
+  )
+}
+
+/** The job of a retried create: wait for the original to settle, then point at it. */
+function awaitExisting(ctx: AppContext, volume: VolumeEntry): Job {
+  return async () => {
+    for (;;) {
+      const current = ctx.store.read((tx) => tx.get('volume', volume.id))
+      if (!current) throw Errors.allocateVolume(`Volume name '${volume.name}' was being created and has failed`)
+      if (!current.pendingId || ctx.store.read((tx) => tx.get('pendingop', current.pendingId))?.type !== 'create-volume') {
+        return { kind: 'volume', id: current.id }
+      }
+      await new Promise((r) => setTimeout(r, 100))
+    }
+  }
 }
 
 export async function deleteVolume(ctx: AppContext, id: string): Promise<Job> {

@@ -87,3 +87,19 @@ t.test('no space says why', async (t) => {
   t.equal(res.statusCode, 500)
   t.match(res.body, /^Failed to allocate new volume: No space/)
 })
+
+t.test('a retried create with the same name answers the same volume', async (t) => {
+  const app = await makeApp(t)
+  await makeTopology(app, { nodes: 3, devices: 1 })
+  const body = { size: 2, name: 'pvc_retry', durability: { type: 'replicate', replicate: { replica: 3 } } }
+  const [a, b] = await Promise.all([app.run('POST', '/volumes', body), app.run('POST', '/volumes', body)])
+  t.equal(a.statusCode, 303)
+  t.equal(b.statusCode, 303)
+  t.equal(a.location, b.location)
+  t.equal((await app.call('GET', '/volumes')).json().volumes.length, 1)
+  const c = await app.run('POST', '/volumes', body)
+  t.equal(c.location, a.location, 'also after it finished')
+  const other = await app.call('POST', '/volumes', { ...body, size: 3 })
+  t.equal(other.statusCode, 500)
+  t.equal(other.body, "Failed to allocate new volume: Volume name 'pvc_retry' already in use\n")
+})

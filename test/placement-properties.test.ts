@@ -39,7 +39,7 @@ const deviceArb = fc.record({
   freeKiB: fc.oneof(
     fc.integer({ min: 0, max: 600 * GiB_IN_KiB }),
     // exactly one brick's worth (factor 1, 4 MiB extents), where the strict fit rule matters
-    fc.integer({ min: 1, max: 250 }).map((g) => brickSpaceOnDevice(g * GiB_IN_KiB, 1, 4096).totalKiB),
+    fc.constantFrom(5, 10, 25, 50, 100).map((g) => brickSpaceOnDevice(g * GiB_IN_KiB, 1, 4096).totalKiB),
   ),
   state,
   tags: fc.tuple(tier, arbiterTag).map(([t, a]) => tagsOf(t, a)),
@@ -89,7 +89,7 @@ const limitsChoices: BrickLimits[] = [
 
 const requestArb = fc
   .record({
-    sizeGiB: fc.integer({ min: 1, max: 250 }),
+    sizeGiB: fc.oneof(fc.integer({ min: 1, max: 250 }), fc.constantFrom(10, 50, 100)),
     durability: fc.constantFrom(...durabilities),
     arbiter: fc.boolean(),
     snapshotFactor: fc.constantFrom(1, 1, 1.2, 1.5),

@@ -70,6 +70,15 @@ async function runSuite(): Promise<void> {
     }
   })
 
+  await t.test("systemctl status glusterd follows the node's own glusterd", async (t) => {
+    const node = target(tb.nodes[2])
+    const [, stopped] = await sshBatch(node, ['systemctl stop glusterd', 'systemctl status glusterd'])
+    t.equal(stopped.code, 3, 'inactive once stopped')
+    const [, others] = await sshBatch(target(tb.nodes[1]), ['true', 'systemctl status glusterd'])
+    t.equal(others.code, 0, 'another node is unaffected')
+    await sshBatchOk(node, ['systemctl start glusterd', 'systemctl status glusterd'])
+  })
+
   await t.test('peer probe from node 1 to nodes 2 and 3', async (t) => {
     const [first, ...others] = tb.nodes
     await timed('peer probe x2', () =>

@@ -46,19 +46,7 @@ export async function startNode(spec: NodeSpec): Promise<StartedNode> {
     names.map((n) => attachDisk(`${spec.dir}/disks/${n}.img`, spec.deviceSizeGiB)),
   )
   const holderPid = await startHolder(spec.holderMarker)
-  await runOk('ip', [
-    'link',
-    'add',
-    spec.veth,
-    'type',
-    'veth',
-    'peer',
-    'name',
-    'eth0',
-    'netns',
-    String(holderPid),
-  ])
-  await runOk('ip', ['link', 'set', spec.veth, 'master', spec.bridge, 'up'])
+  await connectToBridge(spec, holderPid)
 
   const exec = (cmd: string) => nsenter(holderPid, ['/bin/bash', '-c', cmd])
   const setup = await nsenter(holderPid, ['/bin/bash', SETUP_SCRIPT], {
@@ -74,6 +62,12 @@ export async function startNode(spec: NodeSpec): Promise<StartedNode> {
   if (setup.code !== 0) throw new Error(`setting up node ${spec.hostname} failed: ${setup.stderr.trim()}`)
   await Promise.all([waitForPort(spec.ip, 22, 'sshd'), waitForGlusterd(exec, spec.hostname)])
   return { spec, holderPid, devices: names.map((n) => `/dev/${n}`), exec }
+}
+
+/** A veth pair: `eth0` inside the node, the host end enslaved to the testbed bridge. */
+async function connectToBridge(spec: NodeSpec, holderPid: number): Promise<void> {
+  await runOk('ip', `link add ${spec.veth} type veth peer name eth0 netns ${holderPid}`.split(' '))
+  await runOk('ip', ['link', 'set', spec.veth, 'master', spec.bridge, 'up'])
 }
 
 /** Runs argv inside all namespaces of the node, with a clean root environment. */
