@@ -11,6 +11,7 @@ packages=(
   fuse3              # /dev/fuse helpers used by the FUSE client
   openssh-server     # sshd inside each node
   openssh-client     # ssh / ssh-keygen on the host
+  sudo               # heketi's sshexec `sudo: true` prefixes every node command
   xfsprogs           # mkfs.xfs for bricks
   iproute2           # ip netns / bridge / veth
   util-linux         # nsenter, unshare, losetup, mount

@@ -13,6 +13,7 @@ import { randomBytes } from 'node:crypto'
 import {
   closeSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   openSync,
   readFileSync,
@@ -22,7 +23,7 @@ import {
 } from 'node:fs'
 import http from 'node:http'
 import net from 'node:net'
-import { tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
@@ -72,6 +73,7 @@ interface Options {
   cpuProf: string | undefined
   json: string | undefined
   keep: boolean
+  repeat: number
   scale: Record<'A' | 'B', Scale>
 }
 
@@ -92,6 +94,7 @@ const USAGE = `usage: npm run bench -- [options]
   --loglevel L           server glusterfs.loglevel (default info, as heketi)
   --cpu-prof DIR         run the server with node --cpu-prof, profiles written to DIR
   --json FILE            also write the results as JSON
+  --repeat N             run each scenario N times (fresh server each) and add a median table
   --keep                 keep the temp directory (DB, config, server log)`
 
 function parseOptions(argv: string[]): Options {
@@ -115,6 +118,7 @@ function parseOptions(argv: string[]): Options {
       'cpu-prof': { type: 'string' },
       json: { type: 'string' },
       keep: { type: 'boolean', default: false },
+      repeat: { type: 'string', default: '1' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -184,6 +188,7 @@ function parseOptions(argv: string[]): Options {
     cpuProf: values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined,
     json: values.json,
     keep: values.keep,
+    repeat: int('repeat', values.repeat, 1)!,
     scale,
   }
 }
@@ -835,12 +840,12 @@ function ratio(ours: number, theirs: number, higherIsBetter: boolean): string {
   return `${fmt(r, 2)} (${fmt(factor, factor >= 10 ? 0 : 1)}× ${better ? 'better' : 'worse'})`
 }
 
-function report(r: ScenarioResult, opts: Options): string {
+function report(r: ScenarioResult, opts: Options, suffix = ''): string {
   const sc = r.scale
   const lines: string[] = []
   const title = r.name === 'A' ? `Scenario A — heketi's comparison load` : `Scenario B — scale`
   lines.push(
-    `### ${title}: ${sc.nodes} nodes × ${sc.devices} devices (zones 1..${sc.zones}), ${sc.volumes} × 1 GiB replica-3 volumes`,
+    `### ${title}: ${sc.nodes} nodes × ${sc.devices} devices (zones 1..${sc.zones}), ${sc.volumes} × 1 GiB replica-3 volumes${suffix}`,
   )
   lines.push('')
   const withHeketi = r.name === 'A'
@@ -955,43 +960,73 @@ async function main(): Promise<void> {
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
 
+  if (opts.cpuProf) mkdirSync(opts.cpuProf, { recursive: true })
   const results: ScenarioResult[] = []
-  const out: string[] = []
   let failed = false
   for (const name of opts.scenarios) {
-    const server = new Server(name, opts, opts.scale[name])
-    servers.add(server)
-    try {
-      await server.start()
-      log(`${name}: server pid ${server.pid} on 127.0.0.1:${server.port}, dir ${server.dir}`)
-      const r = await runScenario(name, opts, server)
-      results.push(r)
-      if (opts.cpuProf) {
-        const file = join(opts.cpuProf, `phases-${name}-${server.pid}.json`)
-        writeFileSync(file, `${JSON.stringify(r.phases, null, 2)}\n`)
+    const runs: ScenarioResult[] = []
+    for (let run = 1; run <= opts.repeat && !failed; run++) {
+      const server = new Server(name, opts, opts.scale[name])
+      servers.add(server)
+      try {
+        await server.start()
         log(
-          `${name}: phase boundaries in ${file} (node --import tsx bench/cpuprofile.ts --phases ${file} PROFILE)`,
+          `${name}: run ${run}/${opts.repeat}, server pid ${server.pid} on 127.0.0.1:${server.port}, dir ${server.dir}`,
         )
+        const r = await runScenario(name, opts, server)
+        runs.push(r)
+        results.push(r)
+        const suffix = opts.repeat > 1 ? ` (run ${run} of ${opts.repeat})` : ''
+        process.stdout.write(`\n${report(r, opts, suffix)}\n`)
+        if (opts.cpuProf) {
+          const file = join(opts.cpuProf, `phases-${name}-${server.pid}.json`)
+          writeFileSync(file, `${JSON.stringify(r.phases, null, 2)}\n`)
+          log(`${name}: phase boundaries in ${file} (bench/cpuprofile.ts --phases ${file} PROFILE)`)
+        }
+      } catch (err) {
+        failed = true
+        console.error(`\nScenario ${name} FAILED: ${(err as Error).stack ?? err}`)
+        console.error(`--- last server log lines (${server.logFile}) ---\n${server.tail(30)}`)
+      } finally {
+        await server.stop()
+        servers.delete(server)
       }
-      const text = report(r, opts)
-      out.push(text)
-      process.stdout.write(`\n${text}\n`)
-    } catch (err) {
-      failed = true
-      console.error(`\nScenario ${name} FAILED: ${(err as Error).stack ?? err}`)
-      console.error(`--- last server log lines ---\n${server.tail(30)}`)
-    } finally {
-      await server.stop()
-      servers.delete(server)
+    }
+    if (runs.length > 1) {
+      process.stdout.write(`\n${report(medianResult(runs), opts, ` (median of ${runs.length} runs)`)}\n`)
     }
     if (failed) break
   }
   process.stdout.write(
-    `\nMachine: ${(await import('node:os')).cpus().length} vCPU, node ${process.version}; ` +
-      `client and server on the same machine, HTTP/1.1 keep-alive on 127.0.0.1, one HS256 token per request.\n`,
+    `\nMachine: ${cpus().length} vCPU (${cpus()[0]?.model ?? '?'}), node ${process.version}, ` +
+      `load average at end ${loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')}; client and server on the same machine, HTTP/1.1 keep-alive on 127.0.0.1, ` +
+      `one HS256 token per request.\n`,
   )
   if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ heketi: HEKETI, results }, null, 2)}\n`)
   process.exit(failed ? 1 : 0)
+}
+
+/** Element-wise median of the numeric fields of several runs (phase rows matched by position). */
+function medianResult(runs: ScenarioResult[]): ScenarioResult {
+  const med = (xs: number[]) => {
+    const s = [...xs].sort((a, b) => a - b)
+    const m = s.length >> 1
+    return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+  }
+  const merge = (values: unknown[]): unknown => {
+    const first = values[0]
+    if (typeof first === 'number') return med(values as number[])
+    if (Array.isArray(first)) return first.map((_, i) => merge(values.map((v) => (v as unknown[])[i])))
+    if (first && typeof first === 'object') {
+      const out: Record<string, unknown> = {}
+      for (const k of Object.keys(first)) out[k] = merge(values.map((v) => (v as Record<string, unknown>)[k]))
+      return out
+    }
+    return first
+  }
+  return merge(runs) as ScenarioResult
 }
 
 await main()

@@ -97,7 +97,8 @@ export class MockExecutor implements Executor {
     await this.pause()
     const vol = this.volumes.get(name)
     // heketi's mock answers three bricks at <host>:/mockpath for unknown volumes
-    const bricks = vol?.bricks.map((b) => `${b.storageHost}:${b.path}`) ?? [1, 2, 3].map(() => `${host}:/mockpath`)
+    const bricks =
+      vol?.bricks.map((b) => `${b.storageHost}:${b.path}`) ?? [1, 2, 3].map(() => `${host}:/mockpath`)
     return {
       name,
       id: vol?.id ?? randomUUID(),
@@ -116,7 +117,12 @@ export class MockExecutor implements Executor {
       numberOfEntries: '0',
     }))
   }
-  async replaceBrick(_host: string, name: string, oldBrick: VolumeBrick, newBrick: VolumeBrick): Promise<void> {
+  async replaceBrick(
+    _host: string,
+    name: string,
+    oldBrick: VolumeBrick,
+    newBrick: VolumeBrick,
+  ): Promise<void> {
     await this.pause()
     const vol = this.volumes.get(name)
     if (!vol) return

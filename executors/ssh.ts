@@ -47,6 +47,8 @@ export class SshRunner implements CommandRunner {
   private readonly connections = new Map<string, HostConnection>()
   private readonly hostQueues = new Map<string, Promise<unknown>>()
   private readonly knownHosts: KnownHostEntry[] | undefined
+  /** hosts where the batch script cannot run (no writable temp dir) */
+  private readonly perCommandHosts = new Set<string>()
   private closed = false
   /** connections opened since start (for tests and metrics) */
   connectionsOpened = 0
@@ -92,12 +94,13 @@ export class SshRunner implements CommandRunner {
     if (commands.length === 0) return []
     const timeoutMs = opts.timeoutMinutes * 60_000
     const wrapped = commands.map((c) => wrapHeketiCommand(c, this.options.sudo))
-    if (this.options.singleRoundTrip !== false) {
+    if (this.options.singleRoundTrip !== false && !this.perCommandHosts.has(host)) {
       const results = await this.withChannelRetry(host, (client, alive) =>
         this.execScript(client, alive, commands, wrapped, timeoutMs),
       )
       if (results) return results
-      // no writable temp dir on the node: fall back to one session per command
+      // no writable temp dir on the node: one session per command from now on
+      this.perCommandHosts.add(host)
     }
     const results: CommandResult[] = []
     for (let i = 0; i < commands.length; i++) {

@@ -2,12 +2,14 @@
 // changes including remove (evict every brick elsewhere), resync and tags.
 import type { ReadTxn } from '../db/store.ts'
 import type { DeviceRef } from '../executors/executor.ts'
-import { type AppContext, insertSorted, type Job, without } from './context.ts'
+import type { AppContext, Job } from './context.ts'
 import type { DeviceEntry, EntityState } from './entries.ts'
 import { Errors } from './errors.ts'
 import { evictBrick } from './evict.ts'
 import { newId } from './ids.ts'
 import { applyTagChange, getNode, manageHost, type TagChange } from './nodes.ts'
+import { DeviceAddOperation, DeviceDeleteOperation } from './operations/device-ops.ts'
+import { newOperationId, startOperation } from './operations/operation.ts'
 
 export interface DeviceAddRequest {
   name: string
@@ -33,78 +35,25 @@ export function deviceRef(tx: ReadTxn, device: DeviceEntry): DeviceRef {
   }
 }
 
-export function addDevice(ctx: AppContext, req: DeviceAddRequest): Job {
+export async function addDevice(ctx: AppContext, req: DeviceAddRequest): Promise<Job> {
   const node = ctx.store.read((tx) => tx.get('node', req.node))
   if (!node) throw Errors.nodeMissing()
-  const id = newId()
-  return async () => {
-    const host = manageHost(node)
-    let info: Awaited<ReturnType<typeof ctx.executor.deviceSetup>>
-    try {
-      info = await ctx.executor.deviceSetup({ host, device: req.name, deviceId: id, destroyData: false })
-    } catch (err) {
-      if (!req.destroydata) throw err
-      ctx.log.warn(
-        `device setup of ${req.name} on ${host} failed, retrying with wipefs: ${(err as Error).message}`,
-      )
-      info = await ctx.executor.deviceSetup({ host, device: req.name, deviceId: id, destroyData: true })
-    }
-    const device: DeviceEntry = {
-      id,
-      nodeId: node.id,
-      name: req.name,
-      state: 'online',
-      storage: { totalKiB: info.totalKiB, freeKiB: info.freeKiB, usedKiB: info.usedKiB },
-      extentSizeKiB: info.extentSizeKiB,
-      pvUuid: info.pvUuid,
-      paths: info.paths,
-      tags: req.tags,
-      bricks: [],
-    }
-    try {
-      await ctx.store.write((tx) => {
-        const current = getNode(tx, node.id)
-        tx.put('device', id, device)
-        tx.put('node', node.id, { ...current, devices: insertSorted(current.devices, id) })
-      })
-    } catch (err) {
-      // the node was deleted meanwhile (or the store failed): give the disk back
-      await ctx.executor
-        .deviceTeardown(
-          { host, device: req.name, deviceId: id, pvUuid: info.pvUuid, paths: info.paths },
-          true,
-        )
-        .catch(() => {})
-      throw err
-    }
-    ctx.log.info(`Added device ${id} (${req.name}) on node ${node.id}`)
-    return undefined
-  }
+  const op = new DeviceAddOperation(ctx, newOperationId(), {
+    nodeId: node.id,
+    deviceId: newId(),
+    name: req.name,
+    host: manageHost(node),
+    tags: req.tags,
+    destroyData: req.destroydata,
+  })
+  return startOperation(ctx, op, { throttled: false })
 }
 
-export function deleteDevice(ctx: AppContext, id: string, forceForget: boolean): Job {
-  const { device, ref } = ctx.store.read((tx) => {
-    const device = getDevice(tx, id)
-    return { device, ref: deviceRef(tx, device) }
+export async function deleteDevice(ctx: AppContext, id: string, forceForget: boolean): Promise<Job> {
+  const ref = ctx.store.read((tx) => deviceRef(tx, getDevice(tx, id)))
+  return startOperation(ctx, new DeviceDeleteOperation(ctx, newOperationId(), id, forceForget, ref), {
+    throttled: false,
   })
-  if (device.state !== 'failed') throw Errors.deviceNotFailed(id)
-  if (device.bricks.length > 0) throw Errors.deviceHasBricks(id)
-  return async () => {
-    try {
-      await ctx.executor.deviceTeardown(ref, forceForget)
-    } catch (err) {
-      if (!forceForget) throw err
-    }
-    await ctx.store.write((tx) => {
-      const current = getDevice(tx, id)
-      if (current.bricks.length > 0) throw Errors.deviceHasBricks(id)
-      const node = tx.get('node', current.nodeId)
-      if (node) tx.put('node', node.id, { ...node, devices: without(node.devices, id) })
-      tx.del('device', id)
-    })
-    ctx.log.info(`Deleted device ${id}`)
-    return undefined
-  }
 }
 
 export function setDeviceState(ctx: AppContext, id: string, state: EntityState, healcheck: string): Job {

@@ -141,6 +141,9 @@ export type OperationType =
   | 'clone-volume'
   | 'evict-brick'
   | 'expand-block-volume'
+  // heqet's own: heketi ran these as plain jobs and could leak a VG or a peer on a crash
+  | 'add-device'
+  | 'delete-device'
 
 /** heketi's change kinds, as an ordered list so the index is heketi's integer. */
 export const CHANGE_KINDS = [

@@ -7,7 +7,9 @@ import { newOperationId, startOperation } from './operations/operation.ts'
 /** Start an eviction (throttled); resolves with the background job. */
 export async function startBrickEvict(ctx: AppContext, brickId: string, healcheck: string, throttled = true) {
   if (!ctx.store.read((tx) => tx.get('brick', brickId))) throw Errors.notFound()
-  return startOperation(ctx, new BrickEvictOperation(ctx, newOperationId(), brickId, healcheck), { throttled })
+  return startOperation(ctx, new BrickEvictOperation(ctx, newOperationId(), brickId, healcheck), {
+    throttled,
+  })
 }
 
 /** Evict and wait (device removal runs these one after another under its own slot). */

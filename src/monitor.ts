@@ -23,7 +23,8 @@ export class HealthMonitor implements HealthView {
         () => true,
         () => false,
       )
-      if (!up && this.isUp(node.id)) ctx.log.warn(`node ${node.id} (${node.hostnames.manage[0]}): glusterd is down`)
+      if (!up && this.isUp(node.id))
+        ctx.log.warn(`node ${node.id} (${node.hostnames.manage[0]}): glusterd is down`)
       this.status.set(node.id, { up, at: Date.now() })
     }
     const now = Date.now()

@@ -103,8 +103,12 @@ function awaitExisting(ctx: AppContext, volume: VolumeEntry): Job {
   return async () => {
     for (;;) {
       const current = ctx.store.read((tx) => tx.get('volume', volume.id))
-      if (!current) throw Errors.allocateVolume(`Volume name '${volume.name}' was being created and has failed`)
-      if (!current.pendingId || ctx.store.read((tx) => tx.get('pendingop', current.pendingId))?.type !== 'create-volume') {
+      if (!current)
+        throw Errors.allocateVolume(`Volume name '${volume.name}' was being created and has failed`)
+      if (
+        !current.pendingId ||
+        ctx.store.read((tx) => tx.get('pendingop', current.pendingId))?.type !== 'create-volume'
+      ) {
         return { kind: 'volume', id: current.id }
       }
       await new Promise((r) => setTimeout(r, 100))

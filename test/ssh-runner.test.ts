@@ -204,6 +204,27 @@ t.test('SshRunner against a local sshd', { skip: unavailable }, async (t) => {
   })
 })
 
+t.test(
+  'a node without a writable temp dir falls back to one session per command',
+  { skip: unavailable },
+  async (t) => {
+    const sshd = await startLocalSshd({ TMPDIR: '/nonexistent-heqet-tmp' })
+    t.teardown(() => sshd.stop())
+    const r = new SshRunner({ privateKey: sshd.privateKey, user: sshd.user, port: sshd.port, sudo: false })
+    t.teardown(() => r.close())
+    for (let i = 0; i < 2; i++) {
+      const results = await r.runBatch(HOST, ['echo $TMPDIR', 'exit 4', 'echo never'], quick)
+      t.same(
+        results.map((x) => [x.stdout, x.exitCode]),
+        [
+          ['/nonexistent-heqet-tmp\n', 0],
+          ['', 4],
+        ],
+      )
+    }
+  },
+)
+
 t.test('local sshd availability', async (t) => {
   if (unavailable) t.comment(`ssh runner tests skipped: ${unavailable}`)
   t.pass()

@@ -11,7 +11,8 @@ export function registerBrickRoutes(api: Api): void {
     handler: async (req, reply) => {
       // heketi decodes this body only when one was sent
       const length = Number(req.headers['content-length'] ?? 0)
-      const healcheck = length > 0 && rawBody(req) !== '' ? decodeBody(req, { healcheck: 'string' }).healcheck : ''
+      const healcheck =
+        length > 0 && rawBody(req) !== '' ? decodeBody(req, { healcheck: 'string' }).healcheck : ''
       const v = new Validation()
       if (!(HEALCHECKS as readonly string[]).includes(healcheck)) {
         v.add('healcheck', `${healcheck} is not valid heal info check`)

@@ -11,7 +11,14 @@ import { Errors, HeqetError } from '../errors.ts'
 import { placeReplacementBrick } from '../placement/allocator.ts'
 import { PlacementError } from '../placement/errors.ts'
 import { bricksPerSet } from '../placement/geometry.ts'
-import { brickRequest, createBricks, destroyBricks, releaseBrick, reserveBricks, volumeBrick } from './bricks.ts'
+import {
+  brickRequest,
+  createBricks,
+  destroyBricks,
+  releaseBrick,
+  reserveBricks,
+  volumeBrick,
+} from './bricks.ts'
 import type { Operation } from './operation.ts'
 import { effectiveDurability } from './volume-create.ts'
 import { heketiOptions } from './volume-options.ts'
@@ -33,7 +40,10 @@ export class BrickEvictOperation implements Operation {
   build(tx: WriteTxn) {
     const brick = tx.get('brick', this.brickId)
     if (!brick) throw Errors.notFound()
-    if (brick.pendingId) throw Errors.internal(`Failed to set up brick eviction: Can not evict brick ${brick.id}: brick is pending`)
+    if (brick.pendingId)
+      throw Errors.internal(
+        `Failed to set up brick eviction: Can not evict brick ${brick.id}: brick is pending`,
+      )
     const volume = tx.get('volume', brick.volumeId)
     if (!volume) throw Errors.notFound()
     if (volume.bricks.some((id) => tx.get('brick', id)?.pendingId)) {
@@ -42,7 +52,10 @@ export class BrickEvictOperation implements Operation {
       )
     }
     tx.put('brick', brick.id, { ...brick, pendingId: this.id })
-    return { actions: [{ change: 'delete-brick' as const, id: brick.id }], data: { brickId: brick.id, volumeId: volume.id } }
+    return {
+      actions: [{ change: 'delete-brick' as const, id: brick.id }],
+      data: { brickId: brick.id, volumeId: volume.id },
+    }
   }
 
   private newBrick(tx: ReadTxn): BrickEntry | undefined {
@@ -56,7 +69,9 @@ export class BrickEvictOperation implements Operation {
     const { volume, bricks } = this.ctx.store.read((tx) => {
       const old = tx.get('brick', this.brickId)!
       const volume = tx.get('volume', old.volumeId)!
-      const bricks = volume.bricks.map((id) => tx.get('brick', id)!).map((b) => ({ b, name: brickName(volumeBrick(tx, b)) }))
+      const bricks = volume.bricks
+        .map((id) => tx.get('brick', id)!)
+        .map((b) => ({ b, name: brickName(volumeBrick(tx, b)) }))
       return { volume, bricks }
     })
     const info = await this.ctx.executor.volumeInfo(host, volume.name)
@@ -85,11 +100,19 @@ export class BrickEvictOperation implements Operation {
     }
     const d = effectiveDurability(volume)
     const quorum =
-      d.type === 'replicate' ? (d.replica < 3 ? 1 : Math.floor(d.replica / 2) + 1) : d.type === 'disperse' ? d.data : 1
+      d.type === 'replicate'
+        ? d.replica < 3
+          ? 1
+          : Math.floor(d.replica / 2) + 1
+        : d.type === 'disperse'
+          ? d.data
+          : 1
     const peers = members.filter((b) => b.id !== this.brickId)
     const online = peers.filter((b) => heal.some((h) => h.name === names.get(b.id))).length
     if (online < quorum) {
-      throw new Error(`Cannot replace brick ${this.brickId} as only ${online} of ${quorum} required peer bricks are online`)
+      throw new Error(
+        `Cannot replace brick ${this.brickId} as only ${online} of ${quorum} required peer bricks are online`,
+      )
     }
   }
 
@@ -98,7 +121,9 @@ export class BrickEvictOperation implements Operation {
       const brick = tx.get('brick', this.brickId)!
       const own = tx.get('node', brick.nodeId)!
       const cluster = tx.get('cluster', own.clusterId)!
-      const others = cluster.nodes.map((id) => tx.get('node', id)!).filter((n) => n.state === 'online' && n.id !== own.id)
+      const others = cluster.nodes
+        .map((id) => tx.get('node', id)!)
+        .filter((n) => n.state === 'online' && n.id !== own.id)
       return [own, ...others].map((n) => n.hostnames.manage[0]!)
     })
     for (const host of hosts) {
@@ -147,7 +172,10 @@ export class BrickEvictOperation implements Operation {
       const [created] = reserveBricks(tx, [placed], volume.id, this.id)
       tx.put('volume', volume.id, { ...volume, bricks: insertSorted(volume.bricks, created!.id) })
       const entry = tx.get('pendingop', this.id)!
-      tx.put('pendingop', this.id, { ...entry, actions: [...entry.actions, { change: 'add-brick', id: created!.id }] })
+      tx.put('pendingop', this.id, {
+        ...entry,
+        actions: [...entry.actions, { change: 'add-brick', id: created!.id }],
+      })
     })
     const { oldReq, newReq, oldBrick, newBrick, volumeName, newHost } = this.ctx.store.read((tx) => {
       const old = tx.get('brick', this.brickId)!
@@ -195,12 +223,19 @@ export class BrickEvictOperation implements Operation {
       const old = tx.get('brick', this.brickId)
       const volume = old ? tx.get('volume', old.volumeId) : undefined
       return fresh && old && volume
-        ? { host: brickRequest(tx, fresh, 0).host, name: volume.name, brick: volumeBrick(tx, fresh), oldReq: brickRequest(tx, old, 0) }
+        ? {
+            host: brickRequest(tx, fresh, 0).host,
+            name: volume.name,
+            brick: volumeBrick(tx, fresh),
+            oldReq: brickRequest(tx, old, 0),
+          }
         : undefined
     })
     const replaced =
       state &&
-      (await this.ctx.executor.volumeInfo(state.host, state.name)).bricks.some((b) => b.name === brickName(state.brick))
+      (await this.ctx.executor.volumeInfo(state.host, state.name)).bricks.some(
+        (b) => b.name === brickName(state.brick),
+      )
     if (state && replaced) {
       this.oldReclaimed = await destroyBricks(this.ctx, [state.oldReq]).then(
         (r) => r.has(state.oldReq.brickId),
@@ -224,7 +259,9 @@ export class BrickEvictOperation implements Operation {
       const fresh = this.newBrick(tx)
       const old = tx.get('brick', this.brickId)
       const volume = old ? tx.get('volume', old.volumeId) : undefined
-      return fresh && volume ? { req: brickRequest(tx, fresh, 0), name: volume.name, brick: volumeBrick(tx, fresh) } : undefined
+      return fresh && volume
+        ? { req: brickRequest(tx, fresh, 0), name: volume.name, brick: volumeBrick(tx, fresh) }
+        : undefined
     })
     if (!state) return
     // if gluster already serves the new brick, going back would lose it: refuse (cleaner decides)

@@ -3,6 +3,7 @@
 import type { AppContext } from '../context.ts'
 import type { PendingOperationEntry, VolumeEntry } from '../entries.ts'
 import { BrickEvictOperation } from './brick-evict.ts'
+import { type DeviceAddData, DeviceAddOperation, DeviceDeleteOperation } from './device-ops.ts'
 import type { Operation } from './operation.ts'
 import { VolumeCloneOperation } from './volume-clone.ts'
 import { VolumeCreateOperation } from './volume-create.ts'
@@ -27,6 +28,10 @@ export function operationFromJournal(ctx: AppContext, entry: PendingOperationEnt
       return new VolumeCloneOperation(ctx, entry.id, str('sourceId'), str('cloneId'), str('cloneName'))
     case 'evict-brick':
       return new BrickEvictOperation(ctx, entry.id, str('brickId'), 'disable')
+    case 'add-device':
+      return new DeviceAddOperation(ctx, entry.id, entry.data as unknown as DeviceAddData)
+    case 'delete-device':
+      return new DeviceDeleteOperation(ctx, entry.id, str('deviceId'), entry.data['forceForget'] === true)
     default:
       return undefined
   }

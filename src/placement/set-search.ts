@@ -142,6 +142,14 @@ interface Candidate extends BrickPick {
 }
 
 /**
+ * How many equally good nodes are weighed before taking the one the request's
+ * hash prefers. In an evenly filled cluster almost every node ties; weighing a
+ * few keeps a request cheap, and since chosen nodes drop down the order the
+ * next requests move on to others.
+ */
+const TIED_CANDIDATES = 8
+
+/**
  * The best node for one brick among the zones `zoneAllowed` accepts. Zones
  * and nodes come most-free first, so the scan stops once nothing further can
  * beat the best found: a request usually touches a handful of nodes.
@@ -153,20 +161,24 @@ function bestInZones(
   zoneAllowed: (zone: ZoneView) => boolean,
 ): Candidate | undefined {
   let best: Candidate | undefined
+  let tied = 0
   const keyOf = (free: number) => Math.floor(free / need.quantumKiB)
+  // nothing at or below `bound` can win any more
+  const done = (bound: number) =>
+    best !== undefined && (keyOf(bound) < best.key || (keyOf(bound) === best.key && tied >= TIED_CANDIDATES))
   for (const zone of ctx.cluster.zones) {
-    if (zone.maxOnlineFreeKiB <= need.lowerBoundKiB) break
-    if (best !== undefined && keyOf(zone.maxOnlineFreeKiB) < best.key) break
+    if (zone.maxOnlineFreeKiB <= need.lowerBoundKiB || done(zone.maxOnlineFreeKiB)) break
     if (!zoneAllowed(zone)) continue
     for (const node of zone.nodes) {
-      if (node.maxOnlineFreeKiB <= need.lowerBoundKiB) break
-      if (best !== undefined && keyOf(node.maxOnlineFreeKiB) < best.key) break
+      if (node.maxOnlineFreeKiB <= need.lowerBoundKiB || done(node.maxOnlineFreeKiB)) break
       if (members.nodes.has(node.id) || !nodeUsable(node, ctx.filters)) continue
       const found = bestDeviceOn(node, need, ctx.filters, ctx.overlay)
       if (found === undefined) continue
       const key = keyOf(found.freeKiB)
+      if (best !== undefined && key < best.key) continue
+      tied = best !== undefined && key === best.key ? tied + 1 : 1
       const tie = mix32(node.idHash ^ ctx.seed)
-      if (best === undefined || key > best.key || (key === best.key && tie < best.tie)) {
+      if (best === undefined || key > best.key || tie < best.tie) {
         best = { node, device: found.device, space: found.space, key, tie }
       }
     }

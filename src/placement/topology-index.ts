@@ -327,6 +327,7 @@ export class TopologyIndex {
     device.freeKiB = entry.storage.freeKiB
     device.extentSizeKiB = entry.extentSizeKiB
     device.tags = { ...entry.tags }
+    this.touchNodeOf(device)
   }
 
   private deleteDevice(id: Id): void {

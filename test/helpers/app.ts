@@ -24,7 +24,11 @@ export interface TestApp extends App {
     opts?: { iss?: string; headers?: Record<string, string> },
   ): Promise<{ statusCode: number; body: string; headers: Record<string, unknown>; json(): any }>
   /** start an async operation and poll its queue entry to the end */
-  run(method: string, path: string, body?: unknown): Promise<{ statusCode: number; body: string; location?: string }>
+  run(
+    method: string,
+    path: string,
+    body?: unknown,
+  ): Promise<{ statusCode: number; body: string; location?: string }>
 }
 
 export async function makeApp(
@@ -117,10 +121,15 @@ export async function makeTopology(
     const nodeId = res.location!.split('/').pop()!
     nodes.push(nodeId)
     for (let d = 0; d < opts.devices; d++) {
-      const dev = await app.run('POST', '/devices', { name: `/dev/sd${String.fromCharCode(98 + d)}`, node: nodeId })
+      const dev = await app.run('POST', '/devices', {
+        name: `/dev/sd${String.fromCharCode(98 + d)}`,
+        node: nodeId,
+      })
       if (dev.statusCode !== 204) throw new Error(`device add failed: ${dev.statusCode} ${dev.body}`)
     }
-    devices.push(...(await app.call('GET', `/nodes/${nodeId}`)).json().devices.map((x: { id: string }) => x.id))
+    devices.push(
+      ...(await app.call('GET', `/nodes/${nodeId}`)).json().devices.map((x: { id: string }) => x.id),
+    )
   }
   return { cluster, nodes, devices }
 }

@@ -61,7 +61,8 @@ async function waitForListener(port: number, deadline: number): Promise<void> {
   }
 }
 
-export async function startLocalSshd(): Promise<LocalSshd> {
+/** `env`: extra variables every session gets (sshd SetEnv) */
+export async function startLocalSshd(env: Record<string, string> = {}): Promise<LocalSshd> {
   const dir = mkdtempSync(join(tmpdir(), 'heqet-sshd-'))
   const home = join(dir, 'home')
   const bin = join(dir, 'bin')
@@ -93,7 +94,9 @@ export async function startLocalSshd(): Promise<LocalSshd> {
     'MaxSessions 64',
     'MaxStartups 100',
     'LogLevel ERROR',
-    `SetEnv PATH=${bin}:/usr/bin:/bin HOME=${home}`,
+    `SetEnv PATH=${bin}:/usr/bin:/bin HOME=${home} ${Object.entries(env)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ')}`,
   ]
   writeFileSync(join(dir, 'sshd_config'), `${config.join('\n')}\n`)
   const child = spawn(SSHD_PATH, ['-D', '-e', '-f', join(dir, 'sshd_config'), '-p', String(port)], {

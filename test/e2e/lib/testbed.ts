@@ -3,6 +3,21 @@
 // heketi manages. See node.ts (one node), node-setup.sh (inside a node),
 // cleanup.ts (teardown, also after a crash) and ../fixtures (stand-ins for
 // lvm, udevadm and systemctl, since the kernel has no device-mapper).
+//
+// Usage (as root, after .ci/e2e-deps.sh):
+//
+//   const pre = testbedPrerequisites()
+//   if (!pre.ok) t.plan(0, pre.why)
+//   const tb = await createTestbed({ nodes: 3, devicesPerNode: 2 })
+//   t.teardown(() => tb.destroy())
+//   // heqet config: executor ssh, keyfile tb.sshKeyFile, user tb.sshUser, port tb.sshPort;
+//   // node add with hostnames.manage = hostnames.storage = [node.ip], devices node.devices
+//   const m = await tb.mountVolume(tb.nodes[0].ip, 'vol_x', [tb.nodes[1].ip, tb.nodes[2].ip])
+//   t.same((await tb.snapshot())[0].lvs, [])
+//
+// Two testbeds can live side by side when their names differ (each name gets
+// its own /24 unless `subnet` says otherwise). A testbed left by a killed run
+// is removed by the next createTestbed with the same name.
 
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
@@ -112,7 +127,7 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
   registerForCleanup(name)
 
   try {
-    const usrLayer = prepareUsrLayer(names.dir)
+    const usrLayer = await prepareUsrLayer(names.dir)
     const sshKeyFile = await generateKey(names.dir)
     await createBridge(names.bridge, `${subnet}.1`)
 
@@ -186,9 +201,12 @@ function removeLeftovers(name: string): void {
  * (see fixtures/glusterfs/gsyncd). Copied so the overlay's lower directory
  * does not change while nodes run.
  */
-function prepareUsrLayer(dir: string): string {
+async function prepareUsrLayer(dir: string): Promise<string> {
   const layer = `${dir}/usr-layer`
   cpSync(`${FIXTURES}/usr`, layer, { recursive: true })
+  // Compiled once here: the overlay is read-only, so each lvm call would
+  // otherwise compile the simulator anew.
+  await runOk('/usr/bin/python3', ['-m', 'compileall', '-q', `${layer}/lib/heqet-lvm-sim`])
   const gsyncd = findGsyncd()
   if (gsyncd) {
     const target = `${layer}/${gsyncd.slice('/usr/'.length)}`
