@@ -74,6 +74,7 @@ interface Options {
   json: string | undefined
   keep: boolean
   repeat: number
+  named: boolean
   scale: Record<'A' | 'B', Scale>
 }
 
@@ -94,6 +95,7 @@ const USAGE = `usage: npm run bench -- [options]
   --loglevel L           server glusterfs.loglevel (default info, as heketi)
   --cpu-prof DIR         run the server with node --cpu-prof, profiles written to DIR
   --json FILE            also write the results as JSON
+  --named                give every volume a name (as Kubernetes provisioners do); default unnamed
   --repeat N             run each scenario N times (fresh server each) and add a median table
   --keep                 keep the temp directory (DB, config, server log)`
 
@@ -119,6 +121,7 @@ function parseOptions(argv: string[]): Options {
       json: { type: 'string' },
       keep: { type: 'boolean', default: false },
       repeat: { type: 'string', default: '1' },
+      named: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -189,6 +192,7 @@ function parseOptions(argv: string[]): Options {
     json: values.json,
     keep: values.keep,
     repeat: int('repeat', values.repeat, 1)!,
+    named: values.named,
     scale,
   }
 }
@@ -713,6 +717,7 @@ async function runScenario(name: 'A' | 'B', opts: Options, server: Server): Prom
         const r = await client.run('POST', '/volumes', {
           size: 1,
           durability: { type: 'replicate', replicate: { replica: 3 } },
+          ...(opts.named ? { name: `bench_${name}_${i}` } : {}),
         })
         if (r.status !== 303 || !r.location.startsWith('/volumes/'))
           throw new Error(`volume create #${i}: ${r.status} ${r.body.trim()}`)
@@ -914,7 +919,7 @@ function report(r: ScenarioResult, opts: Options, suffix = ''): string {
   row('server peak RSS (VmHWM), MiB', fmt(r.peakRssMiB, 1), HEKETI.peakRssMiB, r.peakRssMiB, false)
   lines.push('')
   lines.push(
-    `Details: queue poll interval ${opts.pollMs} ms (${fmt(r.create.pollsPerCreate, 1)} polls per create); ` +
+    `Details: ${opts.named ? 'named' : 'unnamed'} volumes; queue poll interval ${opts.pollMs} ms (${fmt(r.create.pollsPerCreate, 1)} polls per create); ` +
       `max_inflight_operations ${opts.inflight}` +
       (opts.inflight === 8 ? ' (heketi default, not raised)' : ' (raised)') +
       `; 429 answers retried after ${opts.pollMs || 1} ms: ${r.create.busyRetries} during creates, ${r.del.busyRetries} during deletes; ` +

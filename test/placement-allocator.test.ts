@@ -289,7 +289,10 @@ t.test('a device must have strictly more free space than the brick takes', async
     { id: 'c', zone: 3, devices: [{ id: 'c-d0', freeKiB: exact.freeKiB + 1 }] },
   ])
   const alloc = allocateBricks(index, request({ durability: { type: 'none' } }))
-  t.same(alloc.sets.map((s) => s.map((b) => b.deviceId)), [['c-d0']])
+  t.same(
+    alloc.sets.map((s) => s.map((b) => b.deviceId)),
+    [['c-d0']],
+  )
   t.equal(alloc.brickSizeKiB, 104857600)
 })
 

@@ -112,7 +112,8 @@ export function allocateBricks(index: TopologyIndex, request: AllocationRequest)
   // Distinct zones matter more than fewer sets: without zone checking heketi
   // only spread zones by chance, so a first pass insists on them and only
   // then are zones allowed to repeat within a set.
-  for (const allowSharedZones of strict ? [false] : [false, true]) {
+  const setSize = bricksPerSet(durability)
+  for (const allowSharedZones of strict || setSize === 1 ? [false] : [false, true]) {
     for (const setCount of counts) {
       const needs = setNeeds(request, brickSizeForSetCount(sizeKiB, setCount, durability), attempt)
       if (!allowSharedZones && !enoughZonesWithRoom(cluster, needs)) {

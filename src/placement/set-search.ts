@@ -66,12 +66,6 @@ export class SpaceOverlay {
   take(deviceId: Id, kib: number): void {
     this.takenKiB.set(deviceId, (this.takenKiB.get(deviceId) ?? 0) + kib)
   }
-
-  copy(): SpaceOverlay {
-    const c = new SpaceOverlay()
-    for (const [id, kib] of this.takenKiB) c.takenKiB.set(id, kib)
-    return c
-  }
 }
 
 export interface BrickPick {
@@ -130,8 +124,9 @@ export function bestDeviceOn(
     if (!deviceAccepts(node, device, need.role, filters)) continue
     const free = overlay.freeKiB(device)
     const space = need.spaceOn(device.extentSizeKiB)
-    if (free > space.totalKiB && (best === undefined || free > best.freeKiB))
+    if (free > space.totalKiB && (best === undefined || free > best.freeKiB)) {
       best = { device, space, freeKiB: free }
+    }
   }
   return best
 }
@@ -188,7 +183,9 @@ function bestInZones(
 
 /**
  * One brick: in `distinct` mode only zones the set has not used; in `spread`
- * mode the least-used zones that can take it (distinct nodes always).
+ * mode the least-used zones that can take it (distinct nodes always). Within
+ * a zone level an arbiter goes to `arbiter: required` devices first, as in
+ * heketi, so data devices keep their room; zone spread still comes first.
  */
 export function findBrickPlace(
   ctx: SearchContext,
@@ -196,18 +193,17 @@ export function findBrickPlace(
   members: SetMembers,
   mode: ZoneMode,
 ): BrickPick | undefined {
-  if (need.role === 'arbiter' && ctx.filters.useArbiterRoles && !ctx.filters.requiredArbiterOnly) {
-    // devices reserved for arbiters first, so data devices keep their room
-    const dedicated = { ...ctx, filters: { ...ctx.filters, requiredArbiterOnly: true } }
-    const found = findBrickPlace(dedicated, need, members, mode)
-    if (found !== undefined) return found
-  }
   const useOf = (zone: ZoneView) => members.zoneUse.get(zone.zone) ?? 0
-  const fresh = bestInZones(ctx, need, members, (z) => useOf(z) === 0)
-  if (fresh !== undefined || mode === 'distinct') return fresh
-  const levels = [...new Set(members.zoneUse.values())].sort((a, b) => a - b)
+  const levels = mode === 'distinct' ? [0] : [0, ...new Set(members.zoneUse.values())].sort((a, b) => a - b)
+  const dedicated =
+    need.role === 'arbiter' && ctx.filters.useArbiterRoles
+      ? { ...ctx, filters: { ...ctx.filters, requiredArbiterOnly: true } }
+      : undefined
   for (const level of levels) {
-    const found = bestInZones(ctx, need, members, (z) => useOf(z) === level)
+    const inLevel = (zone: ZoneView) => useOf(zone) === level
+    const found =
+      (dedicated && bestInZones(dedicated, need, members, inLevel)) ??
+      bestInZones(ctx, need, members, inLevel)
     if (found !== undefined) return found
   }
   return undefined
