@@ -363,7 +363,9 @@ t.test('the index equals a rebuild after random commits (LMDB)', async (t) => {
         try {
           const index = new TopologyIndex(store)
           for (const ops of commits) {
-            await store.write((tx) => ops.forEach((o) => applyOp(tx, o)))
+            await store.write((tx) => {
+              for (const o of ops) applyOp(tx, o)
+            })
             // read in between so lazy re-sorting happens at varied points
             if (ops.length % 2 === 0) index.cluster('c0')
           }

@@ -9,7 +9,9 @@
 #   NODE_HOSTNAME  hostname of the node
 #   NODE_IP        the node's address on the testbed bridge (sshd listens there)
 #   USR_LAYER      directory with the stand-ins (sbin/lvm, bin/udevadm, ...)
-#   DISKS          "sdb=7:12 sdc=7:13": node device name = loop major:minor
+#   DEV_TEMPLATE   directory with the common /dev nodes (dev-template.sh)
+#   DISKS          "sdb:7:12:<wwn> sdc:7:13:<wwn>": node device name, loop
+#                  major and minor, and the WWN shown in /dev/disk/by-id
 #   AUTHORIZED_KEY public key allowed to log in as root
 #   SETUP_TRACE    non-empty: write a timed trace to $NODE_DIR/setup.trace
 set -euo pipefail
@@ -60,30 +62,15 @@ setup_filesystems() {
 }
 
 setup_dev() {
-  local major minor name spec i=0 wwn
+  local spec name major minor wwn i=0
   mount -t tmpfs -o mode=755,nosuid,size=1m tmpfs /dev
-  mknod -m 666 /dev/null c 1 3
-  mknod -m 666 /dev/zero c 1 5
-  mknod -m 666 /dev/full c 1 7
-  mknod -m 666 /dev/random c 1 8
-  mknod -m 666 /dev/urandom c 1 9
-  mknod -m 666 /dev/tty c 5 0
-  mknod -m 666 /dev/fuse c 10 229
-  mknod -m 660 /dev/loop-control c 10 237
-  mkdir -p /dev/pts /dev/shm /dev/mapper /dev/disk/by-id /dev/disk/by-path
+  cp -a "$DEV_TEMPLATE/." /dev/
   mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts /dev/pts
-  ln -s pts/ptmx /dev/ptmx
   mount -t tmpfs -o mode=1777,size=16m tmpfs /dev/shm
-  ln -s /proc/self/fd /dev/fd
-  ln -s /proc/self/fd/0 /dev/stdin
-  ln -s /proc/self/fd/1 /dev/stdout
-  ln -s /proc/self/fd/2 /dev/stderr
   for spec in $DISKS; do
-    name=${spec%%=*}
-    IFS=: read -r major minor <<<"${spec#*=}"
+    IFS=: read -r name major minor wwn <<<"$spec"
     mknod -m 660 "/dev/$name" b "$major" "$minor"
     # Stable names like udev's, so heketi's device paths look real.
-    wwn=$(printf '%s' "$NODE_HOSTNAME/$name" | md5sum | cut -c1-16)
     ln -s "../../$name" "/dev/disk/by-id/wwn-0x$wwn"
     ln -s "../../$name" "/dev/disk/by-path/pci-0000:00:10.0-scsi-0:0:$i:0"
     i=$((i + 1))
@@ -104,22 +91,21 @@ setup_identity() {
 write_sshd_config() {
   ssh-keygen -q -t ed25519 -N '' -C "$NODE_HOSTNAME" -f "$NODE_DIR/ssh/host_ed25519_key"
   # MaxStartups/MaxSessions high: heqet opens many parallel connections.
-  cat >"$NODE_DIR/ssh/sshd_config" <<EOF
-ListenAddress $NODE_IP:22
-HostKey $NODE_DIR/ssh/host_ed25519_key
-PidFile /run/sshd.pid
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-AuthorizedKeysFile /root/.ssh/authorized_keys
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-UseDNS no
-PrintMotd no
-MaxStartups 200
-MaxSessions 200
-LogLevel ERROR
-EOF
+  printf '%s\n' \
+    "ListenAddress $NODE_IP:22" \
+    "HostKey $NODE_DIR/ssh/host_ed25519_key" \
+    'PidFile /run/sshd.pid' \
+    'PermitRootLogin prohibit-password' \
+    'PubkeyAuthentication yes' \
+    'AuthorizedKeysFile /root/.ssh/authorized_keys' \
+    'PasswordAuthentication no' \
+    'KbdInteractiveAuthentication no' \
+    'UsePAM no' \
+    'UseDNS no' \
+    'PrintMotd no' \
+    'MaxStartups 200' \
+    'MaxSessions 200' \
+    'LogLevel ERROR' >"$NODE_DIR/ssh/sshd_config"
 }
 
 start_daemons() {

@@ -3,6 +3,7 @@
 // devices over sparse files) and glusterd + sshd started inside.
 
 import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { closeSync, ftruncateSync, mkdirSync, openSync, readFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { fileURLToPath } from 'node:url'
@@ -24,6 +25,8 @@ export interface NodeSpec {
   devicesPerNode: number
   deviceSizeGiB: number
   usrLayer: string
+  /** common /dev nodes, see dev-template.sh */
+  devTemplate: string
   authorizedKey: string
 }
 
@@ -54,7 +57,8 @@ export async function startNode(spec: NodeSpec): Promise<StartedNode> {
     NODE_HOSTNAME: spec.hostname,
     NODE_IP: spec.ip,
     USR_LAYER: spec.usrLayer,
-    DISKS: names.map((n, i) => `${n}=${disks[i]}`).join(' '),
+    DEV_TEMPLATE: spec.devTemplate,
+    DISKS: names.map((n, i) => `${n}:${disks[i]}:${wwn(spec.hostname, n)}`).join(' '),
     AUTHORIZED_KEY: spec.authorizedKey,
     // set HEQET_TESTBED_TRACE=1 for a timed `set -x` log in <node dir>/setup.trace
     SETUP_TRACE: process.env.HEQET_TESTBED_TRACE ?? '',
@@ -62,6 +66,11 @@ export async function startNode(spec: NodeSpec): Promise<StartedNode> {
   if (setup.code !== 0) throw new Error(`setting up node ${spec.hostname} failed: ${setup.stderr.trim()}`)
   await Promise.all([waitForPort(spec.ip, 22, 'sshd'), waitForGlusterd(exec, spec.hostname)])
   return { spec, holderPid, devices: names.map((n) => `/dev/${n}`), exec }
+}
+
+/** A stable, node-unique WWN for /dev/disk/by-id, as udev would show. */
+function wwn(hostname: string, device: string): string {
+  return createHash('md5').update(`${hostname}/${device}`).digest('hex').slice(0, 16)
 }
 
 /** A veth pair: `eth0` inside the node, the host end enslaved to the testbed bridge. */

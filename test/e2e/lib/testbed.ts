@@ -37,6 +37,7 @@ import { type NodeSnapshot, takeSnapshot } from './snapshot.ts'
 export type { NodeSnapshot } from './snapshot.ts'
 
 const FIXTURES = fileURLToPath(new URL('../fixtures', import.meta.url))
+const DEV_TEMPLATE_SCRIPT = fileURLToPath(new URL('./dev-template.sh', import.meta.url))
 
 export interface TestNode {
   name: string
@@ -128,6 +129,8 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
 
   try {
     const usrLayer = await prepareUsrLayer(names.dir)
+    const devTemplate = `${names.dir}/dev-template`
+    await runOk('/bin/bash', [DEV_TEMPLATE_SCRIPT, devTemplate])
     const sshKeyFile = await generateKey(names.dir)
     await createBridge(names.bridge, `${subnet}.1`)
 
@@ -143,6 +146,7 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
           devicesPerNode: opts.devicesPerNode,
           deviceSizeGiB: opts.deviceSizeGiB ?? 8,
           usrLayer,
+          devTemplate,
           authorizedKey: readFileSync(`${sshKeyFile}.pub`, 'utf8').trim(),
         }),
       ),
