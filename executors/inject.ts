@@ -18,10 +18,20 @@ export interface InjectionRule {
 }
 
 export class Injector {
-  private readonly rules: { rule: InjectionRule; re: RegExp; seen: number; fired: number }[]
+  private rules: { rule: InjectionRule; re: RegExp; seen: number; fired: number }[] = []
 
   constructor(rules: InjectionRule[]) {
+    this.setRules(rules)
+  }
+
+  /** Replace the rules (tests reuse one executor for many fault cases). */
+  setRules(rules: InjectionRule[]): void {
     this.rules = rules.map((rule) => ({ rule, re: new RegExp(rule.pattern), seen: 0, fired: 0 }))
+  }
+
+  /** how many times any rule fired since the last setRules */
+  get fired(): number {
+    return this.rules.reduce((n, r) => n + r.fired, 0)
   }
 
   static fromConfig(injectexec: Record<string, unknown>): Injector {

@@ -321,6 +321,12 @@ t.test('balance by free space; retries may land elsewhere', async (t) => {
   t.notSame(ids0, ids1)
   const expand = allocateBricks(equal, request({ existingBrickCount: 3 })).sets[0].map((b) => b.brickId)
   t.equal(new Set([...ids0, ...expand]).size, 6, 'expansion bricks get new ids')
+  const salted = allocateBricks(equal, request({ idSalt: 'op1' }))
+  t.same(nodesOf(salted.sets[0]), nodesOf(allocateBricks(equal, request()).sets[0]), 'salt changes ids only')
+  t.notSame(
+    salted.sets[0].map((b) => b.brickId),
+    ids0,
+  )
 })
 
 t.test('replacement brick (§12.5)', async (t) => {

@@ -47,6 +47,11 @@ export interface PlacementFilters {
   excludeNodes?: Iterable<Id>
   /** retry number: another attempt may land elsewhere and gets new brick ids */
   attempt?: number
+  /**
+   * Mixed into brick ids only (e.g. the pending operation's id), so re-running
+   * a failed operation never reuses the name of an LV a failed undo left behind.
+   */
+  idSalt?: string
 }
 
 export interface AllocationRequest extends PlacementFilters {
@@ -159,7 +164,7 @@ export function placeReplacementBrick(index: TopologyIndex, request: Replacement
   if (pick === undefined) {
     throw placementError('no-replacement', explainNoReplacement(cluster, need, filters, members, strict))
   }
-  const brickId = derivedBrickId(`${request.volumeId}/replace/${old.brickId}/${attempt}`)
+  const brickId = derivedBrickId(`${request.volumeId}/replace/${old.brickId}/${attempt}`, request.idSalt)
   return placedBrick(brickId, pick, need)
 }
 
@@ -273,7 +278,8 @@ function toAllocation(
       picks.map((pick, position) => {
         // the brick's ordinal in the volume makes ids unique across expansions
         const ordinal = request.existingBrickCount + s * needs.length + position
-        return placedBrick(derivedBrickId(`${request.volumeId}/${ordinal}/${attempt}`), pick, needs[position])
+        const brickId = derivedBrickId(`${request.volumeId}/${ordinal}/${attempt}`, request.idSalt)
+        return placedBrick(brickId, pick, needs[position])
       }),
     ),
   }
@@ -294,6 +300,9 @@ function placedBrick(brickId: Id, pick: BrickPick, need: BrickNeed): PlacedBrick
 }
 
 /** 32 hex digits like heketi's random ids, but reproducible from the request. */
-function derivedBrickId(input: string): Id {
-  return createHash('sha256').update(input).digest('hex').slice(0, 32)
+function derivedBrickId(input: string, salt = ''): Id {
+  return createHash('sha256')
+    .update(salt === '' ? input : `${input}/${salt}`)
+    .digest('hex')
+    .slice(0, 32)
 }

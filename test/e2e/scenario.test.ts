@@ -14,7 +14,13 @@ async function ok(t: Test, res: { statusCode: number; body: string }, status: nu
   t.equal(res.statusCode, status, `${what}${res.statusCode === status ? '' : `: ${res.body}`}`)
 }
 
-async function mountAndWrite(t: Test, tb: Testbed, app: TestApp, volumeId: string, files: Record<string, string>) {
+async function mountAndWrite(
+  t: Test,
+  tb: Testbed,
+  app: TestApp,
+  volumeId: string,
+  files: Record<string, string>,
+) {
   const info = (await app.call('GET', `/volumes/${volumeId}`)).json()
   const [server, ...backups] = info.mount.glusterfs.hosts as string[]
   const m = await tb.mountVolume(server!, info.name, backups)
@@ -53,7 +59,12 @@ async function scenario(t: Test, tb: Testbed, executor: Executor) {
     await ok(t, res, 303, `node ${node.name} added (peer probe)`)
     nodeIds.push(res.location!.split('/').pop()!)
     for (const dev of node.devices) {
-      await ok(t, await app.run('POST', '/devices', { name: dev, node: nodeIds[i] }), 204, `device ${dev} added`)
+      await ok(
+        t,
+        await app.run('POST', '/devices', { name: dev, node: nodeIds[i] }),
+        204,
+        `device ${dev} added`,
+      )
     }
   }
   const peers = await tb.nodes[0]!.exec('gluster --mode=script pool list')
@@ -63,9 +74,15 @@ async function scenario(t: Test, tb: Testbed, executor: Executor) {
   const bad = await app.run('POST', '/devices', { name: '/dev/sdz', node: nodeIds[0] })
   t.equal(bad.statusCode, 500)
   t.match(bad.body, /Initializing device \/dev\/sdz failed/)
-  t.ok(bad.body.trim().length > 'Initializing device /dev/sdz failed'.length, `stderr carried: ${bad.body.trim()}`)
+  t.ok(
+    bad.body.trim().length > 'Initializing device /dev/sdz failed'.length,
+    `stderr carried: ${bad.body.trim()}`,
+  )
 
-  const r3 = await app.run('POST', '/volumes', { size: 2, durability: { type: 'replicate', replicate: { replica: 3 } } })
+  const r3 = await app.run('POST', '/volumes', {
+    size: 2,
+    durability: { type: 'replicate', replicate: { replica: 3 } },
+  })
   await ok(t, r3, 303, 'replica-3 volume created')
   const r3Id = r3.location!.split('/').pop()!
   const files = { 'a.txt': 'hello gluster\n', 'b.txt': 'x'.repeat(100_000) }
@@ -109,7 +126,12 @@ async function scenario(t: Test, tb: Testbed, executor: Executor) {
   for (const nodeId of nodeIds) {
     const node = (await app.call('GET', `/nodes/${nodeId}`)).json()
     for (const d of node.devices) {
-      await ok(t, await app.run('POST', `/devices/${d.id}/state`, { state: 'offline' }), 204, 'device offline')
+      await ok(
+        t,
+        await app.run('POST', `/devices/${d.id}/state`, { state: 'offline' }),
+        204,
+        'device offline',
+      )
       await ok(t, await app.run('POST', `/devices/${d.id}/state`, { state: 'failed' }), 204, 'device failed')
       await ok(t, await app.run('DELETE', `/devices/${d.id}`), 204, `device ${d.name} deleted`)
     }
@@ -131,11 +153,19 @@ t.test('end-to-end with the SSH executor', { skip: pre.ok ? false : pre.why }, a
   await scenario(t, tb, remoteExecutor(sshRunner(tb)))
 })
 
-t.test('end-to-end with the kube executor (fake API server)', { skip: pre.ok ? false : pre.why }, async (t) => {
-  const tb = await createTestbed({ nodes: 3, devicesPerNode: 2, name: 'hqkube' })
-  t.teardown(() => tb.destroy())
-  const { runner, kube } = await kubeOnTestbed(tb)
-  t.teardown(() => kube.stop())
-  await scenario(t, tb, remoteExecutor(runner, (code) => `command terminated with exit code ${code}`))
-  t.ok(kube.execs.length > 20, `commands went through pods/exec (${kube.execs.length})`)
-})
+t.test(
+  'end-to-end with the kube executor (fake API server)',
+  { skip: pre.ok ? false : pre.why },
+  async (t) => {
+    const tb = await createTestbed({ nodes: 3, devicesPerNode: 2, name: 'hqkube' })
+    t.teardown(() => tb.destroy())
+    const { runner, kube } = await kubeOnTestbed(tb)
+    t.teardown(() => kube.stop())
+    await scenario(
+      t,
+      tb,
+      remoteExecutor(runner, (code) => `command terminated with exit code ${code}`),
+    )
+    t.ok(kube.execs.length > 20, `commands went through pods/exec (${kube.execs.length})`)
+  },
+)

@@ -1,0 +1,111 @@
+// Fault injection on the real testbed: for each node command of volume
+// create, expand and delete and of device add, a run where that command
+// fails once. Afterwards (and after the cleaner ran) every node holds
+// exactly what the DB says, the journal is empty and /db/check is clean.
+import t, { type Test } from 'tap'
+import { InjectingRunner, Injector } from '../../executors/inject.ts'
+import { makeApp, type TestApp } from '../helpers/app.ts'
+import { compareNodesWithDb, type HeketiDump } from './lib/agreement.ts'
+import { remoteExecutor, sshRunner } from './lib/heqet.ts'
+import { createTestbed, type Testbed, testbedPrerequisites } from './lib/testbed.ts'
+
+const pre = testbedPrerequisites()
+
+const CREATE = [
+  '^mkdir -p',
+  'lvcreate',
+  'mkfs\\.xfs',
+  '^awk',
+  '^mount -o',
+  '^mkdir /var',
+  'volume create',
+  'volume set',
+  'volume start',
+]
+const EXPAND = ['lvcreate', 'mkfs\\.xfs', '^mount -o', 'add-brick']
+const DELETE = ['volume stop', 'volume delete', '^umount', 'sed -i', 'lvremove', 'thin_count', '^rmdir']
+const DEVICE = ['pvcreate', 'vgcreate', 'pvs -o', 'vgdisplay']
+
+const replica3 = { size: 1, durability: { type: 'replicate', replicate: { replica: 3 } } }
+
+async function agree(t: Test, app: TestApp, tb: Testbed, baseFstab: string[][], what: string) {
+  await app.run('POST', '/operations/pending/cleanup', {})
+  const ops = (await app.call('GET', '/operations')).json()
+  t.equal(ops.total, 0, `${what}: journal empty after clean-up`)
+  t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0, `${what}: db check clean`)
+  const dump = (await app.call('GET', '/db/dump')).json() as HeketiDump
+  const a = compareNodesWithDb(
+    await tb.snapshot(),
+    tb.nodes.map((n) => n.ip),
+    baseFstab,
+    dump,
+  )
+  t.same(a.leaked, [], `${what}: nothing leaked on the nodes`)
+  t.same(a.missing, [], `${what}: nothing missing on the nodes`)
+}
+
+t.test('one failing node command at a time', { skip: pre.ok ? false : pre.why }, async (t) => {
+  const tb = await createTestbed({ nodes: 3, devicesPerNode: 1, name: 'hqfault' })
+  t.teardown(() => tb.destroy())
+  const injector = new Injector([])
+  const app = await makeApp(t, { executor: remoteExecutor(new InjectingRunner(sshRunner(tb), injector)) })
+  const baseFstab = (await tb.snapshot()).map((s) => s.fstab)
+  const cluster = (await app.call('POST', '/clusters', { file: true, block: true })).json().id
+  const nodeIds: string[] = []
+  for (const [i, node] of tb.nodes.entries()) {
+    const res = await app.run('POST', '/nodes', {
+      zone: i + 1,
+      hostnames: { manage: [node.ip], storage: [node.ip] },
+      cluster,
+    })
+    nodeIds.push(res.location!.split('/').pop()!)
+  }
+
+  for (const pattern of DEVICE) {
+    injector.setRules([{ pattern, action: 'fail', message: `injected: ${pattern}`, count: 1 }])
+    const res = await app.run('POST', '/devices', { name: tb.nodes[0]!.devices[0], node: nodeIds[0] })
+    t.equal(injector.fired, 1, `device add: ${pattern} failed once`)
+    t.equal(res.statusCode, 500, `device add with ${pattern} failing reports 500`)
+    t.match(res.body, /injected/, "the failing command's stderr reaches the queue")
+    await agree(t, app, tb, baseFstab, `device add / ${pattern}`)
+  }
+  injector.setRules([])
+  for (const [i, node] of tb.nodes.entries()) {
+    t.equal((await app.run('POST', '/devices', { name: node.devices[0], node: nodeIds[i] })).statusCode, 204)
+  }
+
+  for (const pattern of CREATE) {
+    injector.setRules([{ pattern, action: 'fail', message: `injected: ${pattern}`, count: 1 }])
+    const res = await app.run('POST', '/volumes', replica3)
+    t.equal(injector.fired, 1, `create: ${pattern} failed once`)
+    t.equal(res.statusCode, 303, `create with ${pattern} failing once succeeds on retry`)
+    await agree(t, app, tb, baseFstab, `create / ${pattern}`)
+  }
+  injector.setRules([])
+  const ids: string[] = (await app.call('GET', '/volumes')).json().volumes
+  t.equal(ids.length, CREATE.length)
+
+  for (const pattern of EXPAND) {
+    injector.setRules([{ pattern, action: 'fail', message: `injected: ${pattern}`, count: 1 }])
+    const res = await app.run('POST', `/volumes/${ids[0]}/expand`, { expand_size: 1 })
+    t.equal(res.statusCode, 500, `expand with ${pattern} failing reports 500`)
+    t.match(res.body, /injected/)
+    t.equal((await app.call('GET', `/volumes/${ids[0]}`)).json().size, 1, 'size unchanged')
+    await agree(t, app, tb, baseFstab, `expand / ${pattern}`)
+  }
+
+  for (const [i, pattern] of DELETE.entries()) {
+    injector.setRules([{ pattern, action: 'fail', message: `injected: ${pattern}`, count: 1 }])
+    const res = await app.run('DELETE', `/volumes/${ids[i]}`)
+    t.ok(
+      [204, 500].includes(res.statusCode),
+      `delete with ${pattern} failing: ${res.statusCode} ${res.body.trim()}`,
+    )
+    await agree(t, app, tb, baseFstab, `delete / ${pattern}`)
+  }
+  injector.setRules([])
+  for (const id of (await app.call('GET', '/volumes')).json().volumes) {
+    t.equal((await app.run('DELETE', `/volumes/${id}`)).statusCode, 204)
+  }
+  await agree(t, app, tb, baseFstab, 'all deleted')
+})
