@@ -30,6 +30,8 @@ export async function createExecutor(config: Config, log: Logger): Promise<Execu
   }
   if (inject) runner = new InjectingRunner(runner, inject)
   return new RemoteExecutor(runner, remoteConfigFromHeketi(section, process.env, warn), {
-    logger: logger as never,
+    logger,
+    // kube reports a silent failure the way kubectl does; ssh keeps heketi's text
+    ...(config.executor.endsWith('kube') ? { exitErrorText: (code: number) => `command terminated with exit code ${code}` } : {}),
   })
 }

@@ -138,6 +138,7 @@ t.test('async routes answer 202 and the queue documents its outcomes', async (t)
     ['POST', '/volumes/{id}/expand'],
     ['POST', '/volumes/{id}/clone'],
     ['POST', '/volumes/{id}/block-restriction'],
+    ['POST', '/bricks/to-evict/{id}'],
     ['POST', '/operations/pending/cleanup'],
   ]
   for (const [method, path] of asyncRoutes)

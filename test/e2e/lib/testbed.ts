@@ -77,8 +77,8 @@ export interface TestbedOptions {
   deviceSizeGiB?: number
   /** [a-z][a-z0-9]{0,7}, default 'hqtb'; two live testbeds need different names */
   name?: string
-  /** first three octets of the private /24, e.g. '172.31.77'; default derived from the name
-   * (env HEQET_TESTBED_SUBNET overrides the default) */
+  /** first three octets of the private /24, e.g. '172.31.77' (or env HEQET_TESTBED_SUBNET);
+   * default: the first free /24 of 172.31.100–249, starting at one derived from the name */
   subnet?: string
 }
 
@@ -117,7 +117,7 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
   const name = opts.name ?? 'hqtb'
   validateOptions(opts, name)
   const names = testbedNames(name)
-  const subnet = chooseSubnet(opts.subnet, name)
+  const candidates = subnetCandidates(opts.subnet, name)
 
   removeLeftovers(name)
   mkdirSync(names.dir, { recursive: true, mode: 0o700 })
@@ -132,7 +132,7 @@ export async function createTestbed(opts: TestbedOptions): Promise<Testbed> {
     const devTemplate = `${names.dir}/dev-template`
     await runOk('/bin/bash', [DEV_TEMPLATE_SCRIPT, devTemplate])
     const sshKeyFile = await generateKey(names.dir)
-    await createBridge(names.bridge, `${subnet}.1`)
+    const subnet = await createBridge(names.bridge, candidates)
 
     const nodes = await Promise.all(
       Array.from({ length: opts.nodes }, (_, i) =>
@@ -170,15 +170,19 @@ function validateOptions(opts: TestbedOptions, name: string): void {
   }
 }
 
-/** A /24 nobody on the host uses: given, from the environment, or derived from the name. */
-function chooseSubnet(given: string | undefined, name: string): string {
+/** The /24 asked for, or every /24 of 172.31.100–249, starting at one derived from the name. */
+function subnetCandidates(given: string | undefined, name: string): string[] {
   const wanted = given ?? process.env.HEQET_TESTBED_SUBNET
-  const subnet = wanted ? wanted.replace(/\.0\/24$/, '') : `172.31.${100 + (hash(name) % 150)}`
+  if (!wanted) {
+    const first = hash(name) % 150
+    return Array.from({ length: 150 }, (_, k) => `172.31.${100 + ((first + k) % 150)}`)
+  }
+  const subnet = wanted.replace(/\.0\/24$/, '')
   if (!/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.test(subnet))
     throw new Error(`subnet must look like 172.31.77: ${subnet}`)
   if (subnet.startsWith('127.') || subnet.startsWith('0.'))
     throw new Error('gluster refuses 127.x and 0.x addresses')
-  return subnet
+  return [subnet]
 }
 
 function hash(text: string): number {
@@ -233,15 +237,31 @@ async function generateKey(dir: string): Promise<string> {
   return file
 }
 
-async function createBridge(bridge: string, hostIp: string): Promise<void> {
-  const subnet = hostIp.replace(/\.1$/, '.')
-  const inUse = (await runOk('ip', ['-o', '-4', 'addr', 'show'])).includes(` ${subnet}`)
-  if (inUse) throw new Error(`subnet ${subnet}0/24 is already in use on this host; pass another subnet`)
+/** Creates the bridge holding the host's `.1` in the first free candidate /24; returns that /24. */
+async function createBridge(bridge: string, candidates: string[]): Promise<string> {
   await runOk('ip', ['link', 'add', bridge, 'type', 'bridge'])
   // IPv4 only on the bridge: no IPv6 router solicitations or DAD.
   writeFileSync(`/proc/sys/net/ipv6/conf/${bridge}/disable_ipv6`, '1')
-  await runOk('ip', ['addr', 'add', `${hostIp}/24`, 'dev', bridge])
   await runOk('ip', ['link', 'set', bridge, 'up'])
+  for (const subnet of candidates) {
+    if (await subnetUsedBy(subnet, bridge)) continue
+    await runOk('ip', ['addr', 'add', `${subnet}.1/24`, 'dev', bridge])
+    // Another testbed may have taken the same /24 at the same moment: a
+    // creator that sees a rival gives it up and tries the next one.
+    if (!(await subnetUsedBy(subnet, bridge))) return subnet
+    await runOk('ip', ['addr', 'del', `${subnet}.1/24`, 'dev', bridge])
+    await sleep(Math.random() * 200)
+  }
+  throw new Error(`no free /24 for the testbed among ${candidates[0]}.0/24...; pass another subnet`)
+}
+
+/** True when a link other than `except` has an IPv4 address in the /24. */
+async function subnetUsedBy(subnet: string, except: string): Promise<boolean> {
+  const lines = (await runOk('ip', ['-o', '-4', 'addr', 'show'])).split('\n')
+  return lines.some((line) => {
+    const [, link, , address] = line.split(/\s+/)
+    return link !== except && address?.startsWith(`${subnet}.`)
+  })
 }
 
 function makeTestbed(name: string, started: StartedNode[], sshKeyFile: string, createMs: number): Testbed {
