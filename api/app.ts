@@ -12,6 +12,7 @@ import { Throttle } from '../src/operations/throttle.ts'
 import { brickLimitsFromConfig } from '../src/placement/geometry.ts'
 import { TopologyIndex } from '../src/placement/topology-index.ts'
 import { registerBrickRoutes } from './routes/bricks.ts'
+import { registerExamineRoutes } from './routes/examine.ts'
 import { registerClusterRoutes } from './routes/clusters.ts'
 import { pinoLevel, registerCoreRoutes } from './routes/core.ts'
 import { registerDbRoutes } from './routes/db.ts'
@@ -62,6 +63,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   registerOperationRoutes(api)
   registerDbRoutes(api)
   registerBrickRoutes(api)
+  registerExamineRoutes(api)
   await api.app.ready()
   // nothing survives a restart as running: the cleaner takes it from here
   if (!config.dbReadOnly) {

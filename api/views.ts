@@ -89,10 +89,14 @@ export function volumeView(tx: ReadTxn, v: VolumeEntry) {
     name: v.name,
     durability: {
       type: d.type || 'none',
-      replicate: d.replicate.replica ? { replica: d.replicate.replica } : {},
+      // heketi echoes the request, so a replicate request without a count
+      // showed `"replicate":{}` and heketi-cli divided by zero; heqet shows
+      // the counts actually used for the type in effect
+      replicate:
+        d.replicate.replica || d.type === 'replicate' ? { replica: d.replicate.replica || 2 } : {},
       disperse: {
-        ...(d.disperse.data ? { data: d.disperse.data } : {}),
-        ...(d.disperse.redundancy ? { redundancy: d.disperse.redundancy } : {}),
+        ...(d.disperse.data || d.type === 'disperse' ? { data: d.disperse.data || 4 } : {}),
+        ...(d.disperse.redundancy || d.type === 'disperse' ? { redundancy: d.disperse.redundancy || 2 } : {}),
       },
     },
     gid: v.gid || undefined,
