@@ -83,9 +83,10 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
       path = rawPath
     }
     const clean = cleanPath(path)
-    if (clean !== path) {
-      return reply.redirect(clean + (q >= 0 ? url.slice(q) : ''), 301)
-    }
+    const query = q >= 0 ? url.slice(q) : ''
+    // Go's mux redirects non-canonical paths before anything else; a mere
+    // trailing slash is the API router's redirect, after authentication
+    if (clean !== path && clean !== path.slice(0, -1)) return reply.redirect(clean + query, 301)
     if (PUBLIC.has(`${req.method} ${path}`)) return
     if (!ctx.config.disableAuth) {
       const iss = authenticate(req.headers.authorization, req.method, path, {
@@ -101,6 +102,7 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
       if (state.admin === 'read-only' || (state.admin === 'local-client' && !local))
         throw Errors.maintenance()
     }
+    if (clean !== path) return reply.redirect(clean + query, 301)
   })
 
   // one access line per request, like heketi's negroni log
@@ -119,7 +121,8 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
 
   app.setNotFoundHandler((req, reply) => {
     const path = (req.raw.url ?? '/').split('?')[0]!
-    const known = routes.some((r) => pathRegex(r.path).test(path))
+    // /hello and /metrics live on heketi's outer router: other methods fall through to 404
+    const known = routes.some((r) => !PUBLIC.has(`GET ${r.path}`) && pathRegex(r.path).test(path))
     if (known) return reply.code(405).send()
     return sendError(reply, Errors.invalidPath())
   })

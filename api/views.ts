@@ -92,8 +92,7 @@ export function volumeView(tx: ReadTxn, v: VolumeEntry) {
       // heketi echoes the request, so a replicate request without a count
       // showed `"replicate":{}` and heketi-cli divided by zero; heqet shows
       // the counts actually used for the type in effect
-      replicate:
-        d.replicate.replica || d.type === 'replicate' ? { replica: d.replicate.replica || 2 } : {},
+      replicate: d.replicate.replica || d.type === 'replicate' ? { replica: d.replicate.replica || 2 } : {},
       disperse: {
         ...(d.disperse.data || d.type === 'disperse' ? { data: d.disperse.data || 4 } : {}),
         ...(d.disperse.redundancy || d.type === 'disperse' ? { redundancy: d.disperse.redundancy || 2 } : {}),

@@ -585,7 +585,7 @@ interface ScenarioResult {
   deviceSizeGiB: number
   maxVolumesPerCluster: number
   setup: { clusterNodesSec: number; devicesSec: number; nodesPerSec: number; devicesPerSec: number }
-  create: Stats & { pollsPerCreate: number; busyRetries: number }
+  create: Stats & { pollsPerCreate: number; busyRetries: number; curve: number[] }
   info: Stats
   list: Stats & { ids: number }
   walk: {
@@ -710,8 +710,13 @@ async function runScenario(name: 'A' | 'B', opts: Options, server: Server): Prom
     const polls0 = client.polls
     const busy0 = client.busy
     let createWall = 0
+    // creates/s over each tenth of the volumes: shows whether creates slow down as the DB grows
+    const createCurve: number[] = []
+    const tenth = Math.max(1, Math.floor(sc.volumes / 10))
+    let created = 0
     await phase(`create ${sc.volumes} volumes`, async () => {
       const start = performance.now()
+      let mark = start
       await pool(volumeIds, opts.concurrency, async (_v, i) => {
         const t = performance.now()
         const r = await client.run('POST', '/volumes', {
@@ -723,7 +728,13 @@ async function runScenario(name: 'A' | 'B', opts: Options, server: Server): Prom
           throw new Error(`volume create #${i}: ${r.status} ${r.body.trim()}`)
         createLat.push(performance.now() - t)
         volumeIds[i] = r.location.slice('/volumes/'.length)
-        if ((i + 1) % 1000 === 0) log(`${name}: ${i + 1} volumes`)
+        created++
+        if (created % tenth === 0 && createCurve.length < 10) {
+          const now = performance.now()
+          createCurve.push(tenth / ((now - mark) / 1000))
+          mark = now
+        }
+        if (created % 1000 === 0) log(`${name}: ${created} volumes`)
       })
       createWall = (performance.now() - start) / 1000
     })
@@ -732,6 +743,7 @@ async function runScenario(name: 'A' | 'B', opts: Options, server: Server): Prom
       ...stats(createLat, createWall),
       pollsPerCreate: (client.polls - polls0) / sc.volumes,
       busyRetries: client.busy - busy0,
+      curve: createCurve,
     }
 
     // --- reads
@@ -920,6 +932,7 @@ function report(r: ScenarioResult, opts: Options, suffix = ''): string {
   lines.push('')
   lines.push(
     `Details: ${opts.named ? 'named' : 'unnamed'} volumes; queue poll interval ${opts.pollMs} ms (${fmt(r.create.pollsPerCreate, 1)} polls per create); ` +
+      `creates/s per tenth of the volumes ${r.create.curve.map((x) => fmt(x)).join(' → ')}; ` +
       `max_inflight_operations ${opts.inflight}` +
       (opts.inflight === 8 ? ' (heketi default, not raised)' : ' (raised)') +
       `; 429 answers retried after ${opts.pollMs || 1} ms: ${r.create.busyRetries} during creates, ${r.del.busyRetries} during deletes; ` +
@@ -958,7 +971,9 @@ async function main(): Promise<void> {
     process.exit(2)
   }
   const servers = new Set<Server>()
+  let interrupted = false
   const onSignal = (sig: NodeJS.Signals) => {
+    interrupted = true
     log(`${sig}: stopping the server(s)`)
     Promise.all([...servers].map((s) => s.stop())).finally(() => process.exit(130))
   }
@@ -990,6 +1005,7 @@ async function main(): Promise<void> {
         }
       } catch (err) {
         failed = true
+        if (interrupted) break
         console.error(`\nScenario ${name} FAILED: ${(err as Error).stack ?? err}`)
         console.error(`--- last server log lines (${server.logFile}) ---\n${server.tail(30)}`)
       } finally {
