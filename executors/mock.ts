@@ -142,5 +142,10 @@ export class MockExecutor implements Executor {
     return this.volumeInfo(req.host, req.clone)
   }
 
+  /** The bricks of a volume in gluster order, as a real `volume info` would list them. */
+  glusterBricks(name: string): VolumeBrick[] | undefined {
+    return this.volumes.get(name)?.bricks.map((b) => ({ ...b }))
+  }
+
   async close(): Promise<void> {}
 }
