@@ -81,7 +81,7 @@ try {
     for (const [i, node] of tb.nodes.entries()) {
       const res = await run('POST', '/nodes', { zone: i + 1, hostnames: { manage: [node.ip], storage: [node.ip] }, cluster })
       const nodeId = (res.headers.location as string).split('/').pop()
-      for (const dev of node.devices) await run('POST', '/devices', { name: dev, node: nodeId })
+      for (const dev of node.devices) await run('POST', '/devices', { name: dev, node: nodeId, destroydata: true })
     }
     const latencies: number[] = []
     const phases: Record<string, number[]> = { bricks: [], create: [], set: [], start: [] }
