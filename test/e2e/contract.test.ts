@@ -1,0 +1,40 @@
+// The executor contract suite against the real testbed: the SSH executor,
+// and the kube executor through the fake Kubernetes API server.
+import t from 'tap'
+import type { Executor } from '../../executors/executor.ts'
+import { type ContractHost, runExecutorContract } from '../contract/executor.case.ts'
+import { kubeOnTestbed, remoteExecutor, sshRunner } from './lib/heqet.ts'
+import { createTestbed, type Testbed, testbedPrerequisites } from './lib/testbed.ts'
+
+const pre = testbedPrerequisites()
+
+function hostsOf(tb: Testbed): ContractHost[] {
+  return tb.nodes.map((n) => ({ manage: n.ip, storage: n.ip, devices: n.devices }))
+}
+
+async function peered(tb: Testbed): Promise<void> {
+  for (const node of tb.nodes.slice(1)) {
+    const res = await tb.nodes[0]!.exec(`gluster --mode=script peer probe ${node.ip}`)
+    if (res.code !== 0) throw new Error(`peer probe ${node.ip}: ${res.stderr}`)
+  }
+}
+
+t.test('executor contract: ssh on the testbed', { skip: pre.ok ? false : pre.why }, async (t) => {
+  const tb = await createTestbed({ nodes: 3, devicesPerNode: 1, name: 'hqcssh' })
+  t.teardown(() => tb.destroy())
+  await peered(tb)
+  const executor: Executor = remoteExecutor(sshRunner(tb))
+  t.teardown(() => executor.close())
+  runExecutorContract(t, { make: () => ({ executor, hosts: hostsOf(tb), cleanup: async () => {} }) })
+})
+
+t.test('executor contract: kube on the testbed', { skip: pre.ok ? false : pre.why }, async (t) => {
+  const tb = await createTestbed({ nodes: 3, devicesPerNode: 1, name: 'hqckube' })
+  t.teardown(() => tb.destroy())
+  await peered(tb)
+  const { runner, kube } = await kubeOnTestbed(tb)
+  t.teardown(() => kube.stop())
+  const executor = remoteExecutor(runner, (code) => `command terminated with exit code ${code}`)
+  t.teardown(() => executor.close())
+  runExecutorContract(t, { make: () => ({ executor, hosts: hostsOf(tb), cleanup: async () => {} }) })
+})
