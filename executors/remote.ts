@@ -113,6 +113,12 @@ export class RemoteExecutor implements Executor {
     const setup = await this.run(host, commands, this.timeouts.device)
     if (!setup.ok) {
       const reason = await this.classifySetupFailure(host, device)
+      // heketi leaves the PV it just made when vgcreate fails; the disk must
+      // come back as it was (only a PV made by this very batch is removed)
+      const madePv = setup.results.some((r) => r.command.includes(' pvcreate ') && r.exitCode === 0)
+      if (madePv && setup.failed?.command.includes(' vgcreate ')) {
+        await this.run(host, [pvremoveCommand(this.config, device)], this.timeouts.device)
+      }
       throw new NodeCommandError(
         `Initializing device ${device} failed (${reason}): ${setup.error}`,
         host,

@@ -69,11 +69,14 @@ export class DeviceAddOperation implements Operation {
   }
 
   /**
-   * Give the disk back. Runs after a failed setup or save, and after a crash
-   * (when nobody knows how far setup got); tearing down a VG that was never
-   * made is harmless, so it always runs, best effort.
+   * Give the disk back. A failed setup has already cleaned up after itself
+   * (the executor removes what its own batch made), so only a device whose
+   * setup completed, or one a crash interrupted, is torn down here: VG
+   * vg_<id> first, and its PV only if that VG existed, so a disk that held
+   * someone else's data is never touched.
    */
   async undo(): Promise<void> {
+    if (this.info === undefined && this.ctx.running.has(this.id)) return
     const ref: DeviceRef = {
       host: this.d.host,
       device: this.d.name,
@@ -81,7 +84,9 @@ export class DeviceAddOperation implements Operation {
       pvUuid: this.info?.pvUuid ?? '',
       paths: this.info?.paths ?? [],
     }
-    await this.ctx.executor.deviceTeardown(ref, true)
+    await this.ctx.executor.deviceTeardown(ref, false).catch((err: Error) => {
+      this.ctx.log.warn(`undo of device add ${this.d.deviceId}: ${err.message}`)
+    })
   }
 
   undoDb(_tx: WriteTxn): void {}

@@ -12,7 +12,7 @@ interface DumpBrick {
 
 export interface HeketiDump {
   brickentries: Record<string, DumpBrick>
-  deviceentries: Record<string, { NodeId: string }>
+  deviceentries: Record<string, { NodeId: string; Info: { name: string } }>
   nodeentries: Record<string, { Info: { hostnames: { manage: string[] } } }>
   volumeentries: Record<string, { Info: { name: string }; Pending: { Id: string } }>
 }
@@ -57,6 +57,7 @@ export function compareNodesWithDb(
     diff('lv', snap.lvs, expectLvs)
     diff('mount', snap.mounts, expectMounts)
     diff('vg', snap.vgs, new Set(devices.map((d) => `vg_${d}`)))
+    diff('pv', snap.pvs, new Set(devices.map((d) => dump.deviceentries[d]!.Info.name)))
     const brickDirs = snap.brickDirs.filter((d) => /\/brick_[0-9a-f]+$/.test(d))
     diff('brick dir', brickDirs, expectMounts)
     const extraFstab = snap.fstab.filter((l) => !baseFstab[i]!.includes(l))
