@@ -103,3 +103,26 @@ t.test('a retried create with the same name answers the same volume', async (t) 
   t.equal(other.statusCode, 500)
   t.equal(other.body, "Failed to allocate new volume: Volume name 'pvc_retry' already in use\n")
 })
+
+t.test('the exact bodies heketi-cli and the Kubernetes provisioner send', async (t) => {
+  const app = await makeApp(t)
+  await makeTopology(app, { nodes: 6, devices: 1 })
+  const bodies = [
+    '{"size":10,"name":"","durability":{"type":"replicate","replicate":{"replica":3},"disperse":{"data":4,"redundancy":2}},"snapshot":{"enable":false,"factor":0}}',
+    '{"size":2,"name":"","durability":{"type":"replicate","replicate":{"replica":3},"disperse":{}},"gid":2000,"snapshot":{"enable":true,"factor":1}}',
+    '{"size":4,"name":"","durability":{"type":"disperse","replicate":{},"disperse":{"data":4,"redundancy":2}},"gid":2000,"snapshot":{"enable":true,"factor":1}}',
+    '{"size":2,"name":"","durability":{"type":"none","replicate":{},"disperse":{}},"gid":2000,"snapshot":{"enable":true,"factor":1}}',
+    '{"size":2,"name":"","durability":{"replicate":{},"disperse":{}},"gid":2000,"snapshot":{"enable":true,"factor":1}}',
+  ]
+  const bricksPerVolume = [3, 3, 6, 1, 1]
+  for (const [i, body] of bodies.entries()) {
+    const res = await app.run('POST', '/volumes', body)
+    t.equal(res.statusCode, 303, `${body} → ${res.body}`)
+    const info = (await app.call('GET', res.location!)).json()
+    t.equal(info.bricks.length, bricksPerVolume[i])
+    t.match(info.name, /^vol_[0-9a-f]{32}$/)
+    if (body.includes('"gid":2000')) t.equal(info.gid, 2000)
+  }
+  const noType = (await app.call('GET', '/volumes')).json().volumes.length
+  t.equal(noType, 5)
+})
