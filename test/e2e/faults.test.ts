@@ -45,7 +45,7 @@ async function agree(t: Test, app: TestApp, tb: Testbed, baseFstab: string[][], 
 }
 
 t.test('one failing node command at a time', { skip: pre.ok ? false : pre.why }, async (t) => {
-  const tb = await createTestbed({ nodes: 3, devicesPerNode: 1, name: 'hqfault' })
+  const tb = await createTestbed({ nodes: 3, devicesPerNode: 1, deviceSizeGiB: 32, name: 'hqfault' })
   t.teardown(() => tb.destroy())
   const injector = new Injector([])
   const app = await makeApp(t, { executor: remoteExecutor(new InjectingRunner(sshRunner(tb), injector)) })
