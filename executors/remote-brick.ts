@@ -84,6 +84,9 @@ export async function destroyBrick(
     spaceReclaimed = poolRemoved.ok || isLvmNotFound(poolRemoved.error)
     if (!spaceReclaimed) logger.warn(`removing thin pool ${vg}/${thinPool} on ${host}: ${poolRemoved.error}`)
   }
-  await ctx.run([rmdirCommand(mnt)])
+  // heketi ignores a failed rmdir and leaves the directory behind; one
+  // retry clears a passing failure (the data is already gone either way)
+  const removed = await ctx.run([rmdirCommand(mnt)])
+  if (!removed.ok) await ctx.run([rmdirCommand(mnt)])
   return { spaceReclaimed }
 }

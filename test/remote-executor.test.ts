@@ -188,7 +188,13 @@ t.test('device setup failure classification', async (t) => {
       { message },
       name,
     )
-    t.equal(runner.batches.length, 2, `${name}: setup + identity query only`)
+    if (name === 'empty stderr') {
+      t.equal(runner.batches.length, 2, `${name}: setup + identity query only`)
+    } else {
+      // vgcreate failed after pvcreate succeeded: heqet removes the PV its own batch made
+      t.equal(runner.batches.length, 3, `${name}: setup + identity query + pvremove`)
+      t.match(runner.batches[2]!.commands[0], /pvremove -qq '\/dev\/sdb'/)
+    }
   }
 })
 
