@@ -52,7 +52,13 @@ try {
     const base = sshRunner(tb)
     const timing = new TimingRunner(base)
     const config = {
-      ...parseConfig(JSON.stringify({ jwt: { admin: { key: 'k' }, user: { key: 'u' } }, glusterfs: { executor: 'mock', db: `${tb.dir}/bench-${mode}.db` } }), {}),
+      ...parseConfig(
+        JSON.stringify({
+          jwt: { admin: { key: 'k' }, user: { key: 'u' } },
+          glusterfs: { executor: 'mock', db: `${tb.dir}/bench-${mode}.db` },
+        }),
+        {},
+      ),
       disableBackgroundCleaner: true,
       disableMonitor: true,
     }
@@ -79,9 +85,14 @@ try {
     }
     const cluster = JSON.parse((await call('POST', '/clusters', { file: true, block: true })).body).id
     for (const [i, node] of tb.nodes.entries()) {
-      const res = await run('POST', '/nodes', { zone: i + 1, hostnames: { manage: [node.ip], storage: [node.ip] }, cluster })
+      const res = await run('POST', '/nodes', {
+        zone: i + 1,
+        hostnames: { manage: [node.ip], storage: [node.ip] },
+        cluster,
+      })
       const nodeId = (res.headers.location as string).split('/').pop()
-      for (const dev of node.devices) await run('POST', '/devices', { name: dev, node: nodeId, destroydata: true })
+      for (const dev of node.devices)
+        await run('POST', '/devices', { name: dev, node: nodeId, destroydata: true })
     }
     const latencies: number[] = []
     const phases: Record<string, number[]> = { bricks: [], create: [], set: [], start: [] }
@@ -89,21 +100,31 @@ try {
     for (let i = 0; i < 10; i++) {
       timing.events = []
       const t0 = performance.now()
-      const res = await run('POST', '/volumes', { size: 1, durability: { type: 'replicate', replicate: { replica: 3 } } })
+      const res = await run('POST', '/volumes', {
+        size: 1,
+        durability: { type: 'replicate', replicate: { replica: 3 } },
+      })
       latencies.push(performance.now() - t0)
       if (res.statusCode !== 303) throw new Error(`create: ${res.statusCode} ${res.body}`)
       ids.push((res.headers.location as string).split('/').pop()!)
       if (mode === 'per-command') {
         const brickEvents = timing.events.filter((e) => !e.command.startsWith('gluster'))
-        phases.bricks!.push(Math.max(...brickEvents.map((e) => e.end)) - Math.min(...brickEvents.map((e) => e.start)))
-        const sum = (re: RegExp) => timing.events.filter((e) => re.test(e.command)).reduce((s, e) => s + e.end - e.start, 0)
+        phases.bricks!.push(
+          Math.max(...brickEvents.map((e) => e.end)) - Math.min(...brickEvents.map((e) => e.start)),
+        )
+        const sum = (re: RegExp) =>
+          timing.events.filter((e) => re.test(e.command)).reduce((s, e) => s + e.end - e.start, 0)
         phases.create!.push(sum(/ volume create /))
         phases.set!.push(sum(/ volume set /))
         phases.start!.push(sum(/ volume start /))
       }
     }
-    console.log(`\n## ${mode} (${mode === 'batched' ? 'one round trip per batch, as heqet runs' : 'each command its own round trip, for the breakdown'})`)
-    console.log(`create latency over 10: p50 ${pct(latencies, 50).toFixed(0)} ms, p99 ${pct(latencies, 99).toFixed(0)} ms (first: ${latencies[0]!.toFixed(0)} ms)`)
+    console.log(
+      `\n## ${mode} (${mode === 'batched' ? 'one round trip per batch, as heqet runs' : 'each command its own round trip, for the breakdown'})`,
+    )
+    console.log(
+      `create latency over 10: p50 ${pct(latencies, 50).toFixed(0)} ms, p99 ${pct(latencies, 99).toFixed(0)} ms (first: ${latencies[0]!.toFixed(0)} ms)`,
+    )
     if (mode === 'per-command') {
       for (const [phase, xs] of Object.entries(phases)) {
         console.log(`  ${phase.padEnd(7)} p50 ${pct(xs, 50).toFixed(0)} ms, p99 ${pct(xs, 99).toFixed(0)} ms`)

@@ -32,6 +32,8 @@ export async function createExecutor(config: Config, log: Logger): Promise<Execu
   return new RemoteExecutor(runner, remoteConfigFromHeketi(section, process.env, warn), {
     logger,
     // kube reports a silent failure the way kubectl does; ssh keeps heketi's text
-    ...(config.executor.endsWith('kube') ? { exitErrorText: (code: number) => `command terminated with exit code ${code}` } : {}),
+    ...(config.executor.endsWith('kube')
+      ? { exitErrorText: (code: number) => `command terminated with exit code ${code}` }
+      : {}),
   })
 }

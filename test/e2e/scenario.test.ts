@@ -15,7 +15,7 @@ async function ok(t: Test, res: { statusCode: number; body: string }, status: nu
 }
 
 async function mountAndWrite(
-  t: Test,
+  _t: Test,
   tb: Testbed,
   app: TestApp,
   volumeId: string,

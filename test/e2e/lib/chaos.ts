@@ -121,7 +121,7 @@ export async function chaosRuns(
     const a = await checkAgreement(server, tb, baseFstab)
     result.runs++
     result.leaked += a.leaked.length
-    result.inconsistencies += a.missing.length + a.dbInconsistencies + (left > 0 ? left : 0)
+    result.inconsistencies += a.missing.length + a.dbInconsistencies + Math.max(left, 0)
     const line = `run ${run}: ${action} (${started.status}) killed after ${delayMs} ms; journal left ${left}; leaked ${a.leaked.length}; missing ${a.missing.length}; db ${a.dbInconsistencies}`
     log(line)
     result.details.push(
