@@ -126,3 +126,54 @@ t.test('the exact bodies heketi-cli and the Kubernetes provisioner send', async 
   const noType = (await app.call('GET', '/volumes')).json().volumes.length
   t.equal(noType, 5)
 })
+
+t.test('clone, block restriction and the protected names', async (t) => {
+  const app = await makeApp(t)
+  const topo = await makeTopology(app, { nodes: 3, devices: 1 })
+  const src = await app.run('POST', '/volumes', {
+    size: 2,
+    durability: { type: 'replicate', replicate: { replica: 3 } },
+  })
+  const srcId = src.location!.split('/').pop()!
+  const clone = await app.run('POST', `/volumes/${srcId}/clone`, { name: 'myclone' })
+  t.equal(clone.statusCode, 303, clone.body)
+  const cloneId = clone.location!.split('/').pop()!
+  t.not(cloneId, srcId)
+  const info = (await app.call('GET', `/volumes/${cloneId}`)).json()
+  t.equal(info.name, 'myclone')
+  t.equal(info.bricks.length, 3)
+  t.same((await app.call('GET', `/clusters/${topo.cluster}`)).json().volumes.sort(), [srcId, cloneId].sort())
+  t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0)
+  t.equal((await app.call('POST', `/volumes/${srcId}/clone`)).statusCode, 422, 'a body is required')
+  const restrict = await app.run('POST', `/volumes/${srcId}/block-restriction`, { restriction: 'locked' })
+  t.equal(restrict.statusCode, 500)
+  t.equal(
+    restrict.body,
+    'Failed to set block restriction: Block restrictions can only be set on block hosting volumes\n',
+  )
+  t.equal(
+    (await app.call('POST', `/volumes/${srcId}/block-restriction`, { restriction: 'x' })).statusCode,
+    400,
+  )
+  t.equal((await app.run('DELETE', `/volumes/${cloneId}`)).statusCode, 204)
+  t.equal((await app.run('DELETE', `/volumes/${srcId}`)).statusCode, 204)
+  const db = await app.run('POST', '/volumes', { size: 1, name: 'heketidbstorage' })
+  const dbId = db.location!.split('/').pop()!
+  const refused = await app.call('DELETE', `/volumes/${dbId}`)
+  t.equal(refused.statusCode, 409)
+  t.equal(refused.body, 'Cannot delete volume containing the Heketi database\n')
+  const block = await app.run('POST', '/volumes', { size: 10, block: true })
+  const blockId = block.location!.split('/').pop()!
+  const bi = (await app.call('GET', `/volumes/${blockId}`)).json()
+  t.same(bi.blockinfo, { freesize: 9, reservedsize: 1 })
+  t.same(bi.glustervolumeoptions, ['', 'group gluster-block', ''])
+  t.equal(
+    (await app.run('POST', `/volumes/${blockId}/block-restriction`, { restriction: 'locked' })).statusCode,
+    303,
+  )
+  t.equal((await app.call('GET', `/volumes/${blockId}`)).json().blockinfo.restriction, 'locked')
+  t.equal(
+    (await app.run('POST', `/volumes/${blockId}/clone`, {})).body,
+    `Failed clone volume ${blockId}: Cloning of block hosting volumes is not supported\n`,
+  )
+})
