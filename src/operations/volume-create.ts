@@ -4,7 +4,7 @@ import type { ReadTxn, WriteTxn } from '../../db/store.ts'
 import type { VolumeDurability } from '../../executors/executor.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { insertSorted, without } from '../context.ts'
-import type { VolumeEntry } from '../entries.ts'
+import type { BrickEntry, VolumeEntry } from '../entries.ts'
 import { Errors } from '../errors.ts'
 import { allocateBricks } from '../placement/allocator.ts'
 import { createFailureText, PlacementError } from '../placement/errors.ts'
@@ -65,6 +65,21 @@ export function allocationFor(
 
 function joinClusterErrors(header: string, errors: [string, string][]): string {
   return [header, ...errors.map(([id, e]) => `Cluster ${id}: ${e}`)].join('\n')
+}
+
+/** The brick creates and the gluster request for `bricks` (in gluster order) of a volume. */
+export function brickWork(tx: ReadTxn, volume: VolumeEntry, bricks: BrickEntry[], options: string[]) {
+  return {
+    requests: bricks.map((b) => brickRequest(tx, b, volume.gid)),
+    volumeRequest: {
+      host: brickRequest(tx, bricks[0]!, 0).host,
+      id: volume.id,
+      name: volume.name,
+      durability: executorDurability(volume),
+      bricks: bricks.map((b) => volumeBrick(tx, b)),
+      options,
+    },
+  }
 }
 
 export class VolumeCreateOperation implements Operation {
@@ -152,18 +167,12 @@ export class VolumeCreateOperation implements Operation {
     const { requests, volumeRequest } = this.ctx.store.read((tx) => {
       const volume = tx.get('volume', this.template.id)!
       const order = (tx.get('pendingop', this.id)?.data['glusterOrder'] as string[]) ?? volume.bricks
-      const bricks = order.map((id) => tx.get('brick', id)!)
-      return {
-        requests: bricks.map((b) => brickRequest(tx, b, volume.gid)),
-        volumeRequest: {
-          host: brickRequest(tx, bricks[0]!, 0).host,
-          id: volume.id,
-          name: volume.name,
-          durability: executorDurability(volume),
-          bricks: bricks.map((b) => volumeBrick(tx, b)),
-          options: volume.glusterVolumeOptions,
-        },
-      }
+      return brickWork(
+        tx,
+        volume,
+        order.map((id) => tx.get('brick', id)!),
+        volume.glusterVolumeOptions,
+      )
     })
     await createBricks(this.ctx, requests)
     await this.ctx.executor.volumeCreate(volumeRequest)

@@ -4,16 +4,9 @@ import type { ReadTxn, WriteTxn } from '../../db/store.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { Errors } from '../errors.ts'
 import { PlacementError } from '../placement/errors.ts'
-import {
-  brickRequest,
-  createBricks,
-  destroyBricks,
-  releaseBrick,
-  reserveBricks,
-  volumeBrick,
-} from './bricks.ts'
+import { brickRequest, createBricks, destroyBricks, releaseBrick, reserveBricks } from './bricks.ts'
 import type { Operation } from './operation.ts'
-import { allocationFor, executorDurability } from './volume-create.ts'
+import { allocationFor, brickWork } from './volume-create.ts'
 
 export class VolumeExpandOperation implements Operation {
   readonly type = 'expand-volume' as const
@@ -59,21 +52,9 @@ export class VolumeExpandOperation implements Operation {
   }
 
   async exec(): Promise<void> {
-    const { requests, volumeRequest } = this.ctx.store.read((tx) => {
-      const volume = tx.get('volume', this.volumeId)!
-      const bricks = this.newBricks(tx)
-      return {
-        requests: bricks.map((b) => brickRequest(tx, b, volume.gid)),
-        volumeRequest: {
-          host: brickRequest(tx, bricks[0]!, 0).host,
-          id: volume.id,
-          name: volume.name,
-          durability: executorDurability(volume),
-          bricks: bricks.map((b) => volumeBrick(tx, b)),
-          options: [],
-        },
-      }
-    })
+    const { requests, volumeRequest } = this.ctx.store.read((tx) =>
+      brickWork(tx, tx.get('volume', this.volumeId)!, this.newBricks(tx), []),
+    )
     await createBricks(this.ctx, requests)
     await this.ctx.executor.volumeExpand(volumeRequest)
   }
