@@ -94,16 +94,24 @@ export async function chaosRuns(
   const baseFstab = (await tb.snapshot()).map((s) => s.fstab)
   const result: ChaosResult = { runs: 0, leaked: 0, inconsistencies: 0, details: [] }
   for (let run = 1; run <= runs; run++) {
-    const existing = await volumes(server)
+    // keep a couple of settled volumes around so deletes and expands get killed too
+    let existing = await volumes(server)
+    while (existing.length < 2) {
+      const made = await server.run('POST', '/volumes', {
+        size: 1,
+        durability: { type: 'replicate', replicate: { replica: 3 } },
+      })
+      if (made.status !== 303) throw new Error(`setup create: ${made.status} ${made.body}`)
+      existing = await volumes(server)
+    }
     const roll = random()
+    const id = existing[Math.floor(random() * existing.length)]!
     let action: string
     let started: { status: number; body: string }
-    if (existing.length >= 3 || (existing.length > 0 && roll < 0.35)) {
-      const id = existing[Math.floor(random() * existing.length)]!
+    if (existing.length >= 4 || roll < 0.34) {
       action = `delete ${id}`
       started = await server.call('DELETE', `/volumes/${id}`)
-    } else if (existing.length > 0 && roll < 0.55) {
-      const id = existing[Math.floor(random() * existing.length)]!
+    } else if (roll < 0.67) {
       action = `expand ${id}`
       started = await server.call('POST', `/volumes/${id}/expand`, { expand_size: 1 })
     } else {
