@@ -1,4 +1,8 @@
 // The LMDB-backed store: one environment file, one named database per bucket.
+// LMDB is the source of truth; every committed entry is also kept decoded in
+// memory (write-through), so reads never decode and never touch the file.
+// Entries handed out are shared: callers treat them as immutable and write
+// changed copies back (the domain code only ever spreads into new objects).
 import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { type Database, open, type RootDatabase } from 'lmdb'
@@ -18,10 +22,31 @@ export interface LmdbStoreOptions {
   readOnly?: boolean
 }
 
+/** One bucket's decoded entries, with its keys sorted on demand. */
+class BucketCache {
+  readonly entries = new Map<string, unknown>()
+  private sorted: string[] | undefined
+
+  keys(): string[] {
+    this.sorted ??= [...this.entries.keys()].sort()
+    return this.sorted
+  }
+
+  set(key: string, value: unknown): void {
+    if (!this.entries.has(key)) this.sorted = undefined
+    this.entries.set(key, value)
+  }
+
+  delete(key: string): void {
+    if (this.entries.delete(key)) this.sorted = undefined
+  }
+}
+
 export class LmdbStore implements Store {
   readonly path: string
   private readonly root: RootDatabase
   private readonly dbs: Map<BucketName, Database>
+  private readonly cache = new Map<BucketName, BucketCache>()
   private readonly reader: ReadTxn
   private readonly listeners: ((changes: Change[]) => void)[] = []
 
@@ -37,12 +62,20 @@ export class LmdbStore implements Store {
       noSync: false,
     })
     this.dbs = new Map(BUCKETS.map((b) => [b, this.root.openDB({ name: b })]))
-    const db = (b: BucketName) => this.dbs.get(b)!
+    for (const b of BUCKETS) {
+      const bucket = new BucketCache()
+      for (const { key, value } of this.dbs.get(b)!.getRange({})) bucket.set(String(key), value)
+      this.cache.set(b, bucket)
+    }
+    const cached = (b: BucketName) => this.cache.get(b)!
     this.reader = {
-      get: (b, key) => db(b).get(key),
-      keys: (b) => [...db(b).getKeys({})] as string[],
-      values: (b) => [...db(b).getRange({})].map((e) => e.value),
-      count: (b) => db(b).getCount({}),
+      get: (b, key) => cached(b).entries.get(key) as never,
+      keys: (b) => cached(b).keys(),
+      values: (b) =>
+        cached(b)
+          .keys()
+          .map((k) => cached(b).entries.get(k)) as never,
+      count: (b) => cached(b).entries.size,
     }
   }
 
@@ -53,14 +86,32 @@ export class LmdbStore implements Store {
   write<R>(fn: (tx: WriteTxn) => R): Promise<R> {
     const db = (b: BucketName) => this.dbs.get(b)!
     const changes: Change[] = []
+    // this transaction's own writes, seen by its reads before they reach the cache
+    const overlay = new Map<string, { value: unknown }>()
+    const at = (b: BucketName, key: string) => `${b}\u0000${key}`
+    const keysWithOverlay = (b: BucketName): string[] => {
+      const mine = changes.filter((c) => c.bucket === b)
+      if (mine.length === 0) return this.reader.keys(b)
+      const keys = new Set(this.reader.keys(b))
+      for (const c of mine) c.value === undefined ? keys.delete(c.key) : keys.add(c.key)
+      return [...keys].sort()
+    }
     const tx: WriteTxn = {
-      ...this.reader,
+      get: (b, key) => {
+        const own = overlay.get(at(b, key))
+        return (own ? own.value : this.reader.get(b, key)) as never
+      },
+      keys: keysWithOverlay,
+      values: (b) => keysWithOverlay(b).map((k) => tx.get(b, k)) as never,
+      count: (b) => keysWithOverlay(b).length,
       put: <B extends BucketName>(b: B, key: string, value: Buckets[B]) => {
         db(b).putSync(key, value)
+        overlay.set(at(b, key), { value })
         changes.push({ bucket: b, key, value })
       },
       del: (b, key) => {
         db(b).removeSync(key)
+        overlay.set(at(b, key), { value: undefined })
         changes.push({ bucket: b, key, value: undefined })
       },
     }
@@ -68,6 +119,10 @@ export class LmdbStore implements Store {
     // write of the callback when it throws (verified with lmdb 3.5).
     try {
       const result = this.root.transactionSync(() => fn(tx))
+      for (const c of changes) {
+        const bucket = this.cache.get(c.bucket)!
+        c.value === undefined ? bucket.delete(c.key) : bucket.set(c.key, c.value)
+      }
       for (const listener of this.listeners) listener(changes)
       return Promise.resolve(result)
     } catch (err) {

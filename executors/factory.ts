@@ -5,11 +5,9 @@ import type { Config } from '../src/config.ts'
 import { remoteConfigFromHeketi, sshConfigFromHeketi } from './config.ts'
 import type { Executor } from './executor.ts'
 import { InjectingRunner, Injector, injectingExecutor } from './inject.ts'
-import { KubeRunner, kubeConfigFromHeketi } from './kube.ts'
 import { MockExecutor } from './mock.ts'
 import { RemoteExecutor } from './remote.ts'
 import type { CommandRunner } from './runner.ts'
-import { SshRunner } from './ssh.ts'
 
 export async function createExecutor(config: Config, log: Logger): Promise<Executor> {
   const warn = (message: string) => log.warn(message)
@@ -21,10 +19,13 @@ export async function createExecutor(config: Config, log: Logger): Promise<Execu
   }
   let runner: CommandRunner
   let section: Record<string, unknown>
-  if (config.executor === 'kube') {
+  // loaded on demand: the Kubernetes client alone costs ~120 MB of memory
+  if (config.executor.endsWith('kube')) {
+    const { KubeRunner, kubeConfigFromHeketi } = await import('./kube.ts')
     section = config.kubeexec
     runner = new KubeRunner(kubeConfigFromHeketi(section))
   } else {
+    const { SshRunner } = await import('./ssh.ts')
     section = config.sshexec
     runner = SshRunner.fromConfig(sshConfigFromHeketi(section))
   }
