@@ -1,4 +1,6 @@
 // /nodes and /devices
+
+import type { AppContext, Job } from '../../src/context.ts'
 import {
   addDevice,
   deleteDevice,
@@ -38,6 +40,42 @@ function validateTagChange(body: { change_type: string; tags: Record<string, str
   checkTags(v, body.tags)
   v.throwIfAny()
   return body.change_type as TagChange
+}
+
+type StateSetter = (ctx: AppContext, id: string, state: EntityState, healcheck: string) => Job
+type TagsSetter = (
+  ctx: AppContext,
+  id: string,
+  change: TagChange,
+  tags: Record<string, string>,
+) => Promise<Record<string, string>>
+
+/** POST /nodes/{id}/state and /devices/{id}/state share body, rules and answers. */
+function addStateRoute(api: Api, path: string, setState: StateSetter): void {
+  addRoute(api, {
+    method: 'POST',
+    path,
+    handler: async (req, reply) => {
+      const body = decodeBody(req, stateSchema)
+      validateState(body)
+      return api.startJob(reply, () =>
+        setState(api.ctx, req.params.id, body.state as EntityState, body.healcheck),
+      )
+    },
+  })
+}
+
+/** POST /nodes/{id}/tags and /devices/{id}/tags */
+function addTagsRoute(api: Api, path: string, setTags: TagsSetter): void {
+  addRoute(api, {
+    method: 'POST',
+    path,
+    handler: async (req, reply) => {
+      const body = decodeBody(req, tagsSchema)
+      const change = validateTagChange(body)
+      return sendJson(reply, 200, sortedMap(await setTags(api.ctx, req.params.id, change, body.tags)))
+    },
+  })
 }
 
 export function registerTopologyRoutes(api: Api): void {
@@ -87,27 +125,9 @@ export function registerTopologyRoutes(api: Api): void {
     handler: async (req, reply) => api.startJob(reply, () => deleteNode(ctx, req.params.id)),
   })
 
-  addRoute(api, {
-    method: 'POST',
-    path: '/nodes/{id}/state',
-    handler: async (req, reply) => {
-      const body = decodeBody(req, stateSchema)
-      validateState(body)
-      return api.startJob(reply, () =>
-        setNodeState(ctx, req.params.id, body.state as EntityState, body.healcheck),
-      )
-    },
-  })
+  addStateRoute(api, '/nodes/{id}/state', setNodeState)
 
-  addRoute(api, {
-    method: 'POST',
-    path: '/nodes/{id}/tags',
-    handler: async (req, reply) => {
-      const body = decodeBody(req, tagsSchema)
-      const change = validateTagChange(body)
-      return sendJson(reply, 200, sortedMap(await setNodeTags(ctx, req.params.id, change, body.tags)))
-    },
-  })
+  addTagsRoute(api, '/nodes/{id}/tags', setNodeTags)
 
   addRoute(api, {
     method: 'POST',
@@ -152,17 +172,7 @@ export function registerTopologyRoutes(api: Api): void {
     },
   })
 
-  addRoute(api, {
-    method: 'POST',
-    path: '/devices/{id}/state',
-    handler: async (req, reply) => {
-      const body = decodeBody(req, stateSchema)
-      validateState(body)
-      return api.startJob(reply, () =>
-        setDeviceState(ctx, req.params.id, body.state as EntityState, body.healcheck),
-      )
-    },
-  })
+  addStateRoute(api, '/devices/{id}/state', setDeviceState)
 
   addRoute(api, {
     method: 'GET',
@@ -178,13 +188,5 @@ export function registerTopologyRoutes(api: Api): void {
     },
   })
 
-  addRoute(api, {
-    method: 'POST',
-    path: '/devices/{id}/tags',
-    handler: async (req, reply) => {
-      const body = decodeBody(req, tagsSchema)
-      const change = validateTagChange(body)
-      return sendJson(reply, 200, sortedMap(await setDeviceTags(ctx, req.params.id, change, body.tags)))
-    },
-  })
+  addTagsRoute(api, '/devices/{id}/tags', setDeviceTags)
 }
