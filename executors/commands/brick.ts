@@ -1,5 +1,7 @@
 // Brick create and destroy commands (heketi node commands §5).
+
 import type { RemoteExecutorConfig } from '../config.ts'
+import type { BrickRequest } from '../executor.ts'
 import { volumeGroupName } from './device.ts'
 import { autobackupFlag, lvmPrefix, type PrefixConfig } from './prefix.ts'
 import {
@@ -16,21 +18,8 @@ import {
 export type BrickCommandConfig = PrefixConfig &
   Pick<RemoteExecutorConfig, 'backupLvmMetadata' | 'lvChunkSize' | 'xfsSu' | 'xfsSw' | 'mountOpts' | 'fstab'>
 
-export interface BrickSpec {
-  brickId: string
-  deviceId: string
-  /** gluster brick path, MNT/brick */
-  path: string
-  sizeKiB: number
-  tpSizeKiB: number
-  poolMetadataSizeKiB: number
-  /** stored thin pool name */
-  lvmThinPool: string
-  /** stored LV name; '' means brick_<brickId> */
-  lvmLv: string
-  gid: number
-  arbiter: boolean
-}
+/** A brick as the builders need it: the executor's request without the host. */
+export type BrickSpec = Omit<BrickRequest, 'host'>
 
 const ARBITER_CHUNK_SIZE = '256K'
 const GLUSTER_SNAPSHOT_MOUNT_PREFIXES = ['/run/gluster/', '/var/run/gluster/']
