@@ -4,7 +4,16 @@ import type { ReadTxn, WriteTxn } from '../../db/store.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { Errors } from '../errors.ts'
 import { PlacementError } from '../placement/errors.ts'
-import { brickRequest, createBricks, destroyBricks, releaseBrick, reserveBricks } from './bricks.ts'
+import {
+  brickRequest,
+  clusterHosts,
+  createBricks,
+  destroyBricks,
+  onAnyHost,
+  releaseBrick,
+  reserveBricks,
+  volumeBrick,
+} from './bricks.ts'
 import type { Operation } from './operation.ts'
 import { allocationFor, brickWork } from './volume-create.ts'
 
@@ -75,9 +84,55 @@ export class VolumeExpandOperation implements Operation {
     return { kind: 'volume', id: volume.id }
   }
 
+  /** How many of the new bricks gluster already serves in the volume. */
+  private async bricksInGluster(): Promise<{ served: number; total: number }> {
+    const { hosts, name, names } = this.ctx.store.read((tx) => {
+      const volume = tx.get('volume', this.volumeId)!
+      return {
+        hosts: clusterHosts(this.ctx, tx, volume.clusterId),
+        name: volume.name,
+        names: this.newBricks(tx).map((b) => {
+          const v = volumeBrick(tx, b)
+          return `${v.storageHost}:${v.path}`
+        }),
+      }
+    })
+    const info = await onAnyHost(hosts, (h) => this.ctx.executor.volumeInfo(h, name))
+    const listed = new Set(info.bricks.map((b) => b.name))
+    return { served: names.filter((n) => listed.has(n)).length, total: names.length }
+  }
+
+  /**
+   * Destroy the new bricks, unless gluster already uses them (add-brick went
+   * through before the failure): their mounts are busy and the data they may
+   * hold belongs to the volume, so going back is refused and the cleaner
+   * finishes the expand instead.
+   */
   async undo(): Promise<void> {
+    const { served } = await this.bricksInGluster()
+    if (served > 0) throw new Error(`volume ${this.volumeId} already serves ${served} of the new bricks`)
     const requests = this.ctx.store.read((tx) => this.newBricks(tx).map((b) => brickRequest(tx, b, 0)))
     await destroyBricks(this.ctx, requests)
+  }
+
+  /** After a crash: finish when gluster serves every new brick, undo when it serves none. */
+  async clean(): Promise<void> {
+    const { served, total } = await this.bricksInGluster()
+    if (served > 0 && served < total) {
+      throw new Error(`volume ${this.volumeId} serves ${served} of ${total} new bricks: needs an operator`)
+    }
+    if (served === total && total > 0) {
+      await this.ctx.store.write((tx) => {
+        this.finalize(tx)
+        tx.del('pendingop', this.id)
+      })
+      return
+    }
+    await this.undo()
+    await this.ctx.store.write((tx) => {
+      this.undoDb(tx)
+      tx.del('pendingop', this.id)
+    })
   }
 
   undoDb(tx: WriteTxn): void {
