@@ -45,6 +45,12 @@ export class ServerProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     this.child = child
+    // never outlive the test or bench that started it (exit handlers run on signals too)
+    const reap = () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    }
+    process.once('exit', reap)
+    child.once('exit', () => process.removeListener('exit', reap))
     child.stdout!.on('data', (d) => {
       this.output += d
     })
