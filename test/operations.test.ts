@@ -125,3 +125,34 @@ t.test('device remove moves its bricks to another node and frees the device', as
   t.equal((await app.call('GET', '/operations')).json().total, 0)
   void topo
 })
+
+t.test('a crashed expand whose add-brick went through is finished, not undone', async (t) => {
+  const mock = new MockExecutor()
+  let hang = false
+  const crashing = new Proxy(mock, {
+    get(target, prop, receiver) {
+      if (prop !== 'volumeExpand') return Reflect.get(target, prop, receiver)
+      return async (req: Parameters<MockExecutor['volumeExpand']>[0]) => {
+        await target.volumeExpand(req)
+        if (hang) await new Promise(() => {}) // the process "dies" after gluster added the bricks
+      }
+    },
+  })
+  const first = await makeApp(t, { executor: crashing })
+  await makeTopology(first, { nodes: 3, devices: 1 })
+  const v = await first.run('POST', '/volumes', replica3)
+  const id = v.location!.split('/').pop()!
+  hang = true
+  t.equal((await first.call('POST', `/volumes/${id}/expand`, { expand_size: 2 })).statusCode, 202)
+  await new Promise((r) => setTimeout(r, 50))
+  await first.close()
+  const second = await makeApp(t, { dir: first.dir, executor: mock })
+  t.equal((await second.call('GET', '/operations')).json().stale, 1)
+  t.equal((await second.run('POST', '/operations/pending/cleanup', {})).statusCode, 204)
+  t.equal((await second.call('GET', '/operations')).json().total, 0)
+  const info = (await second.call('GET', `/volumes/${id}`)).json()
+  t.equal(info.size, 7, 'the expand was finished')
+  t.equal(info.bricks.length, 6)
+  t.equal(mock.glusterBricks(info.name)!.length, 6, 'gluster and the DB agree')
+  t.equal((await second.call('GET', '/db/check')).json().totalinconsistencies, 0)
+})
