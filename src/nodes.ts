@@ -50,14 +50,17 @@ export async function addNode(ctx: AppContext, req: NodeAddRequest): Promise<Job
       }
     }
     for (const key of keys) tx.put('hostname', key, { nodeId: id })
-    return cluster.nodes.map((n) => tx.get('node', n)!).filter((n) => n.state === 'online')
+    return {
+      hasNodes: cluster.nodes.length > 0,
+      online: cluster.nodes.map((n) => tx.get('node', n)!).filter((n) => n.state === 'online'),
+    }
   })
   const release = () => ctx.store.write((tx) => unregister(tx, keys, id))
 
   let peer: NodeEntry | undefined
   try {
-    if (peers.length > 0) {
-      peer = await firstResponding(ctx, peers)
+    if (peers.hasNodes) {
+      peer = await firstResponding(ctx, peers.online)
       if (!peer) throw Errors.noGlusterdInCluster()
     } else {
       await ctx.executor.glusterdCheck(req.hostnames.manage[0]!).catch(() => {

@@ -76,3 +76,24 @@ t.test('nodes and devices', async (t) => {
   })
   t.equal(tags.body, '{"a":"2","z":"1"}\n')
 })
+
+t.test('node add needs a live peer when the cluster has nodes', async (t) => {
+  const app = await makeApp(t)
+  const topo = await makeTopology(app, { nodes: 1, devices: 0 })
+  t.equal((await app.run('POST', `/nodes/${topo.nodes[0]}/state`, { state: 'offline' })).statusCode, 204)
+  const res = await app.call('POST', '/nodes', {
+    zone: 1,
+    hostnames: { manage: ['late.example.com'], storage: ['10.0.9.9'] },
+    cluster: topo.cluster,
+  })
+  t.equal(res.statusCode, 400)
+  t.equal(res.body, 'None of the nodes in cluster has glusterd running\n')
+  // the refused add left no hostname registration behind
+  t.equal((await app.run('POST', `/nodes/${topo.nodes[0]}/state`, { state: 'online' })).statusCode, 204)
+  const again = await app.run('POST', '/nodes', {
+    zone: 1,
+    hostnames: { manage: ['late.example.com'], storage: ['10.0.9.9'] },
+    cluster: topo.cluster,
+  })
+  t.equal(again.statusCode, 303)
+})
