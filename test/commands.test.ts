@@ -34,25 +34,14 @@ import {
   udevadmPrefix,
 } from '../executors/commands/prefix.ts'
 import { DEFAULT_REMOTE_EXECUTOR_CONFIG as D, type RemoteExecutorConfig } from '../executors/config.ts'
+import { brickFixture } from './helpers/brick.ts'
 
 const DID = '9f8e7d6c5b4a39281706f5e4d3c2b1a0'
 const BID = '0c1d2e3f405162738495a6b7c8d9eaf0'
 const MNT = `/var/lib/heketi/mounts/vg_${DID}/brick_${BID}`
 const cfg = (over: Partial<RemoteExecutorConfig> = {}): RemoteExecutorConfig => ({ ...D, ...over })
 
-const brick = (over: Partial<BrickSpec> = {}): BrickSpec => ({
-  brickId: BID,
-  deviceId: DID,
-  path: `${MNT}/brick`,
-  sizeKiB: 1048576,
-  tpSizeKiB: 1052672,
-  poolMetadataSizeKiB: 8192,
-  lvmThinPool: `tp_${BID}`,
-  lvmLv: '',
-  gid: 0,
-  arbiter: false,
-  ...over,
-})
+const brick = (over: Partial<BrickSpec> = {}): BrickSpec => brickFixture(DID, BID, over)
 
 t.test('prefixes and timeouts', async (t) => {
   t.equal(glusterPrefix(cfg()), 'gluster --mode=script --timeout=600')

@@ -6,6 +6,7 @@ import type { BrickRequest, DeviceRef, VolumeRequest } from '../executors/execut
 import { RecordingRunner } from '../executors/recording.ts'
 import { RemoteExecutor } from '../executors/remote.ts'
 import type { CommandResult } from '../executors/runner.ts'
+import { brickFixture } from './helpers/brick.ts'
 
 const G = 'gluster --mode=script --timeout=600'
 const LVM = '/usr/sbin/lvm'
@@ -39,19 +40,7 @@ function setup(list: [RegExp | string, Answer][] = [], config: Partial<RemoteExe
   return { runner, executor, warnings }
 }
 
-const brick: BrickRequest = {
-  host: H,
-  brickId: BID,
-  deviceId: DID,
-  path: `${MNT}/brick`,
-  sizeKiB: 1048576,
-  tpSizeKiB: 1052672,
-  poolMetadataSizeKiB: 8192,
-  lvmThinPool: `tp_${BID}`,
-  lvmLv: '',
-  gid: 0,
-  arbiter: false,
-}
+const brick: BrickRequest = { host: H, ...brickFixture(DID, BID) }
 
 t.test('glusterd check: quiet, timeout 10, stderr as error', async (t) => {
   const { runner, executor } = setup([['systemctl', { exitCode: 3, stderr: 'inactive' }]])
