@@ -1,8 +1,9 @@
 // Entities rendered in heketi's wire shapes: field order, omitted-when-empty
 // rules and sorted map keys exactly as heketi's Go structs produce them.
+
+import type { BrickEntry, ClusterEntry, DeviceEntry, NodeEntry, VolumeEntry } from '../db/entries.ts'
 import type { ReadTxn } from '../db/store.ts'
 import { isVolumeListed } from '../src/clusters.ts'
-import type { BrickEntry, ClusterEntry, DeviceEntry, NodeEntry, VolumeEntry } from '../src/entries.ts'
 
 export function sortedMap(map: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {}

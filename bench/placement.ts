@@ -5,12 +5,12 @@
 // in-memory Store (whose deep copies then dominate and add GC pauses).
 //   node --import tsx bench/placement.ts [--store] [allocations]
 
-import type { DeviceEntry } from '../src/entries.ts'
+import type { DeviceEntry } from '../db/entries.ts'
 import { type AllocationRequest, allocateBricks, spaceTakenByDevice } from '../src/placement/allocator.ts'
 import { DEFAULT_BRICK_LIMITS, GiB_IN_KiB, TiB_IN_KiB } from '../src/placement/geometry.ts'
-import { MemoryStore } from '../src/placement/memory-store.ts'
-import { type NodeSpec, seedCluster } from '../src/placement/topology-fixture.ts'
 import { TopologyIndex } from '../src/placement/topology-index.ts'
+import { MemoryStore } from '../test/fixtures/memory-store.ts'
+import { type NodeSpec, seedCluster } from '../test/fixtures/topology.ts'
 
 const NODES = 1000
 const DEVICES_PER_NODE = 10

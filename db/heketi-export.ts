@@ -1,6 +1,6 @@
 // heketi's JSON export format (`heketi db export`, GET /db/dump), produced
 // from heqet's store. The same shape is what a heketi DB migration reads.
-import { CHANGE_KINDS, type OperationType } from '../src/entries.ts'
+import { CHANGE_KINDS, type OperationType } from './entries.ts'
 import type { ReadTxn } from './store.ts'
 
 const OPERATION_TYPES: OperationType[] = [

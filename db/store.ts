@@ -11,7 +11,7 @@ import type {
   NodeEntry,
   PendingOperationEntry,
   VolumeEntry,
-} from '../src/entries.ts'
+} from './entries.ts'
 
 export interface Buckets {
   cluster: ClusterEntry

@@ -1,7 +1,6 @@
 // Picks the executor named by the configuration (glusterfs.executor):
 // mock, ssh or kube, optionally wrapped by the fault injector (inject/...).
 import type { Logger } from 'pino'
-import type { Config } from '../src/config.ts'
 import { remoteConfigFromHeketi, sshConfigFromHeketi } from './config.ts'
 import type { Executor } from './executor.ts'
 import { InjectingRunner, Injector, injectingExecutor } from './inject.ts'
@@ -9,7 +8,17 @@ import { MockExecutor } from './mock.ts'
 import { RemoteExecutor } from './remote.ts'
 import type { CommandRunner } from './runner.ts'
 
-export async function createExecutor(config: Config, log: Logger): Promise<Executor> {
+/** What the factory reads of the server configuration (src/config.ts's Config has these). */
+export interface ExecutorSettings {
+  /** glusterfs.executor: mock, ssh, kubernetes, or one of those behind inject/ */
+  executor: string
+  mockDeviceSizeGiB: number
+  sshexec: Record<string, unknown>
+  kubeexec: Record<string, unknown>
+  injectexec: Record<string, unknown>
+}
+
+export async function createExecutor(config: ExecutorSettings, log: Logger): Promise<Executor> {
   const warn = (message: string) => log.warn(message)
   const logger = { warn, info: (m: string) => log.info(m), debug: (m: string) => log.debug(m) }
   const inject = config.executor.startsWith('inject/') ? Injector.fromConfig(config.injectexec) : undefined

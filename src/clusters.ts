@@ -1,7 +1,8 @@
 // Clusters: plain synchronous records.
+
+import type { ClusterEntry, VolumeEntry } from '../db/entries.ts'
 import type { ReadTxn } from '../db/store.ts'
 import type { AppContext } from './context.ts'
-import type { ClusterEntry, VolumeEntry } from './entries.ts'
 import { Errors } from './errors.ts'
 import { newId } from './ids.ts'
 

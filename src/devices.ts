@@ -1,9 +1,10 @@
 // Devices: add (pvcreate/vgcreate on the node), delete (teardown), state
 // changes including remove (evict every brick elsewhere), resync and tags.
+
+import type { DeviceEntry, EntityState } from '../db/entries.ts'
 import type { ReadTxn } from '../db/store.ts'
 import type { DeviceRef } from '../executors/executor.ts'
 import type { AppContext, Job } from './context.ts'
-import type { DeviceEntry, EntityState } from './entries.ts'
 import { Errors } from './errors.ts'
 import { evictBrick } from './evict.ts'
 import { newId } from './ids.ts'

@@ -1,10 +1,11 @@
 // Nodes: add (hostname registry, glusterd check, peer probe), delete (peer
 // detach), state changes and tags.
+
+import type { EntityState, Hostnames, NodeEntry } from '../db/entries.ts'
 import type { ReadTxn, WriteTxn } from '../db/store.ts'
 import { getCluster } from './clusters.ts'
 import { type AppContext, insertSorted, type Job, without } from './context.ts'
 import { removeDevice } from './devices.ts'
-import type { EntityState, Hostnames, NodeEntry } from './entries.ts'
 import { Errors } from './errors.ts'
 import { newId } from './ids.ts'
 

@@ -1,9 +1,9 @@
 // Volume requests after wire validation: build the entry, check what needs
 // the DB, and start the operation.
 
+import type { DurabilityRequest, VolumeEntry } from '../db/entries.ts'
 import { isVolumeReadable } from './clusters.ts'
 import type { AppContext, Job } from './context.ts'
-import type { DurabilityRequest, VolumeEntry } from './entries.ts'
 import { Errors } from './errors.ts'
 import { newId } from './ids.ts'
 import { newOperationId, startOperation } from './operations/operation.ts'

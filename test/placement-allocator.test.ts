@@ -12,9 +12,9 @@ import {
   spaceTakenByDevice,
 } from '../src/placement/allocator.ts'
 import { DEFAULT_BRICK_LIMITS, GiB_IN_KiB } from '../src/placement/geometry.ts'
-import { MemoryStore } from '../src/placement/memory-store.ts'
-import { type NodeSpec, seedCluster } from '../src/placement/topology-fixture.ts'
 import { TopologyIndex } from '../src/placement/topology-index.ts'
+import { MemoryStore } from './fixtures/memory-store.ts'
+import { type NodeSpec, seedCluster } from './fixtures/topology.ts'
 
 async function indexOf(nodes: NodeSpec[]): Promise<TopologyIndex> {
   const store = new MemoryStore()

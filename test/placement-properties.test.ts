@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import fc from 'fast-check'
 import t, { type Test } from 'tap'
+import type { EntityState } from '../db/entries.ts'
 import { LmdbStore } from '../db/lmdb.ts'
 import type { WriteTxn } from '../db/store.ts'
-import type { EntityState } from '../src/entries.ts'
 import { type AllocationRequest, allocateBricks, PlacementError } from '../src/placement/allocator.ts'
 import {
   arbiterBrickSizeKiB,
@@ -23,15 +23,9 @@ import {
   feasibleSetCounts,
   GiB_IN_KiB,
 } from '../src/placement/geometry.ts'
-import { MemoryStore } from '../src/placement/memory-store.ts'
-import {
-  clusterEntry,
-  deviceEntry,
-  type NodeSpec,
-  nodeEntry,
-  seedCluster,
-} from '../src/placement/topology-fixture.ts'
 import { TopologyIndex } from '../src/placement/topology-index.ts'
+import { MemoryStore } from './fixtures/memory-store.ts'
+import { clusterEntry, deviceEntry, type NodeSpec, nodeEntry, seedCluster } from './fixtures/topology.ts'
 
 const state = fc.constantFrom<EntityState>('online', 'online', 'online', 'online', 'offline', 'failed')
 const tier = fc.constantFrom(undefined, 'gold', 'silver')

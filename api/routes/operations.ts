@@ -1,5 +1,5 @@
 // /operations, /operations/pending, /operations/pending/{id}, cleanup
-import type { ChangeKind } from '../../src/entries.ts'
+import type { ChangeKind } from '../../db/entries.ts'
 import { Errors } from '../../src/errors.ts'
 import { ID_PATTERN } from '../../src/ids.ts'
 import { cleanOperations } from '../../src/operations/cleaner.ts'

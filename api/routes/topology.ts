@@ -1,5 +1,6 @@
 // /nodes and /devices
 
+import type { EntityState } from '../../db/entries.ts'
 import type { AppContext, Job } from '../../src/context.ts'
 import {
   addDevice,
@@ -9,7 +10,6 @@ import {
   setDeviceState,
   setDeviceTags,
 } from '../../src/devices.ts'
-import type { EntityState } from '../../src/entries.ts'
 import { addNode, deleteNode, getNode, setNodeState, setNodeTags, type TagChange } from '../../src/nodes.ts'
 import { decodeBody, rawBody, sendJson, Validation } from '../http.ts'
 import { type Api, addRoute } from '../server.ts'

@@ -2,11 +2,12 @@
 // POST /bricks/to-evict/{id} and by device/node removal. The replacement is
 // chosen after gluster told us which set the brick belongs to, then the new
 // brick is created, swapped in with replace-brick, and the old one destroyed.
+
+import type { BrickEntry } from '../../db/entries.ts'
 import type { ReadTxn, WriteTxn } from '../../db/store.ts'
 import type { VolumeBrick } from '../../executors/executor.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { insertSorted } from '../context.ts'
-import type { BrickEntry } from '../entries.ts'
 import { Errors, HeqetError } from '../errors.ts'
 import { placeReplacementBrick } from '../placement/allocator.ts'
 import { PlacementError } from '../placement/errors.ts'

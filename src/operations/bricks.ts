@@ -1,10 +1,11 @@
 // Brick bookkeeping shared by the volume operations: reserving placed bricks
 // in the DB, releasing them, and running brick commands on the nodes.
+
+import type { BrickEntry } from '../../db/entries.ts'
 import type { ReadTxn, WriteTxn } from '../../db/store.ts'
 import type { BrickRequest, VolumeBrick } from '../../executors/executor.ts'
 import type { AppContext } from '../context.ts'
 import { insertSorted, without } from '../context.ts'
-import type { BrickEntry } from '../entries.ts'
 import type { PlacedBrick } from '../placement/allocator.ts'
 
 export const brickMountDir = (deviceId: string, brickId: string) =>

@@ -1,8 +1,9 @@
 // Crash recovery. At start every journal record becomes `stale` (nothing
 // survives a restart as running); the cleaner then undoes (or, for deletes,
 // finishes) each stale or failed record, on the nodes and in the DB.
+
+import type { PendingOperationEntry } from '../../db/entries.ts'
 import type { AppContext } from '../context.ts'
-import type { PendingOperationEntry } from '../entries.ts'
 import { operationFromJournal } from './journal.ts'
 
 export async function markAllStale(ctx: AppContext): Promise<number> {

@@ -1,11 +1,12 @@
 // Device add and delete as journaled operations: a crash between creating
 // the VG on the node and saving the device (or between tearing it down and
 // forgetting it) is finished or undone by the cleaner instead of leaking.
+
+import type { DeviceEntry } from '../../db/entries.ts'
 import type { WriteTxn } from '../../db/store.ts'
 import type { DeviceInfo, DeviceRef } from '../../executors/executor.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { insertSorted, without } from '../context.ts'
-import type { DeviceEntry } from '../entries.ts'
 import { Errors } from '../errors.ts'
 import type { Operation } from './operation.ts'
 

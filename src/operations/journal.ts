@@ -1,7 +1,8 @@
 // Rebuilding operations from their journal records, so a restarted server
 // (or the cleaner) can finish or undo what a previous process left behind.
+
+import type { PendingOperationEntry, VolumeEntry } from '../../db/entries.ts'
 import type { AppContext } from '../context.ts'
-import type { PendingOperationEntry, VolumeEntry } from '../entries.ts'
 import { BrickEvictOperation } from './brick-evict.ts'
 import { type DeviceAddData, DeviceAddOperation, DeviceDeleteOperation } from './device-ops.ts'
 import type { Operation } from './operation.ts'

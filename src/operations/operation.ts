@@ -4,9 +4,10 @@
 // finalize (one transaction), and undo (node side, idempotent, able to run
 // from the journal alone after a crash) + undoDb. The journal record is the
 // pending-operation entry heketi's API exposes under /operations.
+
+import type { OperationAction, OperationType, PendingOperationEntry } from '../../db/entries.ts'
 import type { WriteTxn } from '../../db/store.ts'
 import type { AppContext, JobResult } from '../context.ts'
-import type { OperationAction, OperationType, PendingOperationEntry } from '../entries.ts'
 import { newId } from '../ids.ts'
 
 export interface Operation {

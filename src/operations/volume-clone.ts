@@ -1,9 +1,10 @@
 // Volume clone: gluster snapshot + clone of the source. The clone's bricks
 // live in the source's thin pools, so they take no space of their own.
+
+import type { BrickEntry, VolumeEntry } from '../../db/entries.ts'
 import type { WriteTxn } from '../../db/store.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { insertSorted, without } from '../context.ts'
-import type { BrickEntry, VolumeEntry } from '../entries.ts'
 import { Errors } from '../errors.ts'
 import { newId } from '../ids.ts'
 import { clusterHosts, releaseBrick } from './bricks.ts'

@@ -1,10 +1,11 @@
 // Volume create: pick a cluster, place bricks, create them, build and start
 // the gluster volume. Retried with a fresh placement (same id and name).
+
+import type { BrickEntry, VolumeEntry } from '../../db/entries.ts'
 import type { ReadTxn, WriteTxn } from '../../db/store.ts'
 import type { VolumeDurability } from '../../executors/executor.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { insertSorted, without } from '../context.ts'
-import type { BrickEntry, VolumeEntry } from '../entries.ts'
 import { Errors } from '../errors.ts'
 import { allocateBricks } from '../placement/allocator.ts'
 import { createFailureText, PlacementError } from '../placement/errors.ts'

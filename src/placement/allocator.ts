@@ -5,7 +5,7 @@
 // distinct zones are preferred even when zone checking is off.
 
 import { createHash } from 'node:crypto'
-import type { Id } from '../entries.ts'
+import type { Id } from '../../db/entries.ts'
 import { parseTagMatchRule } from './device-filters.ts'
 import { HEKETI_PLACEMENT_TEXT, PlacementError, placementError } from './errors.ts'
 import { explainNoDevices, explainNoReplacement, explainShortage, formatKiB } from './explain.ts'

@@ -2,7 +2,7 @@
 // failed. heketi's bare `No space` cost users hours (#1016): the usual cause
 // is too few nodes or zones with room, not too little space in total.
 
-import type { Id } from '../entries.ts'
+import type { Id } from '../../db/entries.ts'
 import {
   DEFAULT_DISPERSE_DATA,
   DEFAULT_DISPERSE_REDUNDANCY,

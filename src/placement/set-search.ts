@@ -3,7 +3,7 @@
 // best device), preferring zones the set does not use yet, with ties broken
 // by a hash of the request so equal clusters still spread.
 
-import type { Id } from '../entries.ts'
+import type { Id } from '../../db/entries.ts'
 import {
   arbiterRole,
   type BrickRole,

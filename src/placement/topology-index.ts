@@ -4,8 +4,8 @@
 // largest free space of an online device below it, so the allocator can stop
 // scanning as soon as nothing further down the list can hold a brick.
 
+import type { ClusterEntry, DeviceEntry, EntityState, Id, NodeEntry } from '../../db/entries.ts'
 import type { Change, ReadTxn, Store } from '../../db/store.ts'
-import type { ClusterEntry, DeviceEntry, EntityState, Id, NodeEntry } from '../entries.ts'
 
 type Tags = Readonly<Record<string, string>>
 
