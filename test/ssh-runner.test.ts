@@ -5,12 +5,14 @@ import t, { type Test } from 'tap'
 import { loadKnownHostsFromEnv } from '../executors/known-hosts.ts'
 import { SSH_COMMAND_TIMEOUT, SshRunner, type SshRunnerOptions } from '../executors/ssh.ts'
 import { localSshdUnavailable, startLocalSshd } from './helpers/local-sshd.ts'
+import { requirePrerequisite } from './helpers/prerequisite.ts'
 
 const HOST = '127.0.0.1'
 const quick = { timeoutMinutes: 1 }
 const unavailable = localSshdUnavailable()
 
-t.test('SshRunner against a local sshd', { skip: unavailable }, async (t) => {
+t.test('SshRunner against a local sshd', async (t) => {
+  if (!requirePrerequisite(t, unavailable)) return
   const sshd = await startLocalSshd()
   t.teardown(() => sshd.stop())
 
@@ -204,28 +206,20 @@ t.test('SshRunner against a local sshd', { skip: unavailable }, async (t) => {
   })
 })
 
-t.test(
-  'a node without a writable temp dir falls back to one session per command',
-  { skip: unavailable },
-  async (t) => {
-    const sshd = await startLocalSshd({ TMPDIR: '/nonexistent-heqet-tmp' })
-    t.teardown(() => sshd.stop())
-    const r = new SshRunner({ privateKey: sshd.privateKey, user: sshd.user, port: sshd.port, sudo: false })
-    t.teardown(() => r.close())
-    for (let i = 0; i < 2; i++) {
-      const results = await r.runBatch(HOST, ['echo $TMPDIR', 'exit 4', 'echo never'], quick)
-      t.same(
-        results.map((x) => [x.stdout, x.exitCode]),
-        [
-          ['/nonexistent-heqet-tmp\n', 0],
-          ['', 4],
-        ],
-      )
-    }
-  },
-)
-
-t.test('local sshd availability', async (t) => {
-  if (unavailable) t.comment(`ssh runner tests skipped: ${unavailable}`)
-  t.pass()
+t.test('a node without a writable temp dir falls back to one session per command', async (t) => {
+  if (!requirePrerequisite(t, unavailable)) return
+  const sshd = await startLocalSshd({ TMPDIR: '/nonexistent-heqet-tmp' })
+  t.teardown(() => sshd.stop())
+  const r = new SshRunner({ privateKey: sshd.privateKey, user: sshd.user, port: sshd.port, sudo: false })
+  t.teardown(() => r.close())
+  for (let i = 0; i < 2; i++) {
+    const results = await r.runBatch(HOST, ['echo $TMPDIR', 'exit 4', 'echo never'], quick)
+    t.same(
+      results.map((x) => [x.stdout, x.exitCode]),
+      [
+        ['/nonexistent-heqet-tmp\n', 0],
+        ['', 4],
+      ],
+    )
+  }
 })

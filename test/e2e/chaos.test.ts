@@ -3,12 +3,12 @@
 // DB must agree with nothing leaked. (`npm run chaos -- --runs N` for more.)
 import t from 'tap'
 import { chaosRuns, loadTopology, startHeqetOnTestbed } from './lib/chaos.ts'
-import { createTestbed, testbedPrerequisites } from './lib/testbed.ts'
+import { createTestbed, requireTestbed } from './lib/testbed.ts'
 
-const pre = testbedPrerequisites()
 const RUNS = Number(process.env['HEQET_CHAOS_RUNS'] ?? 20)
 
-t.test(`kill -9 during operations, ${RUNS} runs`, { skip: pre.ok ? false : pre.why }, async (t) => {
+t.test(`kill -9 during operations, ${RUNS} runs`, async (t) => {
+  if (!requireTestbed(t)) return
   const tb = await createTestbed({ nodes: 3, devicesPerNode: 2, name: 'hqkill' })
   t.teardown(() => tb.destroy())
   const server = await startHeqetOnTestbed(tb)

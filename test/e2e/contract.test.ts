@@ -4,9 +4,7 @@ import t from 'tap'
 import type { Executor } from '../../executors/executor.ts'
 import { type ContractHost, runExecutorContract } from '../contract/executor.case.ts'
 import { kubeOnTestbed, remoteExecutor, sshRunner } from './lib/heqet.ts'
-import { createTestbed, type Testbed, testbedPrerequisites } from './lib/testbed.ts'
-
-const pre = testbedPrerequisites()
+import { createTestbed, requireTestbed, type Testbed } from './lib/testbed.ts'
 
 function hostsOf(tb: Testbed): ContractHost[] {
   return tb.nodes.map((n) => ({ manage: n.ip, storage: n.ip, devices: n.devices }))
@@ -19,7 +17,8 @@ async function peered(tb: Testbed): Promise<void> {
   }
 }
 
-t.test('executor contract: ssh on the testbed', { skip: pre.ok ? false : pre.why }, async (t) => {
+t.test('executor contract: ssh on the testbed', async (t) => {
+  if (!requireTestbed(t)) return
   const tb = await createTestbed({ nodes: 3, devicesPerNode: 1, name: 'hqcssh' })
   t.teardown(() => tb.destroy())
   await peered(tb)
@@ -28,7 +27,8 @@ t.test('executor contract: ssh on the testbed', { skip: pre.ok ? false : pre.why
   runExecutorContract(t, { make: () => ({ executor, hosts: hostsOf(tb), cleanup: async () => {} }) })
 })
 
-t.test('executor contract: kube on the testbed', { skip: pre.ok ? false : pre.why }, async (t) => {
+t.test('executor contract: kube on the testbed', async (t) => {
+  if (!requireTestbed(t)) return
   const tb = await createTestbed({ nodes: 3, devicesPerNode: 1, name: 'hqckube' })
   t.teardown(() => tb.destroy())
   await peered(tb)

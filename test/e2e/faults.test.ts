@@ -7,9 +7,7 @@ import { InjectingRunner, Injector } from '../../executors/inject.ts'
 import { makeApp, type TestApp } from '../helpers/app.ts'
 import { compareNodesWithDb, type HeketiDump } from './lib/agreement.ts'
 import { remoteExecutor, sshRunner } from './lib/heqet.ts'
-import { createTestbed, type Testbed, testbedPrerequisites } from './lib/testbed.ts'
-
-const pre = testbedPrerequisites()
+import { createTestbed, requireTestbed, type Testbed } from './lib/testbed.ts'
 
 const CREATE = [
   '^mkdir -p',
@@ -44,7 +42,8 @@ async function agree(t: Test, app: TestApp, tb: Testbed, baseFstab: string[][], 
   t.same(a.missing, [], `${what}: nothing missing on the nodes`)
 }
 
-t.test('one failing node command at a time', { skip: pre.ok ? false : pre.why }, async (t) => {
+t.test('one failing node command at a time', async (t) => {
+  if (!requireTestbed(t)) return
   const tb = await createTestbed({ nodes: 3, devicesPerNode: 1, deviceSizeGiB: 32, name: 'hqfault' })
   t.teardown(() => tb.destroy())
   const injector = new Injector([])

@@ -6,9 +6,7 @@ import t, { type Test } from 'tap'
 import type { Executor } from '../../executors/executor.ts'
 import { makeApp, type TestApp } from '../helpers/app.ts'
 import { kubeOnTestbed, remoteExecutor, sshRunner } from './lib/heqet.ts'
-import { createTestbed, type Testbed, testbedPrerequisites } from './lib/testbed.ts'
-
-const pre = testbedPrerequisites()
+import { createTestbed, requireTestbed, type Testbed } from './lib/testbed.ts'
 
 async function ok(t: Test, res: { statusCode: number; body: string }, status: number, what: string) {
   t.equal(res.statusCode, status, `${what}${res.statusCode === status ? '' : `: ${res.body}`}`)
@@ -153,25 +151,23 @@ async function scenario(t: Test, tb: Testbed, executor: Executor) {
   t.equal(pool.stdout.trim().split('\n').length, 2, 'peers detached')
 }
 
-t.test('end-to-end with the SSH executor', { skip: pre.ok ? false : pre.why }, async (t) => {
+t.test('end-to-end with the SSH executor', async (t) => {
+  if (!requireTestbed(t)) return
   const tb = await createTestbed({ nodes: 3, devicesPerNode: 2, name: 'hqssh' })
   t.teardown(() => tb.destroy())
   await scenario(t, tb, remoteExecutor(sshRunner(tb)))
 })
 
-t.test(
-  'end-to-end with the kube executor (fake API server)',
-  { skip: pre.ok ? false : pre.why },
-  async (t) => {
-    const tb = await createTestbed({ nodes: 3, devicesPerNode: 2, name: 'hqkube' })
-    t.teardown(() => tb.destroy())
-    const { runner, kube } = await kubeOnTestbed(tb)
-    t.teardown(() => kube.stop())
-    await scenario(
-      t,
-      tb,
-      remoteExecutor(runner, (code) => `command terminated with exit code ${code}`),
-    )
-    t.ok(kube.execs.length > 20, `commands went through pods/exec (${kube.execs.length})`)
-  },
-)
+t.test('end-to-end with the kube executor (fake API server)', async (t) => {
+  if (!requireTestbed(t)) return
+  const tb = await createTestbed({ nodes: 3, devicesPerNode: 2, name: 'hqkube' })
+  t.teardown(() => tb.destroy())
+  const { runner, kube } = await kubeOnTestbed(tb)
+  t.teardown(() => kube.stop())
+  await scenario(
+    t,
+    tb,
+    remoteExecutor(runner, (code) => `command terminated with exit code ${code}`),
+  )
+  t.ok(kube.execs.length > 20, `commands went through pods/exec (${kube.execs.length})`)
+})

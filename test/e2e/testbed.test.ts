@@ -10,9 +10,9 @@ import { type SshTarget, sshBatch, sshBatchOk } from './lib/ssh-batch.ts'
 import {
   createTestbed,
   nodeNamespaces,
+  requireTestbed,
   type Testbed,
   type TestNode,
-  testbedPrerequisites,
   testbedResidue,
 } from './lib/testbed.ts'
 
@@ -286,9 +286,4 @@ async function checkSimulator(t: Test, tb: Testbed, target: SshTarget): Promise<
 }
 
 // Last, so every declaration above is initialised before the suite runs.
-const prerequisites = testbedPrerequisites()
-if (!prerequisites.ok) {
-  t.plan(0, `e2e testbed unavailable: ${prerequisites.why}`)
-} else {
-  await runSuite()
-}
+if (requireTestbed(t)) await runSuite()

@@ -1,3 +1,13 @@
+// Every e2e test (each file, or each subtest that builds a testbed) starts with
+//
+//   if (!requireTestbed(t)) return        // in a subtest
+//   if (requireTestbed(t)) await runAll() // at the top of a file
+//
+// When the machine lacks what the testbed needs (root, glusterd, sshd …) the
+// test is skipped with the reason — unless HEQET_E2E_REQUIRED=1 (set by
+// .ci/run), where it fails instead: CI cannot pass by skipping the testbed.
+// Never skip with `{ skip: … }` or `t.plan(0, …)` directly.
+//
 // End-to-end testbed: 3–4 GlusterFS storage nodes on this machine, each in
 // its own namespaces on a private bridge, reachable over SSH like the nodes
 // heketi manages. See node.ts (one node), node-setup.sh (inside a node),
@@ -6,8 +16,7 @@
 //
 // Usage (as root, after .ci/e2e-deps.sh):
 //
-//   const pre = testbedPrerequisites()
-//   if (!pre.ok) t.plan(0, pre.why)
+//   if (!requireTestbed(t)) return
 //   const tb = await createTestbed({ nodes: 3, devicesPerNode: 2 })
 //   t.teardown(() => tb.destroy())
 //   // heqet config: executor ssh, keyfile tb.sshKeyFile, user tb.sshUser, port tb.sshPort;
@@ -22,6 +31,8 @@
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import type { Test } from 'tap'
+import { requirePrerequisite } from '../../helpers/prerequisite.ts'
 import {
   ownerIsAlive,
   readOwner,
@@ -105,6 +116,13 @@ export function testbedPrerequisites(): { ok: boolean; why?: string } {
   if (!readFileSync('/proc/filesystems', 'utf8').includes('overlay')) missing.push('overlayfs')
   if (missing.length === 0) return { ok: true }
   return { ok: false, why: `testbed needs ${missing.join(', ')} (run .ci/e2e-deps.sh as root)` }
+}
+
+/** true when the test may build a testbed; otherwise it is skipped, or failed
+ * when HEQET_E2E_REQUIRED=1 (see the top of this file) */
+export function requireTestbed(t: Test): boolean {
+  const pre = testbedPrerequisites()
+  return requirePrerequisite(t, pre.ok ? undefined : `e2e testbed unavailable: ${pre.why}`)
 }
 
 function findBinary(name: string): boolean {
