@@ -1,20 +1,38 @@
-# heqet server image. Build: docker build -t heqet .
-# Run:   docker run -p 8080:8080 -v heqet-data:/var/lib/heketi \
-#          -v /path/heketi.json:/etc/heketi/heketi.json heqet
-FROM node:20-bookworm-slim
-WORKDIR /opt/heqet
+# heqet server image: compiled JavaScript, production dependencies only, non-root.
+#   docker build -t heqet .
+#   docker run -p 8080:8080 -v heqet-data:/var/lib/heketi \
+#     -v /path/heketi.json:/etc/heketi/heketi.json:ro heqet
+# deploy/image-steps.ts runs these same steps without a container engine
+# (test/image-build.test.ts, so CI runs them): keep every RUN an npm command
+# or one of the image-only set-up lines that script knows.
+
+# build stage: full dependencies (typescript), tsc into dist/
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
-COPY bin ./bin
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
 COPY api ./api
 COPY src ./src
 COPY db ./db
 COPY executors ./executors
-COPY etc ./etc
-COPY tsconfig.json ./
+RUN npm run build
+
+# runtime stage: production dependencies and the compiled output only
+FROM node:20-bookworm-slim
+WORKDIR /opt/heqet
 ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY bin ./bin
+COPY --from=build /src/dist ./dist
+# the DB directory belongs to the unprivileged user (uid 1000 `node`)
+RUN mkdir -p /var/lib/heketi /etc/heketi && chown node:node /var/lib/heketi
 VOLUME ["/var/lib/heketi"]
 EXPOSE 8080
 USER node
+# Kubernetes ignores HEALTHCHECK and uses the Deployment's probes on /hello
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s \
+  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.HEQET_HEALTH_PORT||8080}/hello`).then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 ENTRYPOINT ["node", "bin/heqet.js"]
 CMD ["--config=/etc/heketi/heketi.json"]

@@ -1,11 +1,35 @@
 // GET /metrics: heketi's gauges (all computed on scrape) plus the process
-// metrics of prom-client's default collectors.
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client'
+// metrics of prom-client's default collectors. prom-client (~12 MB of
+// memory) is loaded at the first scrape: a server nobody scrapes never pays.
+import type { Registry } from 'prom-client'
 import { isVolumeListed } from '../../src/clusters.ts'
+import type { AppContext } from '../../src/context.ts'
 import { type Api, addRoute } from '../server.ts'
 
 export function registerMetricsRoutes(api: Api): void {
-  const { ctx } = api
+  let metrics: Promise<Metrics> | undefined
+  addRoute(api, {
+    method: 'GET',
+    path: '/metrics',
+    handler: async (_req, reply) => {
+      metrics ??= createMetrics(api.ctx)
+      const { registry, refresh } = await metrics
+      return reply
+        .code(200)
+        .header('content-type', registry.contentType)
+        .send(await refresh())
+    },
+  })
+}
+
+interface Metrics {
+  registry: Registry
+  /** fill every gauge from the store; resolves to the exposition text */
+  refresh(): Promise<string>
+}
+
+async function createMetrics(ctx: AppContext): Promise<Metrics> {
+  const { collectDefaultMetrics, Gauge, Registry } = await import('prom-client')
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const gauge = (name: string, help: string, labelNames: string[] = []) =>
@@ -37,7 +61,7 @@ export function registerMetricsRoutes(api: Api): void {
   const inFlight = gauge('heketi_operations_inFlight_count', 'Number of in flight Operations')
   const perScrape = [volumes, blockVolumes, nodes, devices, size, free, used, sizeB, freeB, usedB, bricks]
 
-  function refresh(): void {
+  function fill(): void {
     for (const g of perScrape) g.reset()
     ctx.store.read((tx) => {
       const ops = tx.values('pendingop')
@@ -88,21 +112,15 @@ export function registerMetricsRoutes(api: Api): void {
     })
   }
 
-  addRoute(api, {
-    method: 'GET',
-    path: '/metrics',
-    handler: async (_req, reply) => {
-      try {
-        refresh()
-        up.set(1)
-      } catch (err) {
-        ctx.log.error({ err }, 'metrics: unable to read the topology')
-        up.set(0)
-      }
-      return reply
-        .code(200)
-        .header('content-type', registry.contentType)
-        .send(await registry.metrics())
-    },
-  })
+  async function refresh(): Promise<string> {
+    try {
+      fill()
+      up.set(1)
+    } catch (err) {
+      ctx.log.error({ err }, 'metrics: unable to read the topology')
+      up.set(0)
+    }
+    return registry.metrics()
+  }
+  return { registry, refresh }
 }
