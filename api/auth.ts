@@ -3,7 +3,14 @@
 // `qsh` claim binding the token to METHOD&path. Errors are heketi's texts;
 // when several claim checks fail the last one (exp, iat, nbf, signature)
 // is reported, as heketi does.
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto'
+//
+// @fastify/jwt (fast-jwt underneath) decodes the token and verifies its
+// signature: one registration per issuer, each with that issuer's key and
+// only the HMAC algorithms. Its own claim checks are off; heketi's ordered
+// checks and texts are made here, on top.
+import { createHash, createHmac } from 'node:crypto'
+import fastifyJwt from '@fastify/jwt'
+import type { FastifyInstance } from 'fastify'
 import { Errors } from '../src/errors.ts'
 
 export type Issuer = 'admin' | 'user'
@@ -13,8 +20,16 @@ export interface AuthKeys {
   user: string
 }
 
+/** Decoding and signature verification, per issuer (@fastify/jwt). */
+export interface TokenVerifier {
+  /** header and claims of a compact JWS; throws with the decoder's text when malformed */
+  decode(token: string): { header: Record<string, unknown>; payload: Record<string, unknown> }
+  /** throws when the signature does not match the issuer's key */
+  verifySignature(iss: Issuer, token: string): void
+}
+
 export interface AuthOptions {
-  keys: AuthKeys
+  tokens: TokenVerifier
   iatLeewaySec: number
   /**
    * Extra seconds an expired token is still accepted. heketi's Python client
@@ -25,11 +40,13 @@ export interface AuthOptions {
   now?: () => number
 }
 
-const HMAC: Record<string, string> = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' }
+const HMAC_ALGS = ['HS256', 'HS384', 'HS512'] as const
 // golang-jwt registers `none` too, so it is refused as unexpected, not unavailable
 const KNOWN_ALGS = new Set([
   'none',
-  ...Object.keys(HMAC),
+  'HS256',
+  'HS384',
+  'HS512',
   'RS256',
   'RS384',
   'RS512',
@@ -42,11 +59,40 @@ const KNOWN_ALGS = new Set([
   'EdDSA',
 ])
 
-function decodeSegment(segment: string): Record<string, unknown> {
-  const text = Buffer.from(segment, 'base64url').toString('utf8')
-  const value = JSON.parse(text)
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('invalid segment')
-  return value as Record<string, unknown>
+/**
+ * Register @fastify/jwt once per issuer (namespaces `admin` and `user`) on
+ * the server and return the verifier the request pipeline uses. The
+ * decorations exist once the server is ready, before any request.
+ */
+export function registerTokenVerifier(
+  app: FastifyInstance<any, any, any, any>,
+  keys: AuthKeys,
+): TokenVerifier {
+  for (const iss of ['admin', 'user'] as const) {
+    app.register(fastifyJwt, {
+      namespace: iss,
+      secret: keys[iss],
+      decode: { complete: true },
+      // heketi's claim checks (below) replace fast-jwt's
+      verify: { algorithms: [...HMAC_ALGS], ignoreExpiration: true, ignoreNotBefore: true, cache: 1000 },
+      // decoder errors carry fast-jwt's own text, without a prefix
+      messages: { authorizationTokenInvalid: (err: Error) => err.message },
+    })
+  }
+  const jwt = (iss: Issuer) => (app.jwt as unknown as Record<Issuer, fastifyJwt.JWT>)[iss]
+  return {
+    decode(token) {
+      const decoded = jwt('admin').decode<{
+        header: Record<string, unknown>
+        payload: Record<string, unknown>
+      }>(token)
+      if (!decoded) throw new Error('The token is malformed.')
+      return decoded
+    },
+    verifySignature(iss, token) {
+      jwt(iss).verify(token)
+    },
+  }
 }
 
 /** Go's time.Duration String() for whole seconds, e.g. 1m30s, 2h0m5s. */
@@ -94,21 +140,20 @@ export function authenticate(
   let head: Record<string, unknown>
   let claims: Record<string, unknown>
   try {
-    head = decodeSegment(segments[0]!)
-    claims = decodeSegment(segments[1]!)
+    ;({ header: head, payload: claims } = opts.tokens.decode(token))
   } catch (err) {
     throw Errors.tokenInvalid((err as Error).message)
   }
   const alg = String(head['alg'] ?? '')
   if (!KNOWN_ALGS.has(alg)) throw Errors.tokenInvalid('signing method (alg) is unavailable.')
-  if (!HMAC[alg]) throw Errors.tokenInvalid(`Unexpected signing method: ${alg}`)
+  if (!(HMAC_ALGS as readonly string[]).includes(alg))
+    throw Errors.tokenInvalid(`Unexpected signing method: ${alg}`)
   if (claims['aud'] !== undefined && typeof claims['aud'] !== 'string') {
     throw Errors.tokenInvalid('json: cannot unmarshal array into Go struct field .aud of type string')
   }
   const iss = claims['iss']
   if (iss === undefined || iss === '' || iss === null) throw Errors.tokenInvalid('Token missing iss claim')
   if (iss !== 'admin' && iss !== 'user') throw Errors.tokenInvalid('Unknown user')
-  const key = opts.keys[iss]
 
   const now = Math.floor((opts.now ?? Date.now)() / 1000)
   const exp = numericClaim(claims, 'exp')
@@ -121,9 +166,14 @@ export function authenticate(
   }
   if (iat !== undefined && now < iat - opts.iatLeewaySec) failure = 'Token used before issued'
   if (nbf !== undefined && now < nbf) failure = 'token is not valid yet'
-  const expected = createHmac(HMAC[alg]!, key).update(`${segments[0]}.${segments[1]}`).digest()
-  const given = Buffer.from(segments[2]!, 'base64url')
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) failure = 'signature is invalid'
+  try {
+    opts.tokens.verifySignature(iss, token)
+  } catch (err) {
+    // any refusal by fast-jwt (wrong key, empty or malformed signature) is heketi's text;
+    // anything else is a server fault, not the client's
+    if (!String((err as { code?: unknown }).code).startsWith('FAST_JWT_')) throw err
+    failure = 'signature is invalid'
+  }
 
   if (failure === 'signature is invalid') {
     throw Errors.tokenInvalid('signature is invalid (client and server secrets may not match)')

@@ -11,7 +11,7 @@ import Fastify, {
 import type { AdminState } from '../src/config.ts'
 import type { AppContext, Job } from '../src/context.ts'
 import { Errors, HeqetError } from '../src/errors.ts'
-import { authenticate, authorize } from './auth.ts'
+import { authenticate, authorize, registerTokenVerifier } from './auth.ts'
 import { sendAccepted, sendError } from './http.ts'
 import { AsyncQueue } from './queue.ts'
 
@@ -66,6 +66,8 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
   const queue = new AsyncQueue(ctx.log)
   const routes: RouteSpec[] = []
   const state = { admin: initialState }
+  const keys = { admin: ctx.config.adminKey, user: ctx.config.userKey }
+  const tokens = ctx.config.disableAuth ? undefined : registerTokenVerifier(app, keys)
 
   // heketi never looks at Content-Type: every body is read as text and
   // decoded by the route that wants it
@@ -88,9 +90,9 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
     // trailing slash is the API router's redirect, after authentication
     if (clean !== path && clean !== path.slice(0, -1)) return reply.redirect(clean + query, 301)
     if (PUBLIC.has(`${req.method} ${path}`)) return
-    if (!ctx.config.disableAuth) {
+    if (tokens) {
       const iss = authenticate(req.headers.authorization, req.method, path, {
-        keys: { admin: ctx.config.adminKey, user: ctx.config.userKey },
+        tokens,
         iatLeewaySec: ctx.config.jwtIatLeewaySec,
         expLeewaySec: 5,
       })
