@@ -1,17 +1,30 @@
-// Property tests over the whole API with the mock executor: random
-// topologies and random sequences of volume creates, expands and deletes.
-// After every step the DB is consistent and every brick set spans distinct
-// nodes (and distinct zones when the topology allows); expand keeps the set
-// geometry; deleting everything gives every KiB back.
+// Property tests over the whole API with the mock executor behind the fault
+// injector (heketi's `inject/mock`): random topologies and random sequences of
+// volume creates, expands and deletes over every durability heketi offers
+// (replica 2/3, arbiter, disperse 2+1/4+2/8+3/8+4, distribute), some of them
+// with an injected node failure. After every step the DB is consistent and
+// every brick set spans distinct nodes (and distinct zones when the topology
+// allows); expand keeps the set geometry; a failed create or expand says why
+// (heketi's placement text, or the injected failure) and leaves the DB exactly
+// as it was and no volume on the "nodes"; deleting everything gives every KiB
+// back. The seed changes every run and is printed (test/helpers/property.ts).
 import fc from 'fast-check'
-import t from 'tap'
+import t, { type Test } from 'tap'
+import { BUCKETS } from '../db/store.ts'
+import { Injector, injectingExecutor } from '../executors/inject.ts'
 import { MockExecutor } from '../executors/mock.ts'
-import { makeApp } from './helpers/app.ts'
+import { makeApp, type TestApp } from './helpers/app.ts'
+import { checkProperty } from './helpers/property.ts'
 
 type Durability =
   | { type: 'replicate'; replicate: { replica: number } }
   | { type: 'disperse'; disperse: { data: number; redundancy: number } }
   | { type: 'none' }
+
+interface VolumeKind {
+  durability: Durability
+  arbiter: boolean
+}
 
 const setSize = (d: Durability) =>
   d.type === 'replicate'
@@ -20,100 +33,276 @@ const setSize = (d: Durability) =>
       ? d.disperse.data + d.disperse.redundancy
       : 1
 
-const durabilityArb: fc.Arbitrary<Durability> = fc.oneof(
-  fc.constantFrom(2, 3).map((replica) => ({ type: 'replicate' as const, replicate: { replica } })),
-  fc.constant({ type: 'disperse' as const, disperse: { data: 2, redundancy: 1 } }),
-  fc.constant({ type: 'none' as const }),
+/** smallest size heketi accepts (GiB): 1 GiB per data brick for disperse */
+const minSizeGiB = (d: Durability) => (d.type === 'disperse' ? d.disperse.data : 1)
+
+const replicate = (replica: number): Durability => ({ type: 'replicate', replicate: { replica } })
+const disperse = (data: number, redundancy: number): Durability => ({
+  type: 'disperse',
+  disperse: { data, redundancy },
+})
+
+const kindArb: fc.Arbitrary<VolumeKind> = fc.oneof(
+  fc.constantFrom(2, 3).map((r) => ({ durability: replicate(r), arbiter: false })),
+  fc.constant({ durability: replicate(3), arbiter: true }),
+  fc
+    .constantFrom([2, 1], [4, 2], [8, 3], [8, 4])
+    .map(([d, r]) => ({ durability: disperse(d!, r!), arbiter: false })),
+  fc.constant({ durability: { type: 'none' as const }, arbiter: false }),
 )
+
+/** one node action that fails: the `skip` first calls pass, then `count` fail */
+const FAULT_ACTIONS = ['brickCreate', 'volumeCreate', 'volumeExpand'] as const
+const faultArb = fc.option(
+  fc.record({
+    action: fc.constantFrom(...FAULT_ACTIONS),
+    skip: fc.nat({ max: 2 }),
+    // once or twice (a create retries with new bricks), or every time
+    count: fc.oneof(fc.integer({ min: 1, max: 2 }), fc.constant(1000)),
+  }),
+  { freq: 2 },
+)
+type Fault = { action: (typeof FAULT_ACTIONS)[number]; skip: number; count: number } | null
 
 const opArb = fc.oneof(
   fc.record({
     kind: fc.constant('create' as const),
     size: fc.integer({ min: 1, max: 120 }),
-    durability: durabilityArb,
+    volume: kindArb,
+    fault: faultArb,
   }),
-  fc.record({ kind: fc.constant('expand' as const), pick: fc.nat(), add: fc.integer({ min: 1, max: 60 }) }),
+  fc.record({
+    kind: fc.constant('expand' as const),
+    pick: fc.nat(),
+    add: fc.integer({ min: 1, max: 60 }),
+    fault: faultArb,
+  }),
   fc.record({ kind: fc.constant('delete' as const), pick: fc.nat() }),
 )
 
 const topologyArb = fc.record({
-  nodes: fc.integer({ min: 3, max: 6 }),
+  // up to 12 nodes so that disperse 8+3 and 8+4 can fit
+  nodes: fc.oneof(fc.integer({ min: 3, max: 6 }), fc.integer({ min: 11, max: 12 })),
   devices: fc.integer({ min: 1, max: 3 }),
   zones: fc.integer({ min: 1, max: 4 }),
 })
 
-t.test('random volume workloads keep every invariant', async (t) => {
-  await fc.assert(
-    fc.asyncProperty(topologyArb, fc.array(opArb, { minLength: 3, maxLength: 10 }), async (topo, ops) => {
-      const mock = new MockExecutor({ deviceSizeGiB: 100 })
-      const app = await makeApp(t, { executor: mock })
-      try {
-        const cluster = (await app.call('POST', '/clusters', { file: true, block: true })).json().id
-        const zoneOf = new Map<string, number>()
-        for (let i = 0; i < topo.nodes; i++) {
-          const zone = (i % topo.zones) + 1
-          const res = await app.run('POST', '/nodes', {
-            zone,
-            hostnames: { manage: [`n${i}.example.com`], storage: [`10.1.0.${i + 1}`] },
-            cluster,
-          })
-          zoneOf.set(`10.1.0.${i + 1}`, zone)
-          const nodeId = res.location!.split('/').pop()!
-          for (let d = 0; d < topo.devices; d++)
-            await app.run('POST', '/devices', { name: `/dev/vd${d}`, node: nodeId })
-        }
-        const totalFree = async () => {
-          let sum = 0
-          for (const n of (await app.call('GET', `/clusters/${cluster}`)).json().nodes) {
-            for (const d of (await app.call('GET', `/nodes/${n}`)).json().devices) sum += d.storage.free
-          }
-          return sum
-        }
-        const initialFree = await totalFree()
-        const durabilityOf = new Map<string, Durability>()
-        for (const op of ops) {
-          const ids: string[] = (await app.call('GET', '/volumes')).json().volumes
-          if (op.kind === 'create') {
-            const res = await app.run('POST', '/volumes', { size: op.size, durability: op.durability })
-            if (res.statusCode === 303) durabilityOf.set(res.location!.split('/').pop()!, op.durability)
-            else if (!/No space|Maximum number of bricks|Minimum brick size/.test(res.body)) return false
-          } else if (ids.length > 0) {
-            const id = ids[op.pick % ids.length]!
-            const before = (await app.call('GET', `/volumes/${id}`)).json()
-            if (op.kind === 'expand') {
-              const res = await app.run('POST', `/volumes/${id}/expand`, { expand_size: op.add })
-              const after = (await app.call('GET', `/volumes/${id}`)).json()
-              if (res.statusCode === 303) {
-                if (after.size !== before.size + op.add) return false
-              } else if (after.size !== before.size || after.bricks.length !== before.bricks.length)
-                return false
-            } else {
-              if ((await app.run('DELETE', `/volumes/${id}`)).statusCode !== 204) return false
-              durabilityOf.delete(id)
-            }
-          }
-          // invariants after every step
-          if ((await app.call('GET', '/db/check')).json().totalinconsistencies !== 0) return false
-          for (const [id, d] of durabilityOf) {
-            const info = (await app.call('GET', `/volumes/${id}`)).json()
-            const order = mock.glusterBricks(info.name)!
-            const size = setSize(d)
-            if (order.length !== info.bricks.length || order.length % size !== 0) return false
-            const distinctZonesPossible = Math.min(topo.zones, topo.nodes) >= size
-            for (let s = 0; s < order.length; s += size) {
-              const hosts = order.slice(s, s + size).map((b) => b.storageHost)
-              if (new Set(hosts).size !== size) return false
-              const zones = new Set(hosts.map((h) => zoneOf.get(h)))
-              if (distinctZonesPossible && zones.size !== size && topo.devices === 1) return false
-            }
-          }
-        }
-        for (const id of durabilityOf.keys()) await app.run('DELETE', `/volumes/${id}`)
-        return (await totalFree()) === initialFree
-      } finally {
-        await app.close()
+// heketi's placement texts (src/placement/errors.ts), the only reasons an
+// allocation may give here: no tags, no offline nodes, arbiter bricks ≥ 16 MiB
+const PLACEMENT_REASON =
+  /^(No space|Maximum number of bricks reached\.|Minimum brick size limit reached\. {2}Out of space\.)/
+const CREATE_FAILED = new RegExp(`^Failed to allocate new volume: ${PLACEMENT_REASON.source.slice(1)}`)
+const EXPAND_FAILED = new RegExp(`^Failed to allocate volume expansion: ${PLACEMENT_REASON.source.slice(1)}`)
+const injectedText = (action: string) => `injected ${action} failure`
+
+/** every bucket of the DB, as plain data */
+function dumpDb(app: TestApp): Record<string, [string, unknown][]> {
+  return app.ctx.store.read((tx) =>
+    Object.fromEntries(
+      BUCKETS.map((b) => [b, tx.keys(b).map((k) => [k, tx.get(b, k)] as [string, unknown])]),
+    ),
+  )
+}
+
+/** why a step broke an invariant; thrown so fast-check shrinks and reports it */
+function broken(what: string, detail: unknown = ''): never {
+  throw new Error(`${what}${detail === '' ? '' : `: ${JSON.stringify(detail)}`}`)
+}
+
+type Op = typeof opArb extends fc.Arbitrary<infer O> ? O : never
+
+/** what the runs exercised, reported at the end (a property that never fails an op proves little) */
+const seen = {
+  created: 0,
+  createdDisperse8: 0,
+  createdArbiter: 0,
+  expanded: 0,
+  rolledBack: 0,
+  retriedAfterFault: 0,
+  placementRefused: 0,
+}
+
+async function workload(
+  t: Test,
+  topo: { nodes: number; devices: number; zones: number },
+  ops: Op[],
+): Promise<boolean> {
+  const mock = new MockExecutor({ deviceSizeGiB: 100 })
+  const injector = new Injector([])
+  const app = await makeApp(t, { executor: injectingExecutor(mock, injector) })
+  try {
+    const cluster = (await app.call('POST', '/clusters', { file: true, block: true })).json().id
+    const zoneOf = new Map<string, number>()
+    for (let i = 0; i < topo.nodes; i++) {
+      const zone = (i % topo.zones) + 1
+      const res = await app.run('POST', '/nodes', {
+        zone,
+        hostnames: { manage: [`n${i}.example.com`], storage: [`10.1.0.${i + 1}`] },
+        cluster,
+      })
+      if (res.statusCode !== 303) broken('node add', res)
+      zoneOf.set(`10.1.0.${i + 1}`, zone)
+      const nodeId = res.location!.split('/').pop()!
+      for (let d = 0; d < topo.devices; d++) {
+        const dev = await app.run('POST', '/devices', {
+          name: `/dev/vd${String.fromCharCode(98 + d)}`,
+          node: nodeId,
+        })
+        if (dev.statusCode !== 204) broken('device add', dev)
       }
-    }),
-    { numRuns: 12, seed: 20261127 },
+    }
+    const totalFree = async () => {
+      let sum = 0
+      for (const n of (await app.call('GET', `/clusters/${cluster}`)).json().nodes) {
+        for (const d of (await app.call('GET', `/nodes/${n}`)).json().devices) sum += d.storage.free
+      }
+      return sum
+    }
+    const initialFree = await totalFree()
+    const kindOf = new Map<string, VolumeKind>()
+    let serial = 0
+
+    /** arm the injector for one operation; returns how many faults fired */
+    const withFault = async <R>(fault: Fault, fn: () => Promise<R>): Promise<[R, number]> => {
+      injector.setRules(
+        fault
+          ? [
+              {
+                pattern: `^${fault.action} `,
+                action: 'fail',
+                message: injectedText(fault.action),
+                skip: fault.skip,
+                count: fault.count,
+              },
+            ]
+          : [],
+      )
+      try {
+        const result = await fn()
+        return [result, injector.fired]
+      } finally {
+        injector.setRules([])
+      }
+    }
+
+    /** a failed operation: explained, and nothing left behind */
+    const checkFailure = (
+      what: string,
+      res: { statusCode: number; body: string },
+      fired: number,
+      fault: Fault,
+      placementText: RegExp,
+      dbBefore: unknown,
+    ) => {
+      if (fired > 0) {
+        if (!res.body.includes(injectedText(fault!.action))) broken(`${what}: not the injected failure`, res)
+      } else if (res.statusCode !== 500 || !placementText.test(res.body))
+        broken(`${what}: unexplained failure`, res)
+      const after = dumpDb(app)
+      if (JSON.stringify(after) !== JSON.stringify(dbBefore)) broken(`${what}: the DB is not as before`, res)
+      if (fired > 0) seen.rolledBack++
+      else seen.placementRefused++
+    }
+
+    for (const op of ops) {
+      const ids: string[] = (await app.call('GET', '/volumes')).json().volumes
+      const dbBefore = dumpDb(app)
+      if (op.kind === 'create') {
+        const name = `pv${serial++}`
+        const body = {
+          name,
+          size: op.size,
+          durability: op.volume.durability,
+          ...(op.volume.arbiter ? { glustervolumeoptions: ['user.heketi.arbiter true'] } : {}),
+        }
+        const [res, fired] = await withFault(op.fault, () => app.run('POST', '/volumes', body))
+        if (op.size < minSizeGiB(op.volume.durability)) {
+          if (res.statusCode !== 400 || !/is smaller than the minimum supported volume size/.test(res.body))
+            broken('create below the minimum size', res)
+        } else if (res.statusCode === 303) {
+          kindOf.set(res.location!.split('/').pop()!, op.volume)
+          seen.created++
+          if (op.volume.durability.type === 'disperse' && op.volume.durability.disperse.data === 8)
+            seen.createdDisperse8++
+          if (op.volume.arbiter) seen.createdArbiter++
+          if (fired > 0) seen.retriedAfterFault++
+        } else {
+          checkFailure('create', res, fired, op.fault, CREATE_FAILED, dbBefore)
+          if (mock.glusterBricks(name)) broken('create failed but the volume exists on the nodes', name)
+        }
+      } else if (ids.length > 0) {
+        const id = ids[op.pick % ids.length]!
+        const before = (await app.call('GET', `/volumes/${id}`)).json()
+        if (op.kind === 'expand') {
+          const bricksBefore = mock.glusterBricks(before.name)
+          const [res, fired] = await withFault(op.fault, () =>
+            app.run('POST', `/volumes/${id}/expand`, { expand_size: op.add }),
+          )
+          const after = (await app.call('GET', `/volumes/${id}`)).json()
+          if (res.statusCode === 303) {
+            if (after.size !== before.size + op.add) broken('expand: size', { before, after })
+            seen.expanded++
+          } else {
+            checkFailure('expand', res, fired, op.fault, EXPAND_FAILED, dbBefore)
+            if (JSON.stringify(mock.glusterBricks(before.name)) !== JSON.stringify(bricksBefore))
+              broken('expand failed but the nodes serve other bricks', before.name)
+          }
+        } else {
+          const res = await app.run('DELETE', `/volumes/${id}`)
+          if (res.statusCode !== 204) broken('delete', res)
+          if (mock.glusterBricks(before.name)) broken('deleted volume still on the nodes', before.name)
+          kindOf.delete(id)
+        }
+      }
+      // invariants after every step
+      const check = (await app.call('GET', '/db/check')).json()
+      if (check.totalinconsistencies !== 0) broken('db check', check)
+      if (app.ctx.store.read((tx) => tx.count('pendingop')) !== 0) broken('a pending operation is left', op)
+      for (const [id, kind] of kindOf) {
+        const info = (await app.call('GET', `/volumes/${id}`)).json()
+        const order = mock.glusterBricks(info.name)!
+        const size = setSize(kind.durability)
+        if (order.length !== info.bricks.length || order.length % size !== 0)
+          broken('gluster and DB bricks differ', { id, order: order.length, db: info.bricks.length })
+        const sizeOf = new Map<string, number>(
+          info.bricks.map((b: { path: string; size: number }) => [b.path, b.size] as [string, number]),
+        )
+        const distinctZonesPossible = Math.min(topo.zones, topo.nodes) >= size
+        for (let s = 0; s < order.length; s += size) {
+          const set = order.slice(s, s + size)
+          const hosts = set.map((b) => b.storageHost)
+          if (new Set(hosts).size !== size) broken('a set shares a node', { id, hosts })
+          const zones = new Set(hosts.map((h) => zoneOf.get(h)))
+          if (distinctZonesPossible && zones.size !== size && topo.devices === 1)
+            broken('a set shares a zone', { id, hosts })
+          if (kind.arbiter && !(sizeOf.get(set[2]!.path)! < sizeOf.get(set[0]!.path)!))
+            broken('the arbiter brick (position 2) is not the small one', { id, set })
+        }
+      }
+    }
+    for (const id of kindOf.keys()) {
+      const res = await app.run('DELETE', `/volumes/${id}`)
+      if (res.statusCode !== 204) broken('final delete', res)
+    }
+    const free = await totalFree()
+    if (free !== initialFree) broken('space not given back', { free, initialFree })
+    return true
+  } finally {
+    await app.close()
+  }
+}
+
+t.test('random volume workloads, with node failures, keep every invariant', async (t) => {
+  await checkProperty(
+    t,
+    fc.asyncProperty(topologyArb, fc.array(opArb, { minLength: 3, maxLength: 12 }), (topo, ops) =>
+      workload(t, topo, ops),
+    ),
+    { file: 'test/volume-properties.test.ts', numRuns: 200, minRuns: 12, timeLimitMs: 30_000 },
+  )
+  t.comment(`exercised: ${JSON.stringify(seen)}`)
+  t.ok(
+    seen.created > 0 && seen.rolledBack > 0,
+    'some creates succeeded and some failed operations were rolled back',
   )
 })
