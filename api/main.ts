@@ -1,4 +1,5 @@
-// The server command: heqet --config=FILE [--disable-auth]
+// The heqet command: the server (heqet --config=FILE [--disable-auth]) and
+// its offline subcommands (heqet db ...).
 import { randomBytes } from 'node:crypto'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
@@ -6,6 +7,7 @@ import { Command } from 'commander'
 import pino from 'pino'
 import { type Config, ConfigError, loadConfigFile } from '../src/config.ts'
 import { buildApp } from './app.ts'
+import { dbCommand } from './db-commands.ts'
 import { pinoLevel } from './routes/core.ts'
 
 const VERSION = '0.1.0'
@@ -35,6 +37,12 @@ function ensureKeys(config: Config, log: pino.Logger): void {
   config.userKey ||= keys.user
 }
 
+interface ServerOptions {
+  config?: string
+  disableAuth?: boolean
+  version?: boolean
+}
+
 export async function main(argv: string[]): Promise<void> {
   const program = new Command()
     .name('heqet')
@@ -43,8 +51,12 @@ export async function main(argv: string[]): Promise<void> {
     .option('--disable-auth', 'turn off JWT authentication and authorization')
     .option('-v, --version', 'print the version and exit')
     .allowExcessArguments(false)
-  program.parse(argv)
-  const opts = program.opts<{ config?: string; disableAuth?: boolean; version?: boolean }>()
+    .action((opts: ServerOptions) => serve(opts))
+  program.addCommand(dbCommand())
+  await program.parseAsync(argv)
+}
+
+async function serve(opts: ServerOptions): Promise<void> {
   console.log(`Heqet ${VERSION} (using node: ${process.version})`)
   if (opts.version) return
   if (!opts.config) {

@@ -1,9 +1,11 @@
 // heketi's JSON export format (`heketi db export`, GET /db/dump), produced
-// from heqet's store. The same shape is what a heketi DB migration reads.
-import { CHANGE_KINDS, type OperationType } from './entries.ts'
+// from heqet's store: field order, omitted-when-empty rules and sorted map
+// keys as heketi's Go structs write them. db/heketi-import.ts reads it back.
+import { CHANGE_KINDS, type DurabilityRequest, type OperationType, type VolumeEntry } from './entries.ts'
 import type { ReadTxn } from './store.ts'
 
-const OPERATION_TYPES: OperationType[] = [
+/** heketi's persisted operation type numbers (the index). */
+export const OPERATION_TYPES: readonly OperationType[] = [
   'unknown',
   'create-volume',
   'delete-volume',
@@ -17,8 +19,38 @@ const OPERATION_TYPES: OperationType[] = [
 ]
 const SUBTYPES = { unknown: 0, normal: 1, arbiter: 2 } as const
 
-const orUndefined = <T>(v: T[] | Record<string, string>) =>
-  (Array.isArray(v) ? v.length : Object.keys(v).length) > 0 ? v : undefined
+const orUndefined = <T>(v: T[]) => (v.length > 0 ? v : undefined)
+
+/** Go writes map keys sorted; omitted when empty */
+function sortedTags(tags: Record<string, string>): Record<string, string> | undefined {
+  const keys = Object.keys(tags).sort()
+  return keys.length > 0 ? Object.fromEntries(keys.map((k) => [k, tags[k]!])) : undefined
+}
+
+/** the request as stored, zero numbers and an empty type omitted (Go's omitempty) */
+function durability(d: DurabilityRequest) {
+  return {
+    type: d.type || undefined,
+    replicate: { replica: d.replicate.replica || undefined },
+    disperse: { data: d.disperse.data || undefined, redundancy: d.disperse.redundancy || undefined },
+  }
+}
+
+/** heketi keeps the mount info of the last update; it is what every read recomputes */
+export function volumeMount(tx: ReadTxn, v: VolumeEntry) {
+  const cluster = tx.get('cluster', v.clusterId)
+  const hosts = (cluster?.nodes ?? []).flatMap((id) => {
+    const n = tx.get('node', id)
+    return n ? [n.hostnames.storage[0]!] : []
+  })
+  return {
+    glusterfs: {
+      hosts,
+      device: `${hosts[0] ?? ''}:${v.name}`,
+      options: { 'backup-volfile-servers': hosts.slice(1).join(',') },
+    },
+  }
+}
 
 export function heketiDump(tx: ReadTxn): Record<string, Record<string, unknown>> {
   const byId = <T extends { id: string }>(list: T[], f: (x: T) => unknown) =>
@@ -37,18 +69,15 @@ export function heketiDump(tx: ReadTxn): Record<string, Record<string, unknown>>
     volumeentries: byId(tx.values('volume'), (v) => ({
       Info: {
         size: v.sizeGiB,
-        name: v.name,
-        durability: {
-          type: v.durability.type,
-          replicate: v.durability.replicate,
-          disperse: v.durability.disperse,
-        },
-        gid: v.gid || undefined,
-        snapshot: v.snapshot,
         clusters: orUndefined(v.requestedClusters),
+        name: v.name,
+        durability: durability(v.durability),
+        gid: v.gid || undefined,
         block: v.block || undefined,
+        snapshot: { enable: v.snapshot.enable, factor: v.snapshot.factor },
         id: v.id,
         cluster: v.clusterId,
+        mount: volumeMount(tx, v),
         blockinfo: {
           freesize: v.blockInfo.freeSizeGiB || undefined,
           reservedsize: v.blockInfo.reservedSizeGiB || undefined,
@@ -82,7 +111,7 @@ export function heketiDump(tx: ReadTxn): Record<string, Record<string, unknown>>
         zone: n.zone,
         hostnames: n.hostnames,
         cluster: n.clusterId,
-        tags: orUndefined(n.tags),
+        tags: sortedTags(n.tags),
         id: n.id,
       },
       Devices: n.devices,
@@ -91,7 +120,7 @@ export function heketiDump(tx: ReadTxn): Record<string, Record<string, unknown>>
       State: d.state,
       Info: {
         name: d.name,
-        tags: orUndefined(d.tags),
+        tags: sortedTags(d.tags),
         storage: { total: d.storage.totalKiB, free: d.storage.freeKiB, used: d.storage.usedKiB },
         id: d.id,
         paths: orUndefined(d.paths),

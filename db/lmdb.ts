@@ -42,6 +42,16 @@ class BucketCache {
   }
 }
 
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    // EPERM: alive, owned by someone else
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
 export class LmdbStore implements Store {
   readonly path: string
   private readonly root: RootDatabase
@@ -128,6 +138,20 @@ export class LmdbStore implements Store {
     } catch (err) {
       return Promise.reject(err)
     }
+  }
+
+  /**
+   * Other live processes that have this environment open (LMDB's reader
+   * table lists every process that has read it, and heqet reads it all at
+   * start): a running server, for the offline `heqet db` commands.
+   */
+  otherProcesses(): number[] {
+    const pids = new Set<number>()
+    for (const line of this.root.readerList().split('\n')) {
+      const pid = Number(line.trim().split(/\s+/)[0])
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) pids.add(pid)
+    }
+    return [...pids].sort((a, b) => a - b)
   }
 
   onCommit(listener: (changes: Change[]) => void): void {
