@@ -1,5 +1,6 @@
 // Composition root: store + executor + domain context + HTTP routes.
 import pino, { type Logger } from 'pino'
+import { ensureDbAttributes } from '../db/attributes.ts'
 import { LmdbStore } from '../db/lmdb.ts'
 import type { Store } from '../db/store.ts'
 import type { Executor } from '../executors/executor.ts'
@@ -67,6 +68,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   await api.app.ready()
   // nothing survives a restart as running: the cleaner takes it from here
   if (!config.dbReadOnly) {
+    await ensureDbAttributes(store)
     const stale = await markAllStale(ctx)
     if (stale > 0) log.warn(`${stale} pending operations from a previous run marked stale`)
   }

@@ -11,6 +11,7 @@ import { heketiDump } from '../db/heketi-export.ts'
 import { ImportError, importHeketiExport, writeImported } from '../db/heketi-import.ts'
 import { LmdbStore } from '../db/lmdb.ts'
 import { type CheckReport, checkConsistency } from '../src/dbcheck.ts'
+import { goJson } from './http.ts'
 
 /** A refusal: printed on stderr after the command's prefix, exit 1. */
 export class DbCommandError extends Error {}
@@ -122,11 +123,10 @@ export async function exportDb(opts: { dbFile: string; jsonFile: string }): Prom
   const store = openIdle(dbFile, true)
   let text: string
   try {
-    text = `${JSON.stringify(
+    text = goJson(
       store.read((tx) => heketiDump(tx)),
-      null,
       4,
-    )}\n`
+    )
   } finally {
     await store.close()
   }
