@@ -37,7 +37,13 @@ export interface App extends Api {
 export async function buildApp(opts: AppOptions): Promise<App> {
   const { config } = opts
   const log = opts.logger ?? pino({ level: pinoLevel(config.logLevel), name: 'heqet' })
-  const store = opts.store ?? new LmdbStore({ path: config.dbPath, readOnly: config.dbReadOnly })
+  const store =
+    opts.store ??
+    new LmdbStore({
+      path: config.dbPath,
+      readOnly: config.dbReadOnly,
+      onListenerError: (err) => log.error({ err }, 'a commit listener failed; the commit stands'),
+    })
   const executor = opts.executor ?? (await createExecutor(config, log))
   const monitor = new HealthMonitor()
   const ctx: AppContext = {
@@ -48,6 +54,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     throttle: new Throttle(config.maxInflightOperations),
     health: monitor,
     running: new Set(),
+    counters: { journalWriteFailures: 0 },
     placement: new TopologyIndex(store),
     limits: brickLimitsFromConfig({
       brickMinSizeGiB: config.brickMinSizeGiB,

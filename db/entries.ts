@@ -144,6 +144,8 @@ export type OperationType =
   // heqet's own: heketi ran these as plain jobs and could leak a VG or a peer on a crash
   | 'add-device'
   | 'delete-device'
+  | 'add-node'
+  | 'delete-node'
 
 /** heketi's change kinds, as an ordered list so the index is heketi's integer. */
 export const CHANGE_KINDS = [
@@ -189,6 +191,12 @@ export interface PendingOperationEntry {
   doneSteps: string[]
   /** free-form data an operation needs to finish or undo after a crash */
   data: Record<string, unknown>
+  /** heqet: why the last undo or clean-up failed (absent until one did) */
+  lastError?: string
+  /** heqet: clean-up attempts that failed so far */
+  cleanAttempts?: number
+  /** heqet: unix seconds before which the background cleaner leaves the record alone */
+  retryAt?: number
 }
 
 export interface DbAttributeEntry {

@@ -11,6 +11,7 @@ import {
   type BucketName,
   type Buckets,
   type Change,
+  notifyListeners,
   type ReadTxn,
   type Store,
   type WriteTxn,
@@ -20,6 +21,8 @@ export interface LmdbStoreOptions {
   /** path of the LMDB data file (created with its lock file beside it) */
   path: string
   readOnly?: boolean
+  /** told about every commit listener that threw (the commit itself stands) */
+  onListenerError?: (err: Error) => void
 }
 
 /** One bucket's decoded entries, with its keys sorted on demand. */
@@ -59,9 +62,12 @@ export class LmdbStore implements Store {
   private readonly cache = new Map<BucketName, BucketCache>()
   private readonly reader: ReadTxn
   private readonly listeners: ((changes: Change[]) => void)[] = []
+  private readonly onListenerError: (err: Error) => void
+  listenerFailures = 0
 
   constructor(opts: LmdbStoreOptions) {
     this.path = opts.path
+    this.onListenerError = opts.onListenerError ?? (() => {})
     mkdirSync(dirname(opts.path), { recursive: true })
     this.root = open({
       path: opts.path,
@@ -127,17 +133,19 @@ export class LmdbStore implements Store {
     }
     // transactionSync, not transaction: only the synchronous form aborts every
     // write of the callback when it throws (verified with lmdb 3.5).
+    let result: R
     try {
-      const result = this.root.transactionSync(() => fn(tx))
-      for (const c of changes) {
-        const bucket = this.cache.get(c.bucket)!
-        c.value === undefined ? bucket.delete(c.key) : bucket.set(c.key, c.value)
-      }
-      for (const listener of this.listeners) listener(changes)
-      return Promise.resolve(result)
+      result = this.root.transactionSync(() => fn(tx))
     } catch (err) {
       return Promise.reject(err)
     }
+    // committed: from here on nothing may turn the answer into a rejection
+    for (const c of changes) {
+      const bucket = this.cache.get(c.bucket)!
+      c.value === undefined ? bucket.delete(c.key) : bucket.set(c.key, c.value)
+    }
+    notifyListeners(this, this.listeners, changes, this.onListenerError)
+    return Promise.resolve(result)
   }
 
   /**

@@ -73,7 +73,33 @@ export interface Store {
    * order. In-memory indexes (placement) stay current through this.
    */
   onCommit(listener: (changes: Change[]) => void): void
+  /**
+   * How many times a commit listener threw. The commit stands (write()
+   * resolves); the failure is counted here and reported to the store's
+   * error hook, so an index that missed a change is visible (/metrics).
+   */
+  readonly listenerFailures: number
   /** A consistent copy of the whole store as one file's bytes. */
   backup(): Promise<Buffer>
   close(): Promise<void>
+}
+
+/**
+ * Run every commit listener; one that throws is counted and reported, and
+ * neither stops the others nor undoes the commit it was told about.
+ */
+export function notifyListeners(
+  counter: { listenerFailures: number },
+  listeners: readonly ((changes: Change[]) => void)[],
+  changes: Change[],
+  onError: (err: Error) => void,
+): void {
+  for (const listener of listeners) {
+    try {
+      listener(changes)
+    } catch (err) {
+      counter.listenerFailures++
+      onError(err instanceof Error ? err : new Error(String(err)))
+    }
+  }
 }

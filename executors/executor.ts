@@ -96,10 +96,19 @@ export interface Executor {
   /** `systemctl status glusterd`; rejects when glusterd is not running */
   glusterdCheck(host: string): Promise<void>
   peerProbe(host: string, newStorageHost: string): Promise<void>
+  /** resolves when `storageHost` is not (or no longer) a peer of `host`'s pool */
   peerDetach(host: string, storageHost: string): Promise<void>
 
   deviceSetup(req: DeviceSetupRequest): Promise<DeviceInfo>
   deviceTeardown(dev: DeviceRef, forget: boolean): Promise<void>
+  /**
+   * Undo a device setup whose outcome is unknown (it failed, timed out, or a
+   * crash interrupted it): remove vg_<deviceId> and its PV if they exist, and
+   * a PV in no volume group left on the device by an interrupted pvcreate (it
+   * holds no data). A PV of another volume group is left alone. Resolves only
+   * when the node is known to hold none of it; rejects when it cannot tell.
+   */
+  deviceSetupRevert(dev: DeviceRef): Promise<void>
   /** re-read the VG sizes (resync) */
   deviceInfo(dev: DeviceRef): Promise<DeviceInfo>
 

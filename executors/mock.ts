@@ -67,6 +67,9 @@ export class MockExecutor implements Executor {
   async deviceTeardown(_dev: DeviceRef, _forget: boolean): Promise<void> {
     await this.pause()
   }
+  async deviceSetupRevert(_dev: DeviceRef): Promise<void> {
+    await this.pause()
+  }
   async deviceInfo(_dev: DeviceRef): Promise<DeviceInfo> {
     await this.pause()
     return this.sizes()

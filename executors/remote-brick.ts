@@ -81,12 +81,18 @@ export async function destroyBrick(
   let spaceReclaimed = false
   if (thinCount === 0) {
     const poolRemoved = await ctx.run([lvremoveCommand(config, req.deviceId, thinPool)])
-    spaceReclaimed = poolRemoved.ok || isLvmNotFound(poolRemoved.error)
-    if (!spaceReclaimed) logger.warn(`removing thin pool ${vg}/${thinPool} on ${host}: ${poolRemoved.error}`)
+    // an empty pool that will not go is a failure, not "space kept": the
+    // caller would otherwise credit space the node still holds
+    if (!poolRemoved.ok && !isLvmNotFound(poolRemoved.error)) throw outcomeError(poolRemoved, host)
+    spaceReclaimed = true
   }
-  // heketi ignores a failed rmdir and leaves the directory behind; one
-  // retry clears a passing failure (the data is already gone either way)
-  const removed = await ctx.run([rmdirCommand(mnt)])
-  if (!removed.ok) await ctx.run([rmdirCommand(mnt)])
+  // heketi ignores a failed rmdir and leaves the directory behind; heqet
+  // retries once, then fails (a directory already gone is fine), so a
+  // destroy that resolves left nothing on the node
+  let removed = await ctx.run([rmdirCommand(mnt)])
+  if (!removed.ok) removed = await ctx.run([rmdirCommand(mnt)])
+  if (!removed.ok && !(!removed.transport && /No such file or directory/.test(removed.error))) {
+    throw outcomeError(removed, host)
+  }
   return { spaceReclaimed }
 }

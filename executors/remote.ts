@@ -6,6 +6,7 @@ import {
   deviceIdentityCommands,
   deviceSetupCommands,
   pvremoveCommand,
+  pvsIdentityCommand,
   rmdirDeviceMountsCommand,
   teardownPath,
   vgdisplayCommand,
@@ -28,7 +29,7 @@ import {
   volumeStopForceCommand,
 } from './commands/gluster.ts'
 import { parseHealInfoXml, parseVolumeInfoXml } from './commands/gluster-xml.ts'
-import { parseLvmIdentityReport, parseUdevSymlinks, parseVgdisplay } from './commands/parse.ts'
+import { isLvmNotFound, parseLvmIdentityReport, parseUdevSymlinks, parseVgdisplay } from './commands/parse.ts'
 import { batchTimeoutsMinutes } from './commands/prefix.ts'
 import type { RemoteExecutorConfig } from './config.ts'
 import {
@@ -102,9 +103,16 @@ export class RemoteExecutor implements Executor {
     }
   }
 
-  /** rejects on failure; heketi's callers log and ignore it */
+  /** rejects on failure (heketi logs and ignores it; heqet's node delete fails) */
   async peerDetach(host: string, storageHost: string): Promise<void> {
-    await this.runOrThrow(host, [peerDetachCommand(this.config, storageHost)], this.timeouts.gluster)
+    const detached = await this.run(
+      host,
+      [peerDetachCommand(this.config, storageHost)],
+      this.timeouts.gluster,
+    )
+    // glusterd's answer for a host that is not in the pool: already detached
+    if (detached.ok || (!detached.transport && detached.error.includes('is not part of cluster'))) return
+    throw outcomeError(detached, host)
   }
 
   async deviceSetup(req: DeviceSetupRequest): Promise<DeviceInfo> {
@@ -117,7 +125,10 @@ export class RemoteExecutor implements Executor {
       // come back as it was (only a PV made by this very batch is removed)
       const madePv = setup.results.some((r) => r.command.includes(' pvcreate ') && r.exitCode === 0)
       if (madePv && setup.failed?.command.includes(' vgcreate ')) {
-        await this.run(host, [pvremoveCommand(this.config, device)], this.timeouts.device)
+        const removed = await this.run(host, [pvremoveCommand(this.config, device)], this.timeouts.device)
+        // the caller's undo (deviceSetupRevert) finds and removes the PV
+        if (!removed.ok)
+          this.logger.warn(`pvremove of ${device} on ${host} after vgcreate failed: ${removed.error}`)
       }
       throw new NodeCommandError(
         `Initializing device ${device} failed (${reason}): ${setup.error}`,
@@ -225,6 +236,42 @@ export class RemoteExecutor implements Executor {
       )
     }
     await this.run(dev.host, rmdir, this.timeouts.device)
+  }
+
+  async deviceSetupRevert(dev: DeviceRef): Promise<void> {
+    const { host } = dev
+    const vgs = await this.run(host, [vgsIdentityCommand(this.config, dev.deviceId)], this.timeouts.device)
+    if (vgs.ok) {
+      let pvUuid: string
+      try {
+        pvUuid = parseLvmIdentityReport(vgs.results[0].stdout, 'vg').pvUuid
+      } catch (err) {
+        throw new NodeCommandError(
+          `Unable to tell whether device ${dev.device} holds vg_${dev.deviceId}: ${(err as Error).message}`,
+          host,
+        )
+      }
+      await this.deviceTeardown({ ...dev, pvUuid }, false)
+      return
+    }
+    if (vgs.transport || !isLvmNotFound(vgs.error)) throw outcomeError(vgs, host)
+    // no volume group of ours: a PV the interrupted pvcreate made may be left
+    const pvs = await this.run(host, [pvsIdentityCommand(this.config, dev.device)], this.timeouts.device)
+    if (!pvs.ok) {
+      if (!pvs.transport && isLvmNotFound(pvs.error)) return
+      throw outcomeError(pvs, host)
+    }
+    let vgName: string
+    try {
+      vgName = parseLvmIdentityReport(pvs.results[0].stdout, 'pv').vgName
+    } catch (err) {
+      throw new NodeCommandError(
+        `Unable to tell whether device ${dev.device} holds a PV: ${(err as Error).message}`,
+        host,
+      )
+    }
+    if (vgName !== '') return
+    await this.runOrThrow(host, [pvremoveCommand(this.config, dev.device)], this.timeouts.device)
   }
 
   async deviceInfo(dev: DeviceRef): Promise<DeviceInfo> {

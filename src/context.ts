@@ -25,6 +25,8 @@ export interface AppContext {
   limits: BrickLimits
   /** ids of pending operations running in this process */
   running: Set<string>
+  /** failures that left no trace in the DB, for /metrics */
+  counters: { journalWriteFailures: number }
 }
 
 /** A job to run in the background after the synchronous checks passed. */

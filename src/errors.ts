@@ -103,6 +103,14 @@ export const Errors = {
 
   // operations
   operationNotFound: (id: string) => new HeqetError(404, `Id not found: ${id}`),
+  /** heqet's own: heketi answers 204 and keeps quiet about what it could not clean */
+  operationsNotCleaned: (lines: string[]) =>
+    new HeqetError(
+      500,
+      [`Unable to clean ${lines.length} pending operation${lines.length === 1 ? '' : 's'}:`, ...lines].join(
+        '\n',
+      ),
+    ),
 
   // admin / logging
   onlyGlusterfsLogger: e(422, 'Only "glusterfs" logger may be modified'),

@@ -59,6 +59,14 @@ async function createMetrics(ctx: AppContext): Promise<Metrics> {
   const fresh = gauge('heketi_operations_new_count', 'Number of New Operations')
   const total = gauge('heketi_operations_total_count', 'Total Number of Operations')
   const inFlight = gauge('heketi_operations_inFlight_count', 'Number of in flight Operations')
+  const listenerFailures = gauge(
+    'heqet_commit_listener_failures',
+    'Commit listeners (in-memory indexes) that threw since start; the commits stood',
+  )
+  const journalFailures = gauge(
+    'heqet_journal_write_failures',
+    'Journal updates (failed marks, clean-up results) that could not be written since start',
+  )
   const perScrape = [volumes, blockVolumes, nodes, devices, size, free, used, sizeB, freeB, usedB, bricks]
 
   function fill(): void {
@@ -70,6 +78,8 @@ async function createMetrics(ctx: AppContext): Promise<Metrics> {
       fresh.set(ops.filter((o) => o.status === '').length)
       total.set(ops.length)
       inFlight.set(ctx.throttle.inFlight)
+      listenerFailures.set(ctx.store.listenerFailures)
+      journalFailures.set(ctx.counters.journalWriteFailures)
       const all = tx.values('cluster')
       clusters.set(all.length)
       for (const c of all) {

@@ -2,7 +2,7 @@
 import type { ChangeKind } from '../../db/entries.ts'
 import { Errors } from '../../src/errors.ts'
 import { ID_PATTERN } from '../../src/ids.ts'
-import { cleanOperations } from '../../src/operations/cleaner.ts'
+import { cleanOperations, throwIfNotCleaned } from '../../src/operations/cleaner.ts'
 import { decodeBody, sendJson, Validation } from '../http.ts'
 import { type Api, addRoute } from '../server.ts'
 
@@ -88,7 +88,8 @@ export function registerOperationRoutes(api: Api): void {
       }
       v.throwIfAny()
       return api.accept(reply, async () => {
-        await cleanOperations(ctx, body.operations)
+        // heketi answers 204 whatever happened; heqet names what it could not clean
+        throwIfNotCleaned(await cleanOperations(ctx, body.operations))
         return undefined
       })
     },

@@ -139,3 +139,17 @@ export function clusterHosts(ctx: AppContext, tx: ReadTxn, clusterId: string): s
     return n && n.state === 'online' && ctx.health.isUp(id) ? [n.hostnames.manage[0]!] : []
   })
 }
+
+/**
+ * Hosts an undo may try: every node of the cluster, those the monitor sees
+ * up first. An undo never concludes "nothing to do" because the monitor
+ * marked every node down; it tries them all and fails if none answers.
+ */
+export function undoHosts(ctx: AppContext, tx: ReadTxn, clusterId: string): string[] {
+  const up = clusterHosts(ctx, tx, clusterId)
+  const rest = (tx.get('cluster', clusterId)?.nodes ?? []).flatMap((id) => {
+    const host = tx.get('node', id)?.hostnames.manage[0]
+    return host && !up.includes(host) ? [host] : []
+  })
+  return [...up, ...rest]
+}

@@ -1,10 +1,18 @@
 // Crash recovery. At start every journal record becomes `stale` (nothing
 // survives a restart as running); the cleaner then undoes (or, for deletes,
-// finishes) each stale or failed record, on the nodes and in the DB.
+// finishes) each stale or failed record, on the nodes and in the DB. A record
+// whose clean-up fails stays `failed`, with the reason, and is retried with
+// backoff (30 s, 60 s, ... up to the cleaner's refresh interval).
 
 import type { PendingOperationEntry } from '../../db/entries.ts'
 import type { AppContext } from '../context.ts'
+import { Errors } from '../errors.ts'
 import { operationFromJournal } from './journal.ts'
+
+/** first retry of a failed clean-up, doubled per failed attempt */
+export const CLEAN_RETRY_BASE_SEC = 30
+
+const nowSec = () => Math.floor(Date.now() / 1000)
 
 export async function markAllStale(ctx: AppContext): Promise<number> {
   return ctx.store.write((tx) => {
@@ -21,7 +29,7 @@ export async function markAllStale(ctx: AppContext): Promise<number> {
 
 /** Records that are new, older than `ageSec` and not running here become stale. */
 export async function markAbandonedStale(ctx: AppContext, ageSec = 60): Promise<void> {
-  const now = Math.floor(Date.now() / 1000)
+  const now = nowSec()
   await ctx.store.write((tx) => {
     for (const op of tx.values('pendingop')) {
       if (op.status === '' && now - op.timestamp >= ageSec && !ctx.running.has(op.id)) {
@@ -33,36 +41,91 @@ export async function markAbandonedStale(ctx: AppContext, ageSec = 60): Promise<
 
 export interface CleanReport {
   cleaned: string[]
-  failed: { id: string; error: string }[]
-  skipped: string[]
+  failed: { id: string; type: string; error: string }[]
+  /** not tried: no background slot was free */
+  skipped: { id: string; type: string }[]
 }
 
-/** Clean stale/failed records (all, or only `ids`), one at a time, each holding the background slot. */
-export async function cleanOperations(ctx: AppContext, ids?: string[]): Promise<CleanReport> {
+/** One line per operation that is still pending after a clean-up run. */
+export function notCleanedLines(report: CleanReport): string[] {
+  return [
+    ...report.failed.map((f) => `${f.id} (${f.type}): ${f.error}`),
+    ...report.skipped.map((s) => `${s.id} (${s.type}): not tried, server busy; retried later`),
+  ]
+}
+
+/** Throws heqet's "Unable to clean" error naming every operation the run could not clean. */
+export function throwIfNotCleaned(report: CleanReport): void {
+  const lines = notCleanedLines(report)
+  if (lines.length > 0) throw Errors.operationsNotCleaned(lines)
+}
+
+export function retryDelaySec(attempts: number, capSec: number): number {
+  return Math.min(capSec, CLEAN_RETRY_BASE_SEC * 2 ** Math.min(20, Math.max(0, attempts - 1)))
+}
+
+/**
+ * Clean stale/failed records (all, or only `ids`), one at a time, each
+ * holding the background slot. `background` runs leave records alone until
+ * their retry time; an explicit request tries them all.
+ */
+export async function cleanOperations(
+  ctx: AppContext,
+  ids?: string[],
+  opts: { background?: boolean } = {},
+): Promise<CleanReport> {
   const report: CleanReport = { cleaned: [], failed: [], skipped: [] }
+  const now = nowSec()
   const candidates = ctx.store.read((tx) =>
     tx
       .values('pendingop')
       .filter((op) => (op.status === 'stale' || op.status === 'failed') && !ctx.running.has(op.id))
-      .filter((op) => !ids || ids.length === 0 || ids.includes(op.id)),
+      .filter((op) => !ids || ids.length === 0 || ids.includes(op.id))
+      .filter((op) => !opts.background || (op.retryAt ?? 0) <= now),
   )
   for (const entry of candidates) {
     const release = ctx.throttle.tryAcquireBackground()
     if (!release) {
-      report.skipped.push(entry.id)
+      report.skipped.push({ id: entry.id, type: entry.type })
       continue
     }
     try {
       await cleanOne(ctx, entry)
       report.cleaned.push(entry.id)
     } catch (err) {
-      ctx.log.warn(`clean-up of ${entry.type} ${entry.id} failed, will retry: ${(err as Error).message}`)
-      report.failed.push({ id: entry.id, error: (err as Error).message })
+      const error = (err as Error).message
+      ctx.log.warn(`clean-up of ${entry.type} ${entry.id} failed, will retry: ${error}`)
+      report.failed.push({ id: entry.id, type: entry.type, error })
+      await recordCleanFailure(ctx, entry.id, error)
     } finally {
       release()
     }
   }
+  if (report.failed.length + report.skipped.length > 0) {
+    ctx.log.warn(`clean-up left ${report.failed.length} failed, ${report.skipped.length} skipped`)
+  }
   return report
+}
+
+/** The record stays `failed` with the reason and its next retry time. */
+async function recordCleanFailure(ctx: AppContext, id: string, error: string): Promise<void> {
+  try {
+    await ctx.store.write((tx) => {
+      const entry = tx.get('pendingop', id)
+      if (!entry) return
+      const attempts = (entry.cleanAttempts ?? 0) + 1
+      tx.put('pendingop', id, {
+        ...entry,
+        status: 'failed',
+        lastError: error,
+        cleanAttempts: attempts,
+        retryAt: nowSec() + retryDelaySec(attempts, ctx.config.cleanerRefreshSec),
+      })
+    })
+  } catch (err) {
+    ctx.counters.journalWriteFailures++
+    ctx.log.error(`operation ${id}: could not record its failed clean-up: ${(err as Error).message}`)
+  }
 }
 
 async function cleanOne(ctx: AppContext, entry: PendingOperationEntry): Promise<void> {
@@ -91,19 +154,33 @@ async function cleanOne(ctx: AppContext, entry: PendingOperationEntry): Promise<
   }
 }
 
-/** The background cleaner: first run after startSec, then every refreshSec. */
+/** Seconds until the next background run: the refresh interval, or sooner for a due retry. */
+export function nextCleanDelaySec(ctx: AppContext): number {
+  const now = nowSec()
+  const due = ctx.store.read((tx) =>
+    tx
+      .values('pendingop')
+      .filter((op) => op.status === 'failed' && op.retryAt !== undefined)
+      .map((op) => op.retryAt! - now),
+  )
+  return Math.max(1, Math.min(ctx.config.cleanerRefreshSec, ...due))
+}
+
+/** The background cleaner: first run after startSec, then every refreshSec (sooner for retries). */
 export function startCleaner(ctx: AppContext): () => void {
-  const { cleanerStartSec, cleanerRefreshSec } = ctx.config
+  const { cleanerStartSec } = ctx.config
   let timer: NodeJS.Timeout | undefined
   let stopped = false
   const tick = async (first: boolean) => {
+    let delaySec = ctx.config.cleanerRefreshSec
     try {
       if (!first) await markAbandonedStale(ctx)
-      await cleanOperations(ctx)
+      await cleanOperations(ctx, undefined, { background: true })
+      delaySec = nextCleanDelaySec(ctx)
     } catch (err) {
       ctx.log.error(`background cleaner: ${(err as Error).message}`)
     }
-    if (!stopped) timer = setTimeout(() => tick(false), cleanerRefreshSec * 1000)
+    if (!stopped) timer = setTimeout(() => tick(false), delaySec * 1000)
   }
   timer = setTimeout(() => tick(true), cleanerStartSec * 1000)
   return () => {

@@ -70,14 +70,14 @@ export class DeviceAddOperation implements Operation {
   }
 
   /**
-   * Give the disk back. A failed setup has already cleaned up after itself
-   * (the executor removes what its own batch made), so only a device whose
-   * setup completed, or one a crash interrupted, is torn down here: VG
-   * vg_<id> first, and its PV only if that VG existed, so a disk that held
-   * someone else's data is never touched.
+   * Give the disk back. A setup that completed is torn down (VG vg_<id>,
+   * then its PV). Any other outcome - a failed or timed-out setup, or one a
+   * crash interrupted - is not taken on trust: the node is asked what is on
+   * the disk and whatever this operation may have made is removed (a disk
+   * holding another volume group is never touched). Throws when the node
+   * cannot tell, so the record stays for the cleaner.
    */
   async undo(): Promise<void> {
-    if (this.info === undefined && this.ctx.running.has(this.id)) return
     const ref: DeviceRef = {
       host: this.d.host,
       device: this.d.name,
@@ -85,9 +85,8 @@ export class DeviceAddOperation implements Operation {
       pvUuid: this.info?.pvUuid ?? '',
       paths: this.info?.paths ?? [],
     }
-    await this.ctx.executor.deviceTeardown(ref, false).catch((err: Error) => {
-      this.ctx.log.warn(`undo of device add ${this.d.deviceId}: ${err.message}`)
-    })
+    if (this.info) await this.ctx.executor.deviceTeardown(ref, false)
+    else await this.ctx.executor.deviceSetupRevert(ref)
   }
 
   undoDb(_tx: WriteTxn): void {}
@@ -120,6 +119,10 @@ export class DeviceDeleteOperation implements Operation {
       await this.ctx.executor.deviceTeardown(ref, this.forceForget)
     } catch (err) {
       if (!this.forceForget) throw err
+      // heketi's forceforget: the node may be gone for good; forget the device anyway
+      this.ctx.log.warn(
+        `device ${this.deviceId} forgotten despite a failed teardown: ${(err as Error).message}`,
+      )
     }
   }
 

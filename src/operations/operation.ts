@@ -108,7 +108,11 @@ async function execute(ctx: AppContext, op: Operation): Promise<JobResult> {
   }
 }
 
-/** Undo on the nodes then in the DB; on failure the record is kept as `failed` for the cleaner. */
+/**
+ * Undo on the nodes then in the DB, and drop the record: only when both
+ * succeeded are nodes and DB known to agree. Otherwise the record stays,
+ * marked `failed` with the reason, for the cleaner.
+ */
 export async function rollback(ctx: AppContext, op: Operation): Promise<boolean> {
   try {
     await op.undo()
@@ -118,19 +122,26 @@ export async function rollback(ctx: AppContext, op: Operation): Promise<boolean>
     })
     return true
   } catch (undoErr) {
-    ctx.log.error(
-      `rollback of ${op.type} ${op.id} failed, left for the cleaner: ${(undoErr as Error).message}`,
-    )
-    await markFailed(ctx, op.id)
+    const reason = (undoErr as Error).message
+    ctx.log.error(`rollback of ${op.type} ${op.id} failed, left for the cleaner: ${reason}`)
+    await markFailed(ctx, op.id, reason)
     return false
   }
 }
 
-export async function markFailed(ctx: AppContext, id: string): Promise<void> {
-  await ctx.store
-    .write((tx) => {
+/**
+ * Mark a record `failed` with the reason. If even that write fails the
+ * record keeps its old status (the cleaner's stale marking still finds it);
+ * the failure is logged and counted, never dropped.
+ */
+export async function markFailed(ctx: AppContext, id: string, reason: string): Promise<void> {
+  try {
+    await ctx.store.write((tx) => {
       const entry = tx.get('pendingop', id)
-      if (entry) tx.put('pendingop', id, { ...entry, status: 'failed' })
+      if (entry) tx.put('pendingop', id, { ...entry, status: 'failed', lastError: reason })
     })
-    .catch(() => {})
+  } catch (err) {
+    ctx.counters.journalWriteFailures++
+    ctx.log.error(`operation ${id}: could not mark its record failed: ${(err as Error).message}`)
+  }
 }

@@ -7,7 +7,7 @@ import type { AppContext, JobResult } from '../context.ts'
 import { insertSorted, without } from '../context.ts'
 import { Errors } from '../errors.ts'
 import { newId } from '../ids.ts'
-import { clusterHosts, releaseBrick } from './bricks.ts'
+import { clusterHosts, onAnyHost, releaseBrick, undoHosts } from './bricks.ts'
 import type { Operation } from './operation.ts'
 
 export class VolumeCloneOperation implements Operation {
@@ -88,19 +88,13 @@ export class VolumeCloneOperation implements Operation {
     return { kind: 'volume', id: clone.id }
   }
 
+  /** Delete the clone's gluster volume (gone already is fine); throws when no host could. */
   async undo(): Promise<void> {
     const hosts = this.ctx.store.read((tx) => {
       const source = tx.get('volume', this.sourceId)
-      return source ? clusterHosts(this.ctx, tx, source.clusterId) : []
+      return source ? undoHosts(this.ctx, tx, source.clusterId) : []
     })
-    for (const h of hosts) {
-      try {
-        await this.ctx.executor.volumeDestroy(h, this.cloneName)
-        return
-      } catch {
-        // next host
-      }
-    }
+    await onAnyHost(hosts, (h) => this.ctx.executor.volumeDestroy(h, this.cloneName))
   }
 
   /** heketi leaves the clone's brick entries and cluster reference behind; heqet removes them. */

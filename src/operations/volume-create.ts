@@ -12,12 +12,12 @@ import { createFailureText, PlacementError } from '../placement/errors.ts'
 import type { Durability } from '../placement/geometry.ts'
 import {
   brickRequest,
-  clusterHosts,
   createBricks,
   destroyBricks,
   onAnyHost,
   releaseBrick,
   reserveBricks,
+  undoHosts,
   volumeBrick,
 } from './bricks.ts'
 import type { Operation } from './operation.ts'
@@ -199,12 +199,13 @@ export class VolumeCreateOperation implements Operation {
     const { hosts, name, requests } = this.ctx.store.read((tx) => {
       const volume = tx.get('volume', this.template.id)
       return {
-        hosts: volume ? clusterHosts(this.ctx, tx, volume.clusterId) : [],
+        hosts: volume ? undoHosts(this.ctx, tx, volume.clusterId) : [],
         name: volume?.name ?? this.template.name,
         requests: this.ownBricks(tx).map((b) => brickRequest(tx, b!, 0)),
       }
     })
-    if (hosts.length > 0) await onAnyHost(hosts, (h) => this.ctx.executor.volumeDestroy(h, name))
+    // even with no node up the volume may exist: onAnyHost throws rather than skip
+    await onAnyHost(hosts, (h) => this.ctx.executor.volumeDestroy(h, name))
     await destroyBricks(this.ctx, requests)
   }
 

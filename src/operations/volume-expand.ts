@@ -6,12 +6,12 @@ import { Errors } from '../errors.ts'
 import { PlacementError } from '../placement/errors.ts'
 import {
   brickRequest,
-  clusterHosts,
   createBricks,
   destroyBricks,
   onAnyHost,
   releaseBrick,
   reserveBricks,
+  undoHosts,
   volumeBrick,
 } from './bricks.ts'
 import type { Operation } from './operation.ts'
@@ -89,7 +89,7 @@ export class VolumeExpandOperation implements Operation {
     const { hosts, name, names } = this.ctx.store.read((tx) => {
       const volume = tx.get('volume', this.volumeId)!
       return {
-        hosts: clusterHosts(this.ctx, tx, volume.clusterId),
+        hosts: undoHosts(this.ctx, tx, volume.clusterId),
         name: volume.name,
         names: this.newBricks(tx).map((b) => {
           const v = volumeBrick(tx, b)

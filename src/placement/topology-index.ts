@@ -110,12 +110,27 @@ export class TopologyIndex {
 
   /** Reads the whole topology once, then follows every commit of `store`. */
   constructor(store: Pick<Store, 'read' | 'onCommit'>) {
+    this.load(store)
+    store.onCommit((changes) => {
+      try {
+        this.apply(changes)
+      } catch (err) {
+        // a change half applied: start again from the store (which has the
+        // commit), then let the store count and report the failure
+        this.load(store)
+        throw err
+      }
+    })
+  }
+
+  private load(store: Pick<Store, 'read'>): void {
+    for (const m of [this.clusters, this.nodes, this.devices, this.devicesByNode]) m.clear()
+    for (const s of [this.dirtyNodes, this.dirtyZones, this.dirtyClusters]) s.clear()
     store.read((tx: ReadTxn) => {
       for (const c of tx.values('cluster')) this.putCluster(c)
       for (const n of tx.values('node')) this.putNode(n)
       for (const d of tx.values('device')) this.putDevice(d)
     })
-    store.onCommit((changes) => this.apply(changes))
   }
 
   /** Applies committed changes; called by the store after each commit. */
