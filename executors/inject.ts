@@ -1,6 +1,7 @@
 // Fault injection (heketi's `inject/ssh`, `inject/mock` executors): match a
-// command by pattern, then fail it, hang it, or kill the whole process.
-// Used by the rollback and crash-recovery tests; never enabled by default.
+// command by pattern, then fail it, hang it, time it out (it runs, but its
+// answer is lost), or kill the whole process. Used by the rollback and
+// crash-recovery tests; never enabled by default.
 import type { Executor } from './executor.ts'
 import { NodeCommandError } from './executor.ts'
 import type { BatchOptions, CommandResult, CommandRunner } from './runner.ts'
@@ -8,7 +9,8 @@ import type { BatchOptions, CommandResult, CommandRunner } from './runner.ts'
 export interface InjectionRule {
   /** regular expression tested against the command text */
   pattern: string
-  action: 'fail' | 'hang' | 'crash'
+  /** `timeout`: the command runs on the node, then the caller sees a transport timeout */
+  action: 'fail' | 'hang' | 'crash' | 'timeout'
   /** stderr of the injected failure */
   message?: string
   /** how many matches trigger (default: every one) */
@@ -16,6 +18,9 @@ export interface InjectionRule {
   /** matches to let through before triggering (default 0) */
   skip?: number
 }
+
+/** what the ssh runner reports when a command outlives its timeout */
+const TIMEOUT_TEXT = 'SSH command timeout'
 
 export class Injector {
   private rules: { rule: InjectionRule; re: RegExp; seen: number; fired: number }[] = []
@@ -76,6 +81,11 @@ export class InjectingRunner implements CommandRunner {
       return rule !== undefined
     })
     if (i < 0 || !rule) return this.inner.runBatch(host, commands, opts)
+    if (rule.action === 'timeout') {
+      // the node did the work up to this command; the answer never arrives
+      await this.inner.runBatch(host, commands.slice(0, i + 1), opts)
+      throw new Error(rule.message ?? TIMEOUT_TEXT)
+    }
     const before = i > 0 ? await this.inner.runBatch(host, commands.slice(0, i), opts) : []
     if (before.some((r) => r.exitCode !== 0)) return before
     const err = await this.injector.act(rule, host, commands[i]!)
@@ -99,6 +109,10 @@ export function injectingExecutor(inner: Executor, injector: Injector): Executor
       return async (...args: unknown[]) => {
         const text = `${String(prop)} ${JSON.stringify(args)}`
         const rule = injector.match(text)
+        if (rule?.action === 'timeout') {
+          await value.apply(target, args)
+          throw new Error(rule.message ?? TIMEOUT_TEXT)
+        }
         if (rule)
           throw await injector.act(rule, String((args[0] as { host?: string })?.host ?? args[0]), text)
         return value.apply(target, args)

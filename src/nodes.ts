@@ -1,13 +1,20 @@
 // Nodes: add (hostname registry, glusterd check, peer probe), delete (peer
-// detach), state changes and tags.
+// detach) - both journaled operations (operations/node-ops.ts) - state
+// changes and tags.
 
 import type { EntityState, Hostnames, NodeEntry } from '../db/entries.ts'
-import type { ReadTxn, WriteTxn } from '../db/store.ts'
-import { getCluster } from './clusters.ts'
-import { type AppContext, insertSorted, type Job, without } from './context.ts'
+import type { ReadTxn } from '../db/store.ts'
+import type { AppContext, Job } from './context.ts'
 import { removeDevice } from './devices.ts'
 import { Errors } from './errors.ts'
 import { newId } from './ids.ts'
+import {
+  checkRegistrations,
+  NodeAddOperation,
+  NodeDeleteOperation,
+  registrations,
+} from './operations/node-ops.ts'
+import { newOperationId, startOperation } from './operations/operation.ts'
 
 export interface NodeAddRequest {
   zone: number
@@ -25,78 +32,44 @@ export function getNode(tx: ReadTxn, id: string): NodeEntry {
 export const manageHost = (n: NodeEntry) => n.hostnames.manage[0]!
 export const storageHost = (n: NodeEntry) => n.hostnames.storage[0]!
 
-function registrations(req: { hostnames: Hostnames }): string[] {
-  return [
-    ...req.hostnames.manage.map((h) => `manage:${h}`),
-    ...req.hostnames.storage.map((h) => `storage:${h}`),
-  ]
-}
-
-function unregister(tx: WriteTxn, keys: string[], nodeId: string) {
-  for (const key of keys) if (tx.get('hostname', key)?.nodeId === nodeId) tx.del('hostname', key)
-}
-
-/** Synchronous part of node add; resolves with the background job. */
+/** Synchronous part of node add (heketi's checks, in heketi's order); resolves with the background job. */
 export async function addNode(ctx: AppContext, req: NodeAddRequest): Promise<Job> {
   const id = newId()
-  const keys = registrations(req)
-  const peers = await ctx.store.write((tx) => {
+  const peers = ctx.store.read((tx) => {
     const cluster = tx.get('cluster', req.cluster)
     if (!cluster) throw Errors.clusterMissing()
-    for (const key of keys) {
-      const owner = tx.get('hostname', key)
-      // a registration whose node is gone is stale and may be taken over
-      if (owner && owner.nodeId !== id && tx.get('node', owner.nodeId)) {
-        throw Errors.hostnameUsed(key.slice(key.indexOf(':') + 1), owner.nodeId)
-      }
-    }
-    for (const key of keys) tx.put('hostname', key, { nodeId: id })
+    checkRegistrations(tx, registrations(req.hostnames), id)
     return {
       hasNodes: cluster.nodes.length > 0,
       online: cluster.nodes.map((n) => tx.get('node', n)!).filter((n) => n.state === 'online'),
     }
   })
-  const release = () => ctx.store.write((tx) => unregister(tx, keys, id))
-
   let peer: NodeEntry | undefined
-  try {
-    if (peers.hasNodes) {
-      peer = await firstResponding(ctx, peers.online)
-      if (!peer) throw Errors.noGlusterdInCluster()
-    } else {
-      await ctx.executor.glusterdCheck(req.hostnames.manage[0]!).catch(() => {
-        throw Errors.noGlusterdOnNewNode()
-      })
-    }
-  } catch (err) {
-    // heketi keeps the registrations of a refused add; nobody wants that
-    await release()
-    throw err
+  if (peers.hasNodes) {
+    peer = await firstResponding(ctx, peers.online)
+    if (!peer) throw Errors.noGlusterdInCluster()
+  } else {
+    await ctx.executor.glusterdCheck(req.hostnames.manage[0]!).catch((err: Error) => {
+      ctx.log.info(`glusterd check of new node ${req.hostnames.manage[0]}: ${err.message}`)
+      throw Errors.noGlusterdOnNewNode()
+    })
   }
-
+  // heketi commits the registrations before the checks and keeps them when
+  // the add fails; here they are written with the journal record and go
+  // with it when the add is undone
+  const op = new NodeAddOperation(ctx, newOperationId(), {
+    nodeId: id,
+    clusterId: req.cluster,
+    zone: req.zone,
+    hostnames: req.hostnames,
+    tags: req.tags,
+    probeFrom: peer ? manageHost(peer) : '',
+  })
+  const job = await startOperation(ctx, op, { throttled: false })
   return async () => {
-    try {
-      if (peer) await ctx.executor.peerProbe(manageHost(peer), req.hostnames.storage[0]!)
-      await ctx.store.write((tx) => {
-        const cluster = getCluster(tx, req.cluster)
-        const node: NodeEntry = {
-          id,
-          clusterId: req.cluster,
-          zone: req.zone,
-          hostnames: req.hostnames,
-          tags: req.tags,
-          state: 'online',
-          devices: [],
-        }
-        tx.put('node', id, node)
-        tx.put('cluster', cluster.id, { ...cluster, nodes: insertSorted(cluster.nodes, id) })
-      })
-    } catch (err) {
-      await release()
-      throw err
-    }
+    const result = await job()
     ctx.log.info(`Added node ${id}`)
-    return { kind: 'node', id }
+    return result
   }
 }
 
@@ -106,8 +79,8 @@ export async function firstResponding(ctx: AppContext, nodes: NodeEntry[]): Prom
     try {
       await ctx.executor.glusterdCheck(manageHost(node))
       return node
-    } catch {
-      // try the next one
+    } catch (err) {
+      ctx.log.info(`glusterd check of ${manageHost(node)}: ${(err as Error).message}; trying the next node`)
     }
   }
   return undefined
@@ -116,27 +89,13 @@ export async function firstResponding(ctx: AppContext, nodes: NodeEntry[]): Prom
 export async function deleteNode(ctx: AppContext, id: string): Promise<Job> {
   const node = ctx.store.read((tx) => getNode(tx, id))
   if (node.devices.length > 0) throw Errors.nodeHasDevices(id)
+  const job = await startOperation(ctx, new NodeDeleteOperation(ctx, newOperationId(), id), {
+    throttled: false,
+  })
   return async () => {
-    const other = ctx.store.read((tx) => {
-      const cluster = tx.get('cluster', node.clusterId)
-      const otherId = cluster?.nodes.find((n) => n !== id)
-      return otherId ? tx.get('node', otherId) : undefined
-    })
-    if (other) {
-      await ctx.executor.peerDetach(manageHost(other), storageHost(node)).catch((err: Error) => {
-        ctx.log.warn(`peer detach of ${storageHost(node)} failed (ignored): ${err.message}`)
-      })
-    }
-    await ctx.store.write((tx) => {
-      const current = getNode(tx, id)
-      if (current.devices.length > 0) throw Errors.nodeHasDevices(id)
-      const cluster = tx.get('cluster', current.clusterId)
-      if (cluster) tx.put('cluster', cluster.id, { ...cluster, nodes: without(cluster.nodes, id) })
-      unregister(tx, registrations(current), id)
-      tx.del('node', id)
-    })
+    const result = await job()
     ctx.log.info(`Deleted node ${id}`)
-    return undefined
+    return result
   }
 }
 

@@ -5,6 +5,7 @@ import type { PendingOperationEntry, VolumeEntry } from '../../db/entries.ts'
 import type { AppContext } from '../context.ts'
 import { BrickEvictOperation } from './brick-evict.ts'
 import { type DeviceAddData, DeviceAddOperation, DeviceDeleteOperation } from './device-ops.ts'
+import { type NodeAddData, NodeAddOperation, NodeDeleteOperation } from './node-ops.ts'
 import type { Operation } from './operation.ts'
 import { VolumeCloneOperation } from './volume-clone.ts'
 import { VolumeCreateOperation } from './volume-create.ts'
@@ -31,6 +32,10 @@ export function operationFromJournal(ctx: AppContext, entry: PendingOperationEnt
       return new BrickEvictOperation(ctx, entry.id, str('brickId'), 'disable')
     case 'add-device':
       return new DeviceAddOperation(ctx, entry.id, entry.data as unknown as DeviceAddData)
+    case 'add-node':
+      return new NodeAddOperation(ctx, entry.id, entry.data as unknown as NodeAddData)
+    case 'delete-node':
+      return new NodeDeleteOperation(ctx, entry.id, str('nodeId'))
     case 'delete-device':
       return new DeviceDeleteOperation(ctx, entry.id, str('deviceId'), entry.data['forceForget'] === true)
     default:

@@ -37,6 +37,8 @@ const fail = (stderr: string, exitCode = 5): Reply => ({ exitCode, stderr })
 export class FakeNodes {
   private readonly nodes = new Map<string, FakeNode>()
   readonly volumes = new Map<string, FakeVolume>()
+  /** storage hostnames probed into the trusted pool (not counted as leftovers) */
+  readonly peers = new Set<string>()
 
   constructor(
     manageHosts: string[],
@@ -107,6 +109,13 @@ export class FakeNodes {
   private resolve(node: FakeNode, path: string): string {
     if (!path.startsWith(PV_LINK)) return path
     return [...node.pvs].find(([, uuid]) => path === `${PV_LINK}${uuid}`)?.[0] ?? path
+  }
+
+  /** PVs and VGs of one node, e.g. ['pv /dev/sdb', 'vg vg_<id>'] */
+  lvmOf(host: string): string[] {
+    const node = this.nodes.get(host)
+    if (!node) return []
+    return [...[...node.pvs.keys()].map((d) => `pv ${d}`), ...[...node.vgs.keys()].map((v) => `vg ${v}`)]
   }
 
   /** what is left behind on the nodes and in the cluster, '' when clean */
@@ -194,7 +203,14 @@ export class FakeNodes {
 
   private gluster(words: string[]): Reply | undefined {
     const [group, verb, name] = words
-    if (group === 'peer' || group === 'snapshot') return undefined
+    if (group === 'snapshot') return undefined
+    if (group === 'peer') {
+      const host = words[2]!
+      if (verb === 'probe') this.peers.add(host)
+      else if (verb === 'detach' && !this.peers.delete(host))
+        return fail(`peer detach: failed: ${host} is not part of cluster`, 1)
+      return undefined
+    }
     if (group !== 'volume') return fail(`unrecognized word: ${group}`, 1)
     const volume = this.volumes.get(name)
     const missing = fail(`volume ${verb}: ${name}: failed: Volume ${name} does not exist`, 1)
