@@ -1,3 +1,4 @@
+# syntax=docker/dockerfile:1
 # heqet server image: compiled JavaScript, production dependencies only, non-root.
 #   docker build -t heqet .
 #   docker run -p 8080:8080 -v heqet-data:/var/lib/heketi \
@@ -10,7 +11,7 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY api ./api
 COPY src ./src
@@ -23,7 +24,8 @@ FROM node:20-bookworm-slim
 WORKDIR /opt/heqet
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# the npm cache stays in the build cache mount, out of the image
+RUN --mount=type=cache,target=/root/.npm npm ci --omit=dev --no-audit --no-fund
 COPY bin ./bin
 COPY --from=build /src/dist ./dist
 # the DB directory belongs to the unprivileged user (uid 1000 `node`)
