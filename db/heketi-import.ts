@@ -3,7 +3,7 @@
 // anything is written; what cannot be taken whole is refused with the entry
 // and the reason. Every entry keeps its id; pending operations come in as
 // `stale`, for the cleaner.
-import { currentAttributes, GENERATION_ID, KNOWN_ATTRIBUTES } from './attributes.ts'
+import { currentAttributes, KNOWN_ATTRIBUTES } from './attributes.ts'
 import {
   type BlockVolumeEntry,
   type BrickEntry,
@@ -265,14 +265,11 @@ export function importHeketiExport(text: string, opts: { generationId: string })
   checkValues(converted)
   checkReferences(converted)
   checkSizes(converted)
-  // every step has run now; the generation id is new because the contents left heketi's hands
-  const attribute = currentAttributes(opts.generationId)
-  const kept = Object.values(doc.dbattributeentries).filter(
-    (a) => a.Key !== GENERATION_ID && !attribute.some((x) => x.key === a.Key),
-  )
+  // every step has run now (all known attributes are step markers or the generation id),
+  // and the generation id is new because the contents left heketi's hands
   return {
     ...converted,
-    attribute: [...attribute, ...kept.map((a) => ({ key: a.Key, value: a.Value }))],
+    attribute: currentAttributes(opts.generationId),
     notes: [...notes, ...converted.notes],
   }
 }

@@ -410,3 +410,63 @@ t.test('old exports are upgraded by heketi steps (db/migrations)', async (t) => 
   t.same(again.brickentries, sample.brickentries, 'every brick knows its volume again')
   t.same(again.clusterentries, sample.clusterentries, 'the cluster takes block and file volumes')
 })
+
+t.test('block-hosting volumes and block volumes keep everything; old ones get their reserve', async (t) => {
+  const doc = JSON.parse(sampleText)
+  const hosting = 'acb55a06d6f5586ee7fef65af94d25fa' // 2 GiB, durability none
+  const bv = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'
+  const cluster = Object.keys(doc.clusterentries)[0]!
+  doc.clusterentries[cluster].Info.blockvolumes = [bv]
+  // in Go's field order: block comes before snapshot
+  const { snapshot, id: vid, cluster: vc, mount, blockinfo: _old, ...head } = doc.volumeentries[hosting].Info
+  doc.volumeentries[hosting].Info = {
+    ...head,
+    block: true,
+    snapshot,
+    id: vid,
+    cluster: vc,
+    mount,
+    blockinfo: { reservedsize: 1, blockvolume: [bv] },
+  }
+  doc.blockvolumeentries[bv] = {
+    Info: {
+      size: 1,
+      name: 'blockvol_pvc',
+      clusters: [cluster],
+      hacount: 3,
+      auth: true,
+      id: bv,
+      blockvolume: {
+        hosts: ['127.0.1.1', '127.0.1.2', '127.0.1.3'],
+        iqn: `iqn.2016-12.org.gluster-block:${bv}`,
+        lun: 0,
+        username: bv,
+        password: 'secret',
+      },
+      cluster,
+      blockhostingvolume: hosting,
+      usablesize: 1,
+    },
+    Pending: { Id: '' },
+  }
+  const text = `${JSON.stringify(doc, null, 4)}\n`
+  const dir = await imported(text)
+  await exportDb({ dbFile: join(dir, 'heqet.db'), jsonFile: join(dir, 'again.json') })
+  const again = readFileSync(join(dir, 'again.json'), 'utf8')
+  const id = (s: string) => JSON.parse(s).dbattributeentries.DB_GENERATION_ID.Value
+  t.equal(again.replace(id(again), id(text)), text, 'exported back byte for byte')
+
+  const app = await makeApp(t, { dir })
+  const info = (await app.call('GET', `/volumes/${hosting}`)).json()
+  t.same([info.block, info.blockinfo], [true, { reservedsize: 1, blockvolume: [bv] }])
+  t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0)
+
+  // from before heketi reserved 2 % of hosting volumes: the upgrade step moves it from free
+  doc.volumeentries[hosting].Info.blockinfo = { freesize: 1, blockvolume: [bv] }
+  delete doc.dbattributeentries.DB_DEVICE_HAS_ID_META
+  const upgraded = await imported(JSON.stringify(doc))
+  await exportDb({ dbFile: join(upgraded, 'heqet.db'), jsonFile: join(upgraded, 'again.json') })
+  const out = JSON.parse(readFileSync(join(upgraded, 'again.json'), 'utf8'))
+  t.same(out.volumeentries[hosting].Info.blockinfo, { reservedsize: 1, blockvolume: [bv] })
+  t.equal(out.dbattributeentries.DB_DEVICE_HAS_ID_META.Value, 'yes')
+})
