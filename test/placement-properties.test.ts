@@ -193,6 +193,35 @@ function setFits(
   return search(0, 0)
 }
 
+/** how many bricks of `need` a device takes one after another (each must leave free > 0) */
+function deviceCapacity(freeKiB: number, totalKiB: number): number {
+  return freeKiB > totalKiB ? Math.floor((freeKiB - 1) / totalKiB) : 0
+}
+
+/**
+ * Exact, for sets of equal bricks (no arbiter): `setCount` sets of k bricks,
+ * each set on k distinct nodes (zones, when strict), fit iff
+ * Σ min(capacity, setCount) ≥ k · setCount over the nodes (zones). Necessary:
+ * a node takes at most one brick per set. Sufficient: list each node
+ * min(capacity, setCount) times and deal the list round-robin over the sets.
+ */
+function equalSetsFit(topo: Topology, r: Req, brickSizeKiB: number, setCount: number): boolean {
+  const need: Need = { role: 'data', sizeKiB: brickSizeKiB }
+  const capacity = new Map<string | number, number>()
+  for (const node of topo.nodes) {
+    let c = 0
+    for (const d of node.devices) {
+      if (eligible(node, d, 'data', r, topo))
+        c += deviceCapacity(d.freeKiB!, spaceOf(need, r, d.extentSizeKiB!).totalKiB)
+    }
+    const unit = r.strict ? node.zone : node.id
+    capacity.set(unit, (capacity.get(unit) ?? 0) + c)
+  }
+  let slots = 0
+  for (const c of capacity.values()) slots += Math.min(c, setCount)
+  return slots >= bricksPerSet(r.durability) * setCount
+}
+
 function initialFree(topo: Topology): Map<string, number> {
   return new Map(topo.nodes.flatMap((n) => n.devices.map((d) => [d.id, d.freeKiB!] as [string, number])))
 }
@@ -240,7 +269,20 @@ t.test('allocations respect every placement rule', async (t) => {
         t.equal(new Set(set.map((b) => b.nodeId)).size, k, 'one brick per node in a set')
         const zones = new Set(set.map((b) => b.zone)).size
         if (r.strict) t.equal(zones, k, 'strict: distinct zones')
-        else if (zones < k) t.notOk(setFits(topo, r, needs, free, true), 'distinct zones whenever possible')
+        else if (zones < k && r.arbiter)
+          t.notOk(setFits(topo, r, needs, free, true), 'distinct zones whenever possible')
+        else if (zones < k)
+          t.notOk(
+            feasibleSetCounts(request.sizeKiB, r.durability, r.existingBrickCount, limits).some((n) =>
+              equalSetsFit(
+                topo,
+                { ...r, strict: true },
+                brickSizeForSetCount(request.sizeKiB, n, r.durability),
+                n,
+              ),
+            ),
+            'zones shared only when no allocation has distinct zones in every set',
+          )
         set.forEach((b, p) => {
           const node = deviceNode.get(b.deviceId)!
           const dev = node.devices.find((d) => d.id === b.deviceId)!
@@ -259,6 +301,85 @@ t.test('allocations respect every placement rule', async (t) => {
     { numRuns: 400 },
   )
   t.ok(successes > 50 && failures > 20, `both outcomes exercised (${successes} ok, ${failures} failed)`)
+})
+
+// Tight topologies where only the number of bricks each device can still take
+// matters: every device holds 0–3 bricks of exactly one size, and the limits
+// allow exactly one set count. The allocator must place the sets whenever the
+// exact oracle above says they fit, and must refuse only when they do not.
+const BRICK_GiB = 10
+const tightArb = fc.record({
+  zones: fc.integer({ min: 1, max: 4 }),
+  nodes: fc.array(
+    fc.record({
+      zonePick: fc.nat(),
+      devices: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 1, maxLength: 3 }),
+    }),
+    { minLength: 2, maxLength: 8 },
+  ),
+  durability: fc.constantFrom<Durability>(
+    { type: 'none' },
+    { type: 'replicate', replica: 2 },
+    { type: 'replicate', replica: 3 },
+    { type: 'disperse', data: 2, redundancy: 1 },
+  ),
+  setCount: fc.integer({ min: 1, max: 6 }),
+  strict: fc.boolean(),
+  extentSizeKiB: fc.constantFrom(4096, 1024),
+})
+
+t.test('equal bricks: the sets are placed exactly when they fit', async (t) => {
+  let placed = 0
+  let refused = 0
+  await fc.assert(
+    fc.asyncProperty(tightArb, async (g) => {
+      const brickKiB = BRICK_GiB * GiB_IN_KiB
+      const total = brickSpaceOnDevice(brickKiB, 1, g.extentSizeKiB).totalKiB
+      const topo: Topology = {
+        down: new Set(),
+        nodes: g.nodes.map((n, i) => ({
+          id: `n${i}`,
+          zone: (n.zonePick % g.zones) + 1,
+          state: 'online',
+          tags: {},
+          devices: n.devices.map((bricks, j) => ({
+            id: `n${i}d${j}`,
+            state: 'online',
+            tags: {},
+            freeKiB: bricks * total + 1,
+            extentSizeKiB: g.extentSizeKiB,
+          })),
+        })),
+      }
+      const r: Req = {
+        sizeGiB: g.setCount * dataBricksPerSet(g.durability) * BRICK_GiB,
+        durability: g.durability,
+        arbiter: false,
+        snapshotFactor: 1,
+        strict: g.strict,
+        tagMatch: undefined,
+        limits: { minBrickSizeKiB: brickKiB, maxBrickSizeKiB: brickKiB, maxBricksPerVolume: 64 },
+        existingBrickCount: 0,
+        attempt: 0,
+        averageFileSizeKiB: 64,
+      }
+      const fits = equalSetsFit(topo, r, brickKiB, g.setCount)
+      let alloc: ReturnType<typeof allocateBricks> | undefined
+      try {
+        alloc = allocateBricks(await indexOf(topo), toRequest(r, topo))
+      } catch (err) {
+        if (!(err instanceof PlacementError)) throw err
+        if (fits) throw new Error(`refused although ${g.setCount} sets fit: ${err.message}`)
+        refused++
+        return
+      }
+      if (!fits) throw new Error('placed sets the oracle says cannot fit')
+      if (alloc.sets.length !== g.setCount) throw new Error(`${alloc.sets.length} sets`)
+      placed++
+    }),
+    { numRuns: 500 },
+  )
+  t.ok(placed > 50 && refused > 50, `both outcomes exercised (${placed} placed, ${refused} refused)`)
 })
 
 /** A failure must be legitimate: a single set or a distribute layout the oracle can place means a bug. */
@@ -284,20 +405,53 @@ function checkFailure(t: Test, err: unknown, topo: Topology, r: Req, request: Al
     const needs = setNeeds(r, brickSizeForSetCount(request.sizeKiB, 1, r.durability))
     t.notOk(setFits(topo, r, needs, free, r.strict), 'one set would have fit')
   }
-  if (r.durability.type === 'none') {
-    // distribute: each device holds a fixed number of bricks whatever the order
+  if (!r.arbiter) {
+    // every set count the limits allow must be impossible, not just the ones tried
     for (const n of counts) {
-      const need = { role: 'data' as const, sizeKiB: brickSizeForSetCount(request.sizeKiB, n, r.durability) }
-      let capacity = 0
-      for (const node of topo.nodes) {
-        for (const d of node.devices) {
-          if (!eligible(node, d, 'data', r, topo)) continue
-          const total = spaceOf(need, r, d.extentSizeKiB!).totalKiB
-          for (let i = 1; d.freeKiB! > i * total && capacity < n; i++) capacity++
-        }
-      }
-      t.ok(capacity < n, `distribute over ${n} sets would have fit`)
+      const brick = brickSizeForSetCount(request.sizeKiB, n, r.durability)
+      t.notOk(equalSetsFit(topo, r, brick, n), `${n} sets of ${bricksPerSet(r.durability)} would have fit`)
     }
+    checkExplanation(t, err, topo, r, request, counts)
+  }
+}
+
+/**
+ * heqet's line after heketi's text must be true. It speaks of the last set
+ * count tried (the most sets, so the smallest bricks).
+ */
+function checkExplanation(
+  t: Test,
+  err: PlacementError,
+  topo: Topology,
+  r: Req,
+  request: AllocationRequest,
+  counts: number[],
+): void {
+  const k = bricksPerSet(r.durability)
+  const last = counts.at(-1)!
+  const brick = brickSizeForSetCount(request.sizeKiB, last, r.durability)
+  const sets = err.detail.match(/ needs (\d+) sets of .* bricks(?: in distinct zones)?: room for only (\d+)$/)
+  const nodes = err.detail.match(/ needs (\d+) nodes(?: in distinct zones)? with ≥ .* free.*: found (\d+)/)
+  if (sets) {
+    const [wanted, room] = [Number(sets[1]), Number(sets[2])]
+    t.equal(wanted, last, 'explains the last set count tried')
+    let most = 0
+    while (most < wanted && equalSetsFit(topo, r, brick, most + 1)) most++
+    t.equal(room, most, `"room for only ${room}": the oracle fits ${most}`)
+  } else if (nodes) {
+    const [wanted, found] = [Number(nodes[1]), Number(nodes[2])]
+    t.equal(wanted, k, 'names the set size')
+    const need: Need = { role: 'data', sizeKiB: brick }
+    const withRoom = topo.nodes.filter((n) =>
+      n.devices.some(
+        (d) => eligible(n, d, 'data', r, topo) && d.freeKiB! > spaceOf(need, r, d.extentSizeKiB!).totalKiB,
+      ),
+    )
+    const counted = r.strict ? new Set(withRoom.map((n) => n.zone)).size : withRoom.length
+    t.equal(found, counted, `"found ${found}": the oracle counts ${counted}`)
+    t.ok(found < wanted, 'fewer than needed')
+  } else {
+    t.fail(`an explanation the test does not know: ${err.detail}`)
   }
 }
 

@@ -1,12 +1,15 @@
 // Brick allocation for volume create/expand and brick replacement
 // (spec §5, §7, §12.5), heketi-compatible in its rules and error texts, with
-// three deliberate improvements: every feasible set count is tried (not only
-// doublings), devices are chosen by free space instead of a random ring, and
-// distinct zones are preferred even when zone checking is off.
+// four deliberate improvements: every feasible set count is tried (not only
+// doublings), devices are chosen by free space instead of a random ring,
+// distinct zones are preferred even when zone checking is off, and when that
+// greedy search gives up on alike bricks an exact method decides
+// (equal-sets.ts): "No space" only when the sets really do not fit.
 
 import { createHash } from 'node:crypto'
 import type { Id } from '../../db/entries.ts'
 import { parseTagMatchRule } from './device-filters.ts'
+import { dealEqualSets, maxEqualSets, type SetUnit } from './equal-sets.ts'
 import { HEKETI_PLACEMENT_TEXT, PlacementError, placementError } from './errors.ts'
 import { explainNoDevices, explainNoReplacement, explainShortage, formatKiB } from './explain.ts'
 import {
@@ -129,6 +132,20 @@ export function allocateBricks(index: TopologyIndex, request: AllocationRequest)
       if (sets.length === setCount) return toAllocation(request, needs, sets, attempt)
       shortage = { needs, setCount, setsPlaced: sets.length }
     }
+    if (request.arbiter) continue
+    // The search above is greedy; for alike bricks there is an exact answer
+    // (equal-sets.ts): sets on distinct zones first, then on distinct nodes.
+    const by: SetUnit = allowSharedZones ? 'node' : 'zone'
+    for (const setCount of counts) {
+      const needs = setNeeds(request, brickSizeForSetCount(sizeKiB, setCount, durability), attempt)
+      const sets = dealEqualSets(cluster, filters, needs[0]!, setSize, setCount, by)
+      if (sets !== undefined) return toAllocation(request, needs, sets, attempt)
+    }
+  }
+  if (!request.arbiter && shortage.needs.length > 0) {
+    // say how many sets really fit, not how many the greedy search placed
+    const by: SetUnit = strict || setSize === 1 ? 'zone' : 'node'
+    shortage.setsPlaced = maxEqualSets(cluster, filters, shortage.needs[0]!, setSize, by)
   }
   const kind = heketiExhaustionKind(sizeKiB, durability, existingBrickCount, limits)
   const detail = explainShortage({ cluster, filters, strictZones: strict, durability, ...shortage })
