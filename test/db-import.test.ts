@@ -470,3 +470,37 @@ t.test('block-hosting volumes and block volumes keep everything; old ones get th
   t.same(out.volumeentries[hosting].Info.blockinfo, { reservedsize: 1, blockvolume: [bv] })
   t.equal(out.dbattributeentries.DB_DEVICE_HAS_ID_META.Value, 'yes')
 })
+
+t.test('a create heketi left unfinished is hidden, then undone by the cleaner', async (t) => {
+  const doc = JSON.parse(sampleText)
+  const op = 'cccccccccccccccccccccccccccccccc'
+  const volume = 'acb55a06d6f5586ee7fef65af94d25fa'
+  const brick = '533e1f9c2519be9a22d2b1c2db862887'
+  const device = doc.brickentries[brick].Info.device as string
+  doc.volumeentries[volume].Pending.Id = op
+  doc.brickentries[brick].Pending.Id = op
+  doc.pendingoperations[op] = {
+    Id: op,
+    Timestamp: 1700000000,
+    Type: 1,
+    Actions: [
+      { Change: 1, Id: brick, Delta: null },
+      { Change: 2, Id: volume, Delta: null },
+    ],
+    Status: 'failed',
+  }
+  const app = await makeApp(t, { dir: await imported(JSON.stringify(doc)) })
+  t.equal((await app.call('GET', `/volumes/${volume}`)).statusCode, 404, 'a volume being created is hidden')
+  t.notOk((await app.call('GET', '/volumes')).json().volumes.includes(volume))
+  t.same((await app.call('GET', '/operations/pending')).json().pendingoperations, [
+    { id: op, type_name: 'create-volume', status: 'stale', sub_status: '' },
+  ])
+  const usedBefore = (await app.call('GET', `/devices/${device}`)).json().storage.used
+  t.equal((await app.run('POST', '/operations/pending/cleanup', {})).statusCode, 204)
+  t.same((await app.call('GET', '/operations/pending')).json().pendingoperations, [])
+  const after = (await app.call('GET', `/devices/${device}`)).json()
+  const b = sample.brickentries![brick]
+  t.equal(after.storage.used, usedBefore - b.TpSize - b.PoolMetadataSize, 'the brick space is given back')
+  t.notOk(after.bricks.some((x: { id: string }) => x.id === brick))
+  t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0)
+})
