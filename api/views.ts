@@ -2,6 +2,7 @@
 // rules and sorted map keys exactly as heketi's Go structs produce them.
 
 import type { BrickEntry, ClusterEntry, DeviceEntry, NodeEntry, VolumeEntry } from '../db/entries.ts'
+import { volumeMount } from '../db/heketi-export.ts'
 import type { ReadTxn } from '../db/store.ts'
 import { isVolumeListed } from '../src/clusters.ts'
 
@@ -67,20 +68,7 @@ export function nodeView(tx: ReadTxn, n: NodeEntry) {
 }
 
 /** Mount info recomputed from the cluster's current nodes, as heketi does on every read. */
-export function mountView(tx: ReadTxn, v: VolumeEntry) {
-  const cluster = tx.get('cluster', v.clusterId)
-  const hosts = (cluster?.nodes ?? []).flatMap((id) => {
-    const n = tx.get('node', id)
-    return n ? [n.hostnames.storage[0]!] : []
-  })
-  return {
-    glusterfs: {
-      hosts,
-      device: `${hosts[0] ?? ''}:${v.name}`,
-      options: { 'backup-volfile-servers': hosts.slice(1).join(',') },
-    },
-  }
-}
+export const mountView = volumeMount
 
 export function volumeView(tx: ReadTxn, v: VolumeEntry) {
   const d = v.durability
