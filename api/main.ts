@@ -44,6 +44,8 @@ interface ServerOptions {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  // `heqet csi ...` is the CSI driver, a client of this server (src/csi/main.ts)
+  if (argv[2] === 'csi') return (await import('../src/csi/main.ts')).csiMain(argv.slice(3))
   const program = new Command()
     .name('heqet')
     .description('A heketi-compatible RESTful volume manager for GlusterFS')
