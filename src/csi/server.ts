@@ -14,6 +14,7 @@ import type { HeqetClient } from './heqet-client.ts'
 import type { Mounter } from './mounter.ts'
 import { NodeService } from './node.ts'
 
+// `npm run build` copies it beside the compiled module
 export const PROTO_PATH = fileURLToPath(new URL('./csi.proto', import.meta.url))
 
 /** snake_case fields, enums by name, int64 as number, defaults filled, `access_type`-style oneof names */
@@ -45,9 +46,18 @@ export interface CsiServer {
   close(): Promise<void>
 }
 
-export const DRIVER_VERSION: string = JSON.parse(
-  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
-).version
+/** heqet's version from its package.json: two levels up in a checkout, three from dist/src/csi */
+function packageVersion(): string {
+  for (const relative of ['../../package.json', '../../../package.json']) {
+    const file = new URL(relative, import.meta.url)
+    if (!existsSync(file)) continue
+    const pkg = JSON.parse(readFileSync(file, 'utf8'))
+    if (pkg.name === 'heqet' && pkg.version) return String(pkg.version)
+  }
+  throw new Error('heqet package.json not found beside the CSI driver')
+}
+
+export const DRIVER_VERSION = packageVersion()
 
 export function loadCsiPackage(): any {
   const definition = protoLoader.loadSync(PROTO_PATH, LOADER_OPTIONS)
