@@ -1,6 +1,12 @@
 // gluster-block commands (heketi node commands §8); batch timeout 10 minutes.
 import type { RemoteExecutorConfig } from '../config.ts'
-import { assertHost, assertName, assertPositiveInteger, UnsafeCommandArgumentError } from './validate.ts'
+import {
+  assertHost,
+  assertName,
+  assertPositiveInteger,
+  shellArg as q,
+  UnsafeCommandArgumentError,
+} from './validate.ts'
 
 export interface BlockCreateSpec {
   hostingVolume: string
@@ -11,8 +17,9 @@ export interface BlockCreateSpec {
   sizeGiB: number
 }
 
+/** `<hosting volume>/<block volume>`, quoted */
 function target(hostingVolume: string, name: string): string {
-  return `${assertName(hostingVolume, 'block hosting volume name')}/${assertName(name, 'block volume name')}`
+  return q(`${assertName(hostingVolume, 'block hosting volume name')}/${assertName(name, 'block volume name')}`)
 }
 
 /** quiet when auth is enabled (the output carries the password) */
@@ -24,8 +31,8 @@ export function blockCreateCommand(
   const hosts = spec.hosts.map((h) => assertHost(h)).join(',')
   const prealloc = assertName(cfg.blockPrealloc, 'block prealloc')
   return (
-    `gluster-block create ${target(spec.hostingVolume, spec.name)} ha ${assertPositiveInteger(spec.haCount, 'ha count')} ` +
-    `auth ${spec.auth ? 'enable' : 'disable'} prealloc ${prealloc} ${hosts} ${assertPositiveInteger(spec.sizeGiB, 'block size')}GiB --json`
+    `gluster-block create ${target(spec.hostingVolume, spec.name)} ha ${q(assertPositiveInteger(spec.haCount, 'ha count'))} ` +
+    `auth ${spec.auth ? 'enable' : 'disable'} prealloc ${q(prealloc)} ${q(hosts)} ${q(`${assertPositiveInteger(spec.sizeGiB, 'block size')}GiB`)} --json`
   )
 }
 
@@ -35,7 +42,7 @@ export function blockDeleteCommand(hostingVolume: string, name: string): string 
 
 /** two spaces before `size`, as heketi sends it */
 export function blockModifySizeCommand(hostingVolume: string, name: string, sizeGiB: number): string {
-  return `gluster-block modify ${target(hostingVolume, name)}  size ${assertPositiveInteger(sizeGiB, 'block size')}GiB --json`
+  return `gluster-block modify ${target(hostingVolume, name)}  size ${q(`${assertPositiveInteger(sizeGiB, 'block size')}GiB`)} --json`
 }
 
 export function blockInfoCommand(hostingVolume: string, name: string): string {
@@ -43,5 +50,5 @@ export function blockInfoCommand(hostingVolume: string, name: string): string {
 }
 
 export function blockListCommand(hostingVolume: string): string {
-  return `gluster-block list ${assertName(hostingVolume, 'block hosting volume name')} --json`
+  return `gluster-block list ${q(assertName(hostingVolume, 'block hosting volume name'))} --json`
 }

@@ -5,6 +5,7 @@ import type { BrickRequest } from '../executor.ts'
 import { volumeGroupName } from './device.ts'
 import { autobackupFlag, lvmPrefix, type PrefixConfig } from './prefix.ts'
 import {
+  assertGid,
   assertId,
   assertLvmName,
   assertLvmSize,
@@ -12,6 +13,7 @@ import {
   assertNonNegativeInteger,
   assertPath,
   assertPositiveInteger,
+  shellArg as q,
   UnsafeCommandArgumentError,
 } from './validate.ts'
 
@@ -22,6 +24,7 @@ export type BrickCommandConfig = PrefixConfig &
 export type BrickSpec = Omit<BrickRequest, 'host'>
 
 const ARBITER_CHUNK_SIZE = '256K'
+const FSTAB_APPEND_PROGRAM = 'BEGIN {print ARGV[1], ARGV[2], "xfs", ARGV[3], "1", "2" >> ARGV[4]}'
 const GLUSTER_SNAPSHOT_MOUNT_PREFIXES = ['/run/gluster/', '/var/run/gluster/']
 
 /** MNT: the brick path without its trailing `/brick` */
@@ -51,24 +54,33 @@ export function lvcreateThinCommand(cfg: BrickCommandConfig, spec: BrickSpec): s
   const size = assertPositiveInteger(spec.sizeKiB, 'brick size')
   const vg = volumeGroupName(spec.deviceId)
   return (
-    `${lvmPrefix(cfg)} lvcreate -qq ${autobackupFlag(cfg)} --poolmetadatasize ${meta}K --chunksize ${chunk} ` +
-    `--size ${tp}K --thin ${vg}/${brickThinPoolName(spec)} --virtualsize ${size}K --name ${brickLvName(spec)}`
+    `${lvmPrefix(cfg)} lvcreate -qq ${autobackupFlag(cfg)} --poolmetadatasize ${q(`${meta}K`)} --chunksize ${q(chunk)} ` +
+    `--size ${q(`${tp}K`)} --thin ${q(`${vg}/${brickThinPoolName(spec)}`)} --virtualsize ${q(`${size}K`)} --name ${q(brickLvName(spec))}`
   )
 }
 
 export function mkfsCommand(cfg: BrickCommandConfig, spec: BrickSpec): string {
-  const dev = brickDevicePath(spec)
+  const dev = q(brickDevicePath(spec))
   if (spec.arbiter) return `mkfs.xfs -i maxpct=100 -n size=8192 ${dev}`
   const su = assertNonNegativeInteger(cfg.xfsSu, 'xfs su')
   const sw = assertNonNegativeInteger(cfg.xfsSw, 'xfs sw')
-  if (su !== 0 && sw !== 0) return `mkfs.xfs -i size=512 -d su=${su},sw=${sw} -n size=8192 ${dev}`
+  if (su !== 0 && sw !== 0) return `mkfs.xfs -i size=512 -d ${q(`su=${su},sw=${sw}`)} -n size=8192 ${dev}`
   return `mkfs.xfs -i size=512 -n size=8192 ${dev}`
 }
 
-/** appends the mount line to fstab; the redirection is inside awk so `sudo` covers it */
+/**
+ * Appends `<dev> <mnt> xfs <opts> 1 2` to fstab. The redirection is inside
+ * awk so `sudo` covers it; the values are awk's arguments (ARGV), never
+ * program text, and a BEGIN-only program reads no file.
+ */
 export function fstabAppendCommand(cfg: BrickCommandConfig, spec: BrickSpec): string {
-  const line = `${brickDevicePath(spec)} ${brickMountPoint(spec.path)} xfs ${assertMountOptions(cfg.mountOpts)} 1 2`
-  return `awk "BEGIN {print \\"${line}\\" >> \\"${assertPath(cfg.fstab, 'fstab')}\\"}"`
+  const values = [
+    brickDevicePath(spec),
+    brickMountPoint(spec.path),
+    assertMountOptions(cfg.mountOpts),
+    assertPath(cfg.fstab, 'fstab'),
+  ]
+  return `awk ${q(FSTAB_APPEND_PROGRAM)} ${values.map(q).join(' ')}`
 }
 
 /** the one create batch (timeout 10) */
@@ -77,26 +89,26 @@ export function brickCreateCommands(cfg: BrickCommandConfig, spec: BrickSpec): s
   if (`${mnt}/brick` !== spec.path)
     throw new UnsafeCommandArgumentError('brick path (must end in /brick)', spec.path)
   const commands = [
-    `mkdir -p ${mnt}`,
+    `mkdir -p ${q(mnt)}`,
     lvcreateThinCommand(cfg, spec),
     mkfsCommand(cfg, spec),
     fstabAppendCommand(cfg, spec),
-    `mount -o ${assertMountOptions(cfg.mountOpts)} ${brickDevicePath(spec)} ${mnt}`,
-    `mkdir ${spec.path}`,
+    `mount -o ${q(assertMountOptions(cfg.mountOpts))} ${q(brickDevicePath(spec))} ${q(mnt)}`,
+    `mkdir ${q(spec.path)}`,
   ]
-  const gid = assertNonNegativeInteger(spec.gid, 'gid')
-  if (gid !== 0) commands.push(`chown :${gid} ${spec.path}`, `chmod 2775 ${spec.path}`)
+  const gid = assertGid(spec.gid)
+  if (gid !== 0) commands.push(`chown ${q(`:${gid}`)} ${q(spec.path)}`, `chmod 2775 ${q(spec.path)}`)
   return commands
 }
 
 export function umountCommand(mountPoint: string): string {
-  return `umount ${assertPath(mountPoint, 'mount point')}`
+  return `umount ${q(assertPath(mountPoint, 'mount point'))}`
 }
 
 export const MOUNT_LIST_COMMAND = 'mount'
 
 export function lsofCommand(mountPoint: string): string {
-  return `lsof ${assertPath(mountPoint, 'mount point')}`
+  return `lsof ${q(assertPath(mountPoint, 'mount point'))}`
 }
 
 /** gluster snapshot bricks (clones) have no fstab line */
@@ -105,17 +117,17 @@ export function isGlusterSnapshotMount(mountPoint: string): boolean {
 }
 
 export function fstabRemoveCommand(cfg: Pick<RemoteExecutorConfig, 'fstab'>, brickId: string): string {
-  return `sed -i.save "/brick_${assertId(brickId, 'brick id')}/d" ${assertPath(cfg.fstab, 'fstab')}`
+  return `sed -i.save ${q(`/brick_${assertId(brickId, 'brick id')}/d`)} ${q(assertPath(cfg.fstab, 'fstab'))}`
 }
 
 export function lvremoveCommand(cfg: BrickCommandConfig, deviceId: string, lvName: string): string {
-  return `${lvmPrefix(cfg)} lvremove ${autobackupFlag(cfg)} -f ${volumeGroupName(deviceId)}/${assertLvmName(lvName)}`
+  return `${lvmPrefix(cfg)} lvremove ${autobackupFlag(cfg)} -f ${q(`${volumeGroupName(deviceId)}/${assertLvmName(lvName)}`)}`
 }
 
 export function thinPoolCountCommand(cfg: PrefixConfig, deviceId: string, thinPool: string): string {
-  return `${lvmPrefix(cfg)} lvs --noheadings --options=thin_count ${volumeGroupName(deviceId)}/${assertLvmName(thinPool)}`
+  return `${lvmPrefix(cfg)} lvs --noheadings --options=thin_count ${q(`${volumeGroupName(deviceId)}/${assertLvmName(thinPool)}`)}`
 }
 
 export function rmdirCommand(path: string): string {
-  return `rmdir ${assertPath(path)}`
+  return `rmdir ${q(assertPath(path))}`
 }

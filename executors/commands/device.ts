@@ -1,7 +1,10 @@
 // Device setup, identity, size and teardown commands (heketi node commands §4).
 import type { RemoteExecutorConfig } from '../config.ts'
 import { autobackupFlag, lvmPrefix, type PrefixConfig, udevadmPrefix } from './prefix.ts'
-import { assertDevicePath, assertId, assertLvmSize } from './validate.ts'
+import { assertDevicePath, assertId, assertLvmSize, shellArg as q } from './validate.ts'
+
+/** a quoted device path */
+const dev = (path: string) => q(assertDevicePath(path))
 
 export const HEKETI_MOUNTS_DIR = '/var/lib/heketi/mounts'
 export const PV_UUID_LINK_PREFIX = '/dev/disk/by-id/lvm-pv-uuid-'
@@ -11,16 +14,16 @@ export function volumeGroupName(deviceId: string): string {
 }
 
 export function wipefsCommand(device: string): string {
-  return `wipefs --all ${assertDevicePath(device)}`
+  return `wipefs --all ${dev(device)}`
 }
 
-/** note the single quotes around the device, heketi quotes it in pvcreate only */
+/** heketi quotes the device in pvcreate (and pvremove) only; heqet quotes every value */
 export function pvcreateCommand(
   cfg: PrefixConfig & Pick<RemoteExecutorConfig, 'pvDataAlignment'>,
   device: string,
 ) {
   const alignment = assertLvmSize(cfg.pvDataAlignment, 'pv data alignment')
-  return `${lvmPrefix(cfg)} pvcreate -qq --metadatasize=128M --dataalignment=${alignment} '${assertDevicePath(device)}'`
+  return `${lvmPrefix(cfg)} pvcreate -qq --metadatasize=128M --dataalignment=${q(alignment)} ${dev(device)}`
 }
 
 export function vgcreateCommand(
@@ -29,7 +32,7 @@ export function vgcreateCommand(
   device: string,
 ): string {
   const extent = assertLvmSize(cfg.vgPhysicalExtentSize, 'vg physical extent size')
-  return `${lvmPrefix(cfg)} vgcreate -qq --physicalextentsize=${extent} ${autobackupFlag(cfg)} ${volumeGroupName(deviceId)} ${assertDevicePath(device)}`
+  return `${lvmPrefix(cfg)} vgcreate -qq --physicalextentsize=${q(extent)} ${autobackupFlag(cfg)} ${q(volumeGroupName(deviceId))} ${dev(device)}`
 }
 
 /** Batch 1 of device add; `wipefs` only on heketi's destroydata retry. */
@@ -48,11 +51,11 @@ export function deviceSetupCommands(
 }
 
 export function pvsIdentityCommand(cfg: PrefixConfig, device: string): string {
-  return `${lvmPrefix(cfg)} pvs -o pv_name,pv_uuid,vg_name --reportformat=json ${assertDevicePath(device)}`
+  return `${lvmPrefix(cfg)} pvs -o pv_name,pv_uuid,vg_name --reportformat=json ${dev(device)}`
 }
 
 export function udevadmSymlinksCommand(cfg: PrefixConfig, device: string): string {
-  return `${udevadmPrefix(cfg)} info --query=symlink --name=${assertDevicePath(device)}`
+  return `${udevadmPrefix(cfg)} info --query=symlink --name=${dev(device)}`
 }
 
 /** identity query batch: pvs then (optional) udevadm */
@@ -61,20 +64,20 @@ export function deviceIdentityCommands(cfg: PrefixConfig, device: string): strin
 }
 
 export function vgdisplayCommand(cfg: PrefixConfig, deviceId: string): string {
-  return `${lvmPrefix(cfg)} vgdisplay -c ${volumeGroupName(deviceId)}`
+  return `${lvmPrefix(cfg)} vgdisplay -c ${q(volumeGroupName(deviceId))}`
 }
 
 /** resolves a device's PV UUID from its volume group */
 export function vgsIdentityCommand(cfg: PrefixConfig, deviceId: string): string {
-  return `${lvmPrefix(cfg)} vgs -o pv_name,pv_uuid,vg_name --reportformat=json ${volumeGroupName(deviceId)}`
+  return `${lvmPrefix(cfg)} vgs -o pv_name,pv_uuid,vg_name --reportformat=json ${q(volumeGroupName(deviceId))}`
 }
 
 export function vgremoveCommand(cfg: PrefixConfig, deviceId: string): string {
-  return `${lvmPrefix(cfg)} vgremove -qq ${volumeGroupName(deviceId)}`
+  return `${lvmPrefix(cfg)} vgremove -qq ${q(volumeGroupName(deviceId))}`
 }
 
 export function pvremoveCommand(cfg: PrefixConfig, path: string): string {
-  return `${lvmPrefix(cfg)} pvremove -qq '${assertDevicePath(path)}'`
+  return `${lvmPrefix(cfg)} pvremove -qq ${dev(path)}`
 }
 
 export function deviceMountsDir(deviceId: string): string {
@@ -82,7 +85,7 @@ export function deviceMountsDir(deviceId: string): string {
 }
 
 export function rmdirDeviceMountsCommand(deviceId: string): string {
-  return `rmdir ${deviceMountsDir(deviceId)}`
+  return `rmdir ${q(deviceMountsDir(deviceId))}`
 }
 
 /** teardown path: the PV UUID link when known, else the first stored path, else the device */

@@ -3,30 +3,37 @@
 import type { VolumeBrick, VolumeDurability } from '../executor.ts'
 import { glusterPrefix, type PrefixConfig } from './prefix.ts'
 import {
-  assertGlusterOption,
   assertHost,
   assertId,
   assertName,
   assertPath,
   assertPositiveInteger,
+  shellArg,
+  splitGlusterOption,
   UnsafeCommandArgumentError,
 } from './validate.ts'
+
+const q = shellArg
+/** a quoted volume name */
+const vol = (name: string) => q(assertName(name))
+/** a quoted snapshot name */
+const snap = (name: string) => q(assertName(name, 'snapshot name'))
 
 export const GLUSTERD_CHECK_COMMAND = 'systemctl status glusterd'
 
 export function peerProbeCommand(cfg: PrefixConfig, storageHost: string): string {
-  return `${glusterPrefix(cfg)} peer probe ${assertHost(storageHost)}`
+  return `${glusterPrefix(cfg)} peer probe ${q(assertHost(storageHost))}`
 }
 
 export function snapshotLimitCommand(cfg: PrefixConfig, limit: number): string {
-  return `${glusterPrefix(cfg)} snapshot config snap-max-hard-limit ${assertPositiveInteger(limit, 'snapshot limit')}`
+  return `${glusterPrefix(cfg)} snapshot config snap-max-hard-limit ${q(assertPositiveInteger(limit, 'snapshot limit'))}`
 }
 
 export function peerDetachCommand(cfg: PrefixConfig, storageHost: string): string {
-  return `${glusterPrefix(cfg)} peer detach ${assertHost(storageHost)}`
+  return `${glusterPrefix(cfg)} peer detach ${q(assertHost(storageHost))}`
 }
 
-/** `<storage host>:<path>` */
+/** `<storage host>:<path>` (unquoted: also used in error texts) */
 export function brickAddress(brick: VolumeBrick): string {
   return `${assertHost(brick.storageHost)}:${assertPath(brick.path, 'brick path')}`
 }
@@ -56,15 +63,15 @@ function durabilityKeywords(durability: VolumeDurability): string {
     case 'none':
       return ''
     case 'replicate':
-      return `replica ${assertPositiveInteger(durability.replica, 'replica count')} ${durability.arbiter ? 'arbiter 1 ' : ''}`
+      return `replica ${q(assertPositiveInteger(durability.replica, 'replica count'))} ${durability.arbiter ? 'arbiter 1 ' : ''}`
     case 'disperse':
-      return `disperse-data ${assertPositiveInteger(durability.data, 'disperse data count')} redundancy ${assertPositiveInteger(durability.redundancy, 'disperse redundancy count')} `
+      return `disperse-data ${q(assertPositiveInteger(durability.data, 'disperse data count'))} redundancy ${q(assertPositiveInteger(durability.redundancy, 'disperse redundancy count'))} `
   }
 }
 
 /** every brick is followed by one space, so the line ends with a space */
 function brickList(bricks: VolumeBrick[]): string {
-  return bricks.map((b) => `${brickAddress(b)} `).join('')
+  return bricks.map((b) => `${q(brickAddress(b))} `).join('')
 }
 
 function assertWholeSets(durability: VolumeDurability, bricks: VolumeBrick[]): void {
@@ -85,7 +92,7 @@ export function addBrickCommands(
   const commands: string[] = []
   for (let i = 0; i < bricks.length; i += perCommand) {
     commands.push(
-      `${glusterPrefix(cfg)} volume add-brick ${assertName(name)} ${brickList(bricks.slice(i, i + perCommand))}`,
+      `${glusterPrefix(cfg)} volume add-brick ${vol(name)} ${brickList(bricks.slice(i, i + perCommand))}`,
     )
   }
   return commands
@@ -100,13 +107,15 @@ export function volumeCreateBrickCommands(
 ): string[] {
   assertWholeSets(durability, bricks)
   const setSize = brickSetSize(durability)
-  const create = `${glusterPrefix(cfg)} volume create ${assertName(name)} ${durabilityKeywords(durability)}${brickList(bricks.slice(0, setSize))}`
+  const create = `${glusterPrefix(cfg)} volume create ${vol(name)} ${durabilityKeywords(durability)}${brickList(bricks.slice(0, setSize))}`
   const rest = bricks.slice(setSize)
   return [create, ...(rest.length > 0 ? addBrickCommands(cfg, name, durability, rest) : [])]
 }
 
+/** `<option>` is `<key> <value>`: two arguments */
 export function volumeSetCommand(cfg: PrefixConfig, name: string, option: string): string {
-  return `${glusterPrefix(cfg)} volume set ${assertName(name)} ${assertGlusterOption(option)}`
+  const [key, value] = splitGlusterOption(option)
+  return `${glusterPrefix(cfg)} volume set ${vol(name)} ${q(key)} ${q(value)}`
 }
 
 export interface VolumeCreateSpec {
@@ -128,27 +137,27 @@ export function volumeCreateCommands(cfg: PrefixConfig, spec: VolumeCreateSpec):
 }
 
 export function volumeStartCommand(cfg: PrefixConfig, name: string): string {
-  return `${glusterPrefix(cfg)} volume start ${assertName(name)}`
+  return `${glusterPrefix(cfg)} volume start ${vol(name)}`
 }
 
 export function volumeStopCommand(cfg: PrefixConfig, name: string): string {
-  return `${glusterPrefix(cfg)} volume stop ${assertName(name)}`
+  return `${glusterPrefix(cfg)} volume stop ${vol(name)}`
 }
 
 export function volumeStopForceCommand(cfg: PrefixConfig, name: string): string {
-  return `${glusterPrefix(cfg)} volume stop ${assertName(name)} force`
+  return `${glusterPrefix(cfg)} volume stop ${vol(name)} force`
 }
 
 export function volumeDeleteCommand(cfg: PrefixConfig, name: string): string {
-  return `${glusterPrefix(cfg)} volume delete ${assertName(name)}`
+  return `${glusterPrefix(cfg)} volume delete ${vol(name)}`
 }
 
 export function volumeRebalanceStartCommand(cfg: PrefixConfig, name: string): string {
-  return `${glusterPrefix(cfg)} volume rebalance ${assertName(name)} start`
+  return `${glusterPrefix(cfg)} volume rebalance ${vol(name)} start`
 }
 
 export function volumeInfoCommand(cfg: PrefixConfig, name: string): string {
-  return `${glusterPrefix(cfg)} volume info ${assertName(name)} --xml`
+  return `${glusterPrefix(cfg)} volume info ${vol(name)} --xml`
 }
 
 export function volumeInfoAllCommand(cfg: PrefixConfig): string {
@@ -156,7 +165,7 @@ export function volumeInfoAllCommand(cfg: PrefixConfig): string {
 }
 
 export function healInfoCommand(cfg: PrefixConfig, name: string): string {
-  return `${glusterPrefix(cfg)} volume heal ${assertName(name)} info --xml`
+  return `${glusterPrefix(cfg)} volume heal ${vol(name)} info --xml`
 }
 
 export function replaceBrickCommand(
@@ -165,7 +174,7 @@ export function replaceBrickCommand(
   oldBrick: VolumeBrick,
   newBrick: VolumeBrick,
 ): string {
-  return `${glusterPrefix(cfg)} volume replace-brick ${assertName(name)} ${brickAddress(oldBrick)} ${brickAddress(newBrick)} commit force`
+  return `${glusterPrefix(cfg)} volume replace-brick ${vol(name)} ${q(brickAddress(oldBrick))} ${q(brickAddress(newBrick))} commit force`
 }
 
 /** tmpsnap_<id>: the temporary snapshot of a clone */
@@ -174,25 +183,25 @@ export function cloneSnapshotName(snapshotId: string): string {
 }
 
 export function snapshotCreateCommand(cfg: PrefixConfig, snapshot: string, source: string): string {
-  return `${glusterPrefix(cfg)} --xml snapshot create ${assertName(snapshot, 'snapshot name')} ${assertName(source)} no-timestamp`
+  return `${glusterPrefix(cfg)} --xml snapshot create ${snap(snapshot)} ${vol(source)} no-timestamp`
 }
 
 export function snapshotActivateCommand(cfg: PrefixConfig, snapshot: string): string {
-  return `${glusterPrefix(cfg)} --xml snapshot activate ${assertName(snapshot, 'snapshot name')}`
+  return `${glusterPrefix(cfg)} --xml snapshot activate ${snap(snapshot)}`
 }
 
 export function snapshotCloneCommand(cfg: PrefixConfig, clone: string, snapshot: string): string {
-  return `${glusterPrefix(cfg)} --xml snapshot clone ${assertName(clone)} ${assertName(snapshot, 'snapshot name')}`
+  return `${glusterPrefix(cfg)} --xml snapshot clone ${vol(clone)} ${snap(snapshot)}`
 }
 
 export function snapshotVolumeStartCommand(cfg: PrefixConfig, name: string): string {
-  return `${glusterPrefix(cfg)} --xml volume start ${assertName(name)}`
+  return `${glusterPrefix(cfg)} --xml volume start ${vol(name)}`
 }
 
 export function snapshotDeactivateCommand(cfg: PrefixConfig, snapshot: string): string {
-  return `${glusterPrefix(cfg)} --xml snapshot deactivate ${assertName(snapshot, 'snapshot name')}`
+  return `${glusterPrefix(cfg)} --xml snapshot deactivate ${snap(snapshot)}`
 }
 
 export function snapshotDeleteCommand(cfg: PrefixConfig, snapshot: string): string {
-  return `${glusterPrefix(cfg)} --xml snapshot delete ${assertName(snapshot, 'snapshot name')}`
+  return `${glusterPrefix(cfg)} --xml snapshot delete ${snap(snapshot)}`
 }
