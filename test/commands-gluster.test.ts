@@ -1,4 +1,5 @@
 // Byte-exact gluster CLI strings against heketi-node-commands.md §2–§7.
+import fc from 'fast-check'
 import t from 'tap'
 import {
   addBrickCommands,
@@ -25,8 +26,12 @@ import {
 } from '../executors/commands/gluster.ts'
 import { DEFAULT_REMOTE_EXECUTOR_CONFIG as cfg } from '../executors/config.ts'
 import type { VolumeBrick, VolumeDurability } from '../executors/executor.ts'
+import { ArgvStub } from './helpers/argv-stub.ts'
+import { hostileOption } from './helpers/hostile.ts'
 
-const G = 'gluster --mode=script --timeout=600'
+const G = "gluster --mode=script --timeout='600'"
+/** the test's own quoting of a value without `'` */
+const q = (value: string | number) => `'${value}'`
 const VID = '7a6b5c4d3e2f10011223344556677889'
 const hosts = ['10.0.0.11', '10.0.0.12', '10.0.0.13']
 const bricks = (n: number): VolumeBrick[] =>
@@ -34,18 +39,20 @@ const bricks = (n: number): VolumeBrick[] =>
     storageHost: hosts[i % 3],
     path: `/var/lib/heketi/mounts/vg_${'abc'[i % 3]}/brick_${i + 1}/brick`,
   }))
-const addr = (b: VolumeBrick) => `${b.storageHost}:${b.path} `
+const addr = (b: VolumeBrick) => `${q(`${b.storageHost}:${b.path}`)} `
 const replica3: VolumeDurability = { type: 'replicate', replica: 3, arbiter: false }
 
 t.test('liveness and peers', async (t) => {
   t.equal(GLUSTERD_CHECK_COMMAND, 'systemctl status glusterd')
-  t.equal(peerProbeCommand(cfg, 'node2.example.com'), `${G} peer probe node2.example.com`)
-  t.equal(peerProbeCommand(cfg, 'fd00::12'), `${G} peer probe fd00::12`)
-  t.equal(snapshotLimitCommand(cfg, 14), `${G} snapshot config snap-max-hard-limit 14`)
-  t.equal(peerDetachCommand(cfg, '10.0.0.12'), `${G} peer detach 10.0.0.12`)
+  t.equal(peerProbeCommand(cfg, 'node2.example.com'), `${G} peer probe 'node2.example.com'`)
+  t.equal(peerProbeCommand(cfg, 'fd00::12'), `${G} peer probe 'fd00::12'`)
+  t.equal(snapshotLimitCommand(cfg, 14), `${G} snapshot config snap-max-hard-limit '14'`)
+  t.equal(peerDetachCommand(cfg, '10.0.0.12'), `${G} peer detach '10.0.0.12'`)
   t.throws(() => peerProbeCommand(cfg, 'a b'))
   t.throws(() => peerProbeCommand(cfg, 'host;reboot'))
   t.throws(() => peerProbeCommand(cfg, '-host'))
+  t.throws(() => peerProbeCommand(cfg, '--help'))
+  t.throws(() => peerProbeCommand(cfg, 'node_1'), 'RFC 1123: no underscore')
 })
 
 t.test('spec example: replica 3 with two sets (trailing spaces included)', async (t) => {
@@ -63,19 +70,19 @@ t.test('spec example: replica 3 with two sets (trailing spaces included)', async
     options: [],
   })
   t.same(commands, [
-    `${G} volume create vol_7a6b replica 3 10.0.0.11:/var/lib/heketi/mounts/vg_a/brick_1/brick 10.0.0.12:/var/lib/heketi/mounts/vg_b/brick_2/brick 10.0.0.13:/var/lib/heketi/mounts/vg_c/brick_3/brick `,
-    `${G} volume add-brick vol_7a6b 10.0.0.12:/var/lib/heketi/mounts/vg_b/brick_4/brick 10.0.0.13:/var/lib/heketi/mounts/vg_c/brick_5/brick 10.0.0.11:/var/lib/heketi/mounts/vg_a/brick_6/brick `,
-    `${G} volume set vol_7a6b user.heketi.id ${VID}`,
-    `${G} volume start vol_7a6b`,
+    `${G} volume create 'vol_7a6b' replica '3' '10.0.0.11:/var/lib/heketi/mounts/vg_a/brick_1/brick' '10.0.0.12:/var/lib/heketi/mounts/vg_b/brick_2/brick' '10.0.0.13:/var/lib/heketi/mounts/vg_c/brick_3/brick' `,
+    `${G} volume add-brick 'vol_7a6b' '10.0.0.12:/var/lib/heketi/mounts/vg_b/brick_4/brick' '10.0.0.13:/var/lib/heketi/mounts/vg_c/brick_5/brick' '10.0.0.11:/var/lib/heketi/mounts/vg_a/brick_6/brick' `,
+    `${G} volume set 'vol_7a6b' 'user.heketi.id' '${VID}'`,
+    `${G} volume start 'vol_7a6b'`,
   ])
 })
 
 t.test('3 sets of replica 3: one create with 3 bricks, one add-brick with 6', async (t) => {
   const b = bricks(9)
   const commands = addBrickCommands(cfg, 'v', replica3, b.slice(3))
-  t.same(commands, [`${G} volume add-brick v ${b.slice(3).map(addr).join('')}`])
+  t.same(commands, [`${G} volume add-brick 'v' ${b.slice(3).map(addr).join('')}`])
   const all = volumeCreateCommands(cfg, { id: VID, name: 'v', durability: replica3, bricks: b, options: [] })
-  t.equal(all[0], `${G} volume create v replica 3 ${b.slice(0, 3).map(addr).join('')}`)
+  t.equal(all[0], `${G} volume create 'v' replica '3' ${b.slice(0, 3).map(addr).join('')}`)
   t.equal(all[1], commands[0])
   t.equal(all.length, 4)
 })
@@ -100,9 +107,9 @@ t.test('distribute: create with 1 brick, add-brick with 15 then 4', async (t) =>
     bricks: b,
     options: [],
   })
-  t.equal(all[0], `${G} volume create v ${addr(b[0])}`)
-  t.equal(all[1], `${G} volume add-brick v ${b.slice(1, 16).map(addr).join('')}`)
-  t.equal(all[2], `${G} volume add-brick v ${b.slice(16).map(addr).join('')}`)
+  t.equal(all[0], `${G} volume create 'v' ${addr(b[0]!)}`)
+  t.equal(all[1], `${G} volume add-brick 'v' ${b.slice(1, 16).map(addr).join('')}`)
+  t.equal(all[2], `${G} volume add-brick 'v' ${b.slice(16).map(addr).join('')}`)
   t.equal(all.length, 5)
 })
 
@@ -110,9 +117,9 @@ t.test('disperse: keyword, one set per add-brick', async (t) => {
   const b = bricks(18)
   const disperse: VolumeDurability = { type: 'disperse', data: 4, redundancy: 2 }
   const all = volumeCreateCommands(cfg, { id: VID, name: 'v', durability: disperse, bricks: b, options: [] })
-  t.equal(all[0], `${G} volume create v disperse-data 4 redundancy 2 ${b.slice(0, 6).map(addr).join('')}`)
-  t.equal(all[1], `${G} volume add-brick v ${b.slice(6, 12).map(addr).join('')}`)
-  t.equal(all[2], `${G} volume add-brick v ${b.slice(12).map(addr).join('')}`)
+  t.equal(all[0], `${G} volume create 'v' disperse-data '4' redundancy '2' ${b.slice(0, 6).map(addr).join('')}`)
+  t.equal(all[1], `${G} volume add-brick 'v' ${b.slice(6, 12).map(addr).join('')}`)
+  t.equal(all[2], `${G} volume add-brick 'v' ${b.slice(12).map(addr).join('')}`)
 })
 
 t.test('arbiter keyword', async (t) => {
@@ -124,7 +131,7 @@ t.test('arbiter keyword', async (t) => {
     bricks: b,
     options: [],
   })
-  t.equal(all[0], `${G} volume create v replica 3 arbiter 1 ${b.map(addr).join('')}`)
+  t.equal(all[0], `${G} volume create 'v' replica '3' arbiter 1 ${b.map(addr).join('')}`)
 })
 
 t.test('options: empty ones skipped, raw, in order, then the heketi id and start', async (t) => {
@@ -136,23 +143,27 @@ t.test('options: empty ones skipped, raw, in order, then the heketi id and start
     options: ['', 'a b', '', 'performance.readdir-ahead off'],
   })
   t.same(all.slice(1), [
-    `${G} volume set v a b`,
-    `${G} volume set v performance.readdir-ahead off`,
-    `${G} volume set v user.heketi.id ${VID}`,
-    `${G} volume start v`,
+    `${G} volume set 'v' 'a' 'b'`,
+    `${G} volume set 'v' 'performance.readdir-ahead' 'off'`,
+    `${G} volume set 'v' 'user.heketi.id' '${VID}'`,
+    `${G} volume start 'v'`,
   ])
+})
+
+t.test('options reported in issue 8 are refused by the builder', async (t) => {
   for (const bad of [
-    "a 'b'",
-    'a "b"',
-    'a `id`',
-    'a $(id)',
+    '--log-file=/tmp/x',
+    'a --log-file=/tmp/x',
+    '--remote-host=1.2.3.4',
+    'a --remote-host=1.2.3.4',
     'a;b',
-    'a&b',
-    'a|b',
-    'a\nb',
-    'a<b',
-    'a>b',
-    'a\\b',
+    'a *',
+    'a ?',
+    'a [ab]',
+    'a {,x}',
+    'a ~',
+    'a #',
+    'performance.readdir-ahead',
   ]) {
     t.throws(
       () => volumeSetCommand(cfg, 'v', bad),
@@ -160,6 +171,35 @@ t.test('options: empty ones skipped, raw, in order, then the heketi id and start
       JSON.stringify(bad),
     )
   }
+})
+
+t.test('generated options: refused, or key and value reach gluster as two unchanged arguments', async (t) => {
+  const stub = new ArgvStub()
+  t.teardown(() => stub.close())
+  let accepted = 0
+  fc.assert(
+    fc.property(fc.array(hostileOption, { minLength: 1, maxLength: 30 }), (options) => {
+      const built: { option: string; command: string }[] = []
+      for (const option of options) {
+        try {
+          built.push({ option, command: volumeSetCommand(cfg, 'v', option) })
+        } catch (err) {
+          if ((err as Error).name !== 'UnsafeCommandArgumentError') throw err
+        }
+      }
+      const runs = stub.run(built.map((b) => b.command))
+      built.forEach(({ option }, i) => {
+        const space = option.indexOf(' ')
+        const expected = ['--mode=script', '--timeout=600', 'volume', 'set', 'v']
+        expected.push(option.slice(0, space), option.slice(space + 1))
+        if (JSON.stringify(runs[i]) !== JSON.stringify([{ program: 'gluster', args: expected }]))
+          throw new Error(`${JSON.stringify(option)} ran as ${JSON.stringify(runs[i])}`)
+      })
+      accepted += built.length
+    }),
+    { numRuns: 40 },
+  )
+  t.ok(accepted > 20, `${accepted} generated options were accepted and ran unchanged`)
 })
 
 t.test('bricks must form whole sets', async (t) => {
@@ -170,12 +210,12 @@ t.test('bricks must form whole sets', async (t) => {
 })
 
 t.test('volume lifecycle and information', async (t) => {
-  t.equal(volumeStopForceCommand(cfg, 'vol_1'), `${G} volume stop vol_1 force`)
-  t.equal(volumeDeleteCommand(cfg, 'vol_1'), `${G} volume delete vol_1`)
-  t.equal(volumeRebalanceStartCommand(cfg, 'vol_1'), `${G} volume rebalance vol_1 start`)
-  t.equal(volumeInfoCommand(cfg, 'vol_1'), `${G} volume info vol_1 --xml`)
+  t.equal(volumeStopForceCommand(cfg, 'vol_1'), `${G} volume stop 'vol_1' force`)
+  t.equal(volumeDeleteCommand(cfg, 'vol_1'), `${G} volume delete 'vol_1'`)
+  t.equal(volumeRebalanceStartCommand(cfg, 'vol_1'), `${G} volume rebalance 'vol_1' start`)
+  t.equal(volumeInfoCommand(cfg, 'vol_1'), `${G} volume info 'vol_1' --xml`)
   t.equal(volumeInfoAllCommand(cfg), `${G} volume info --xml`)
-  t.equal(healInfoCommand(cfg, 'vol_1'), `${G} volume heal vol_1 info --xml`)
+  t.equal(healInfoCommand(cfg, 'vol_1'), `${G} volume heal 'vol_1' info --xml`)
   t.equal(
     replaceBrickCommand(
       cfg,
@@ -183,10 +223,12 @@ t.test('volume lifecycle and information', async (t) => {
       { storageHost: 'h1', path: '/a/brick' },
       { storageHost: 'h2', path: '/b/brick' },
     ),
-    `${G} volume replace-brick vol_1 h1:/a/brick h2:/b/brick commit force`,
+    `${G} volume replace-brick 'vol_1' 'h1:/a/brick' 'h2:/b/brick' commit force`,
   )
   t.throws(() => volumeDeleteCommand(cfg, 'vol 1'))
   t.throws(() => volumeDeleteCommand(cfg, 'vol/1'))
+  t.throws(() => volumeDeleteCommand(cfg, '--version'), 'a leading dash would be read as an option')
+  t.throws(() => volumeDeleteCommand(cfg, '-v'))
 })
 
 t.test('snapshots and clones carry --xml right after the prefix', async (t) => {
@@ -194,11 +236,12 @@ t.test('snapshots and clones carry --xml right after the prefix', async (t) => {
   t.equal(s, 'tmpsnap_0123abcd')
   t.equal(
     snapshotCreateCommand(cfg, s, 'vol_1'),
-    `${G} --xml snapshot create tmpsnap_0123abcd vol_1 no-timestamp`,
+    `${G} --xml snapshot create 'tmpsnap_0123abcd' 'vol_1' no-timestamp`,
   )
-  t.equal(snapshotActivateCommand(cfg, s), `${G} --xml snapshot activate tmpsnap_0123abcd`)
-  t.equal(snapshotCloneCommand(cfg, 'clone_1', s), `${G} --xml snapshot clone clone_1 tmpsnap_0123abcd`)
-  t.equal(snapshotVolumeStartCommand(cfg, 'clone_1'), `${G} --xml volume start clone_1`)
-  t.equal(snapshotDeactivateCommand(cfg, s), `${G} --xml snapshot deactivate tmpsnap_0123abcd`)
-  t.equal(snapshotDeleteCommand(cfg, s), `${G} --xml snapshot delete tmpsnap_0123abcd`)
+  t.equal(snapshotActivateCommand(cfg, s), `${G} --xml snapshot activate 'tmpsnap_0123abcd'`)
+  t.equal(snapshotCloneCommand(cfg, 'clone_1', s), `${G} --xml snapshot clone 'clone_1' 'tmpsnap_0123abcd'`)
+  t.equal(snapshotVolumeStartCommand(cfg, 'clone_1'), `${G} --xml volume start 'clone_1'`)
+  t.equal(snapshotDeactivateCommand(cfg, s), `${G} --xml snapshot deactivate 'tmpsnap_0123abcd'`)
+  t.equal(snapshotDeleteCommand(cfg, s), `${G} --xml snapshot delete 'tmpsnap_0123abcd'`)
+  t.throws(() => snapshotCloneCommand(cfg, '--version', s), 'clone named like an option')
 })
