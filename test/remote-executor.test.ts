@@ -8,7 +8,7 @@ import { RemoteExecutor } from '../executors/remote.ts'
 import type { CommandResult } from '../executors/runner.ts'
 import { brickFixture } from './helpers/brick.ts'
 
-const G = 'gluster --mode=script --timeout=600'
+const G = "gluster --mode=script --timeout='600'"
 const LVM = '/usr/sbin/lvm'
 const H = 'node1.example.com'
 const DID = 'd0000000000000000000000000000001'
@@ -62,7 +62,7 @@ t.test('peer probe, snapshot limit batch, detach', async (t) => {
   await a.executor.peerProbe(H, '10.0.0.12')
   t.same(
     a.runner.batches.map((b) => b.commands),
-    [[`${G} peer probe 10.0.0.12`]],
+    [[`${G} peer probe '10.0.0.12'`]],
   )
   t.equal(a.runner.batches[0].opts.timeoutMinutes, 11)
 
@@ -70,7 +70,7 @@ t.test('peer probe, snapshot limit batch, detach', async (t) => {
   await b.executor.peerProbe(H, '10.0.0.12')
   t.same(
     b.runner.batches.map((x) => x.commands),
-    [[`${G} peer probe 10.0.0.12`], [`${G} snapshot config snap-max-hard-limit 14`]],
+    [[`${G} peer probe '10.0.0.12'`], [`${G} snapshot config snap-max-hard-limit '14'`]],
   )
   const c = setup(
     [
@@ -89,7 +89,7 @@ t.test('peer probe, snapshot limit batch, detach', async (t) => {
 
   const d = setup()
   await d.executor.peerDetach(H, '10.0.0.12')
-  t.same(d.runner.commands(), [`${G} peer detach 10.0.0.12`])
+  t.same(d.runner.commands(), [`${G} peer detach '10.0.0.12'`])
 })
 
 t.test('device setup: batches, sizes and identity', async (t) => {
@@ -112,19 +112,19 @@ t.test('device setup: batches, sizes and identity', async (t) => {
     [
       [
         [
-          `${LVM} pvcreate -qq --metadatasize=128M --dataalignment=256K '/dev/sdb'`,
-          `${LVM} vgcreate -qq --physicalextentsize=4M --autobackup=n vg_${DID} /dev/sdb`,
+          `${LVM} pvcreate -qq --metadatasize=128M --dataalignment='256K' '/dev/sdb'`,
+          `${LVM} vgcreate -qq --physicalextentsize='4M' --autobackup=n 'vg_${DID}' '/dev/sdb'`,
         ],
         5,
       ],
       [
         [
-          `${LVM} pvs -o pv_name,pv_uuid,vg_name --reportformat=json /dev/sdb`,
-          '/usr/bin/udevadm info --query=symlink --name=/dev/sdb',
+          `${LVM} pvs -o pv_name,pv_uuid,vg_name --reportformat=json '/dev/sdb'`,
+          "/usr/bin/udevadm info --query=symlink --name='/dev/sdb'",
         ],
         5,
       ],
-      [[`${LVM} vgdisplay -c vg_${DID}`], 5],
+      [[`${LVM} vgdisplay -c 'vg_${DID}'`], 5],
     ],
   )
 })
@@ -136,7 +136,7 @@ t.test('device setup: destroydata runs wipefs first; failed udevadm → [device]
     ['vgdisplay', { stdout: VGDISPLAY }],
   ])
   const info = await executor.deviceSetup({ host: H, device: '/dev/sdb', deviceId: DID, destroyData: true })
-  t.equal(runner.batches[0].commands[0], 'wipefs --all /dev/sdb')
+  t.equal(runner.batches[0].commands[0], "wipefs --all '/dev/sdb'")
   t.same(info.paths, ['/dev/sdb'])
 })
 
@@ -198,8 +198,8 @@ t.test('device setup: a failed size query tears the device down', async (t) => {
   t.same(
     runner.batches.slice(3).map((b) => b.commands),
     [
-      [`${LVM} vgremove -qq vg_${DID}`, `${LVM} pvremove -qq '/dev/disk/by-id/lvm-pv-uuid-PvUu-1d'`],
-      [`rmdir /var/lib/heketi/mounts/vg_${DID}`],
+      [`${LVM} vgremove -qq 'vg_${DID}'`, `${LVM} pvremove -qq '/dev/disk/by-id/lvm-pv-uuid-PvUu-1d'`],
+      [`rmdir '/var/lib/heketi/mounts/vg_${DID}'`],
     ],
   )
 })
@@ -217,9 +217,9 @@ t.test('device teardown: UUID resolution, error text, forget', async (t) => {
   t.same(
     a.runner.batches.map((b) => b.commands),
     [
-      [`${LVM} vgs -o pv_name,pv_uuid,vg_name --reportformat=json vg_${DID}`],
-      [`${LVM} vgremove -qq vg_${DID}`, `${LVM} pvremove -qq '/dev/disk/by-id/lvm-pv-uuid-PvUu-1d'`],
-      [`rmdir /var/lib/heketi/mounts/vg_${DID}`],
+      [`${LVM} vgs -o pv_name,pv_uuid,vg_name --reportformat=json 'vg_${DID}'`],
+      [`${LVM} vgremove -qq 'vg_${DID}'`, `${LVM} pvremove -qq '/dev/disk/by-id/lvm-pv-uuid-PvUu-1d'`],
+      [`rmdir '/var/lib/heketi/mounts/vg_${DID}'`],
     ],
   )
 
@@ -240,8 +240,8 @@ t.test('device teardown: UUID resolution, error text, forget', async (t) => {
   t.same(
     c.runner.batches.map((x) => x.commands),
     [
-      [`rmdir /var/lib/heketi/mounts/vg_${DID}`],
-      [`${LVM} vgremove -qq vg_${DID}`, `${LVM} pvremove -qq '/dev/disk/by-id/lvm-pv-uuid-Known-1'`],
+      [`rmdir '/var/lib/heketi/mounts/vg_${DID}'`],
+      [`${LVM} vgremove -qq 'vg_${DID}'`, `${LVM} pvremove -qq '/dev/disk/by-id/lvm-pv-uuid-Known-1'`],
     ],
   )
 })
@@ -261,7 +261,7 @@ t.test('device info (resync) queries the resolved path', async (t) => {
   t.equal(info.totalKiB, 409600)
   t.equal(
     runner.batches[0].commands[0],
-    `${LVM} pvs -o pv_name,pv_uuid,vg_name --reportformat=json /dev/disk/by-id/lvm-pv-uuid-PvUu-1d`,
+    `${LVM} pvs -o pv_name,pv_uuid,vg_name --reportformat=json '/dev/disk/by-id/lvm-pv-uuid-PvUu-1d'`,
   )
   const failing = setup([[' pvs ', { exitCode: 5, stderr: 'no PV' }]])
   await t.rejects(
@@ -273,12 +273,12 @@ t.test('device info (resync) queries the resolved path', async (t) => {
 })
 
 const destroySequence = [
-  [`umount ${MNT}`],
-  [`sed -i.save "/brick_${BID}/d" /etc/fstab`],
-  [`${LVM} lvremove --autobackup=n -f vg_${DID}/brick_${BID}`],
-  [`${LVM} lvs --noheadings --options=thin_count vg_${DID}/tp_${BID}`],
-  [`${LVM} lvremove --autobackup=n -f vg_${DID}/tp_${BID}`],
-  [`rmdir ${MNT}`],
+  [`umount '${MNT}'`],
+  [`sed -i.save '/brick_${BID}/d' '/etc/fstab'`],
+  [`${LVM} lvremove --autobackup=n -f 'vg_${DID}/brick_${BID}'`],
+  [`${LVM} lvs --noheadings --options=thin_count 'vg_${DID}/tp_${BID}'`],
+  [`${LVM} lvremove --autobackup=n -f 'vg_${DID}/tp_${BID}'`],
+  [`rmdir '${MNT}'`],
 ]
 
 t.test('brick create: one batch with timeout 10', async (t) => {
@@ -287,7 +287,7 @@ t.test('brick create: one batch with timeout 10', async (t) => {
   t.equal(runner.batches.length, 1)
   t.equal(runner.batches[0].opts.timeoutMinutes, 10)
   t.equal(runner.batches[0].commands.length, 6)
-  t.equal(runner.batches[0].commands[0], `mkdir -p ${MNT}`)
+  t.equal(runner.batches[0].commands[0], `mkdir -p '${MNT}'`)
 })
 
 t.test('brick create failure destroys the brick and returns the original error', async (t) => {
@@ -326,9 +326,9 @@ t.test('brick destroy: umount failure forgiven when not mounted', async (t) => {
   ])
   t.same(await executor.brickDestroy(brick), { spaceReclaimed: true })
   t.same(runner.commands().slice(0, 3), [
-    `umount ${MNT}`,
+    `umount '${MNT}'`,
     'mount',
-    `sed -i.save "/brick_${BID}/d" /etc/fstab`,
+    `sed -i.save '/brick_${BID}/d' '/etc/fstab'`,
   ])
 })
 
@@ -345,10 +345,10 @@ t.test(
     )
     await t.rejects(executor.brickDestroy(brick), { message: 'umount: target is busy.' })
     t.same(runner.commands(), [
-      `umount ${MNT}`,
+      `umount '${MNT}'`,
       'mount',
-      `lsof ${MNT}`,
-      `sed -i.save "/brick_${BID}/d" /etc/fstab`,
+      `lsof '${MNT}'`,
+      `sed -i.save '/brick_${BID}/d' '/etc/fstab'`,
     ])
     t.match(warnings[0], /glusterfs 123 root/)
   },
@@ -358,25 +358,25 @@ t.test('brick destroy: snapshot bricks skip fstab; stored LV name used', async (
   const { runner, executor } = setup([['thin_count', { stdout: '1' }]])
   await executor.brickDestroy({ ...brick, path: '/run/gluster/snaps/abc/brick2/brick', lvmLv: 'abc_0' })
   t.same(runner.commands(), [
-    'umount /run/gluster/snaps/abc/brick2',
-    `${LVM} lvremove --autobackup=n -f vg_${DID}/abc_0`,
-    `${LVM} lvs --noheadings --options=thin_count vg_${DID}/tp_${BID}`,
-    'rmdir /run/gluster/snaps/abc/brick2',
+    "umount '/run/gluster/snaps/abc/brick2'",
+    `${LVM} lvremove --autobackup=n -f 'vg_${DID}/abc_0'`,
+    `${LVM} lvs --noheadings --options=thin_count 'vg_${DID}/tp_${BID}'`,
+    "rmdir '/run/gluster/snaps/abc/brick2'",
   ])
 })
 
 t.test('brick destroy: LVM error handling', async (t) => {
   const notFound = setup([
     [
-      `-f vg_${DID}/brick_`,
+      `-f 'vg_${DID}/brick_`,
       { exitCode: 5, stderr: `  Failed to find logical volume "vg_${DID}/brick_${BID}"` },
     ],
     ['thin_count', { exitCode: 5, stderr: `  Failed to find logical volume "vg_${DID}/tp_${BID}"` }],
-    [`lvremove --autobackup=n -f vg_${DID}/tp_`, { exitCode: 5, stderr: 'Volume group "x" not found' }],
+    [`lvremove --autobackup=n -f 'vg_${DID}/tp_`, { exitCode: 5, stderr: 'Volume group "x" not found' }],
   ])
   t.same(await notFound.executor.brickDestroy(brick), { spaceReclaimed: true })
 
-  const lvBusy = setup([[`-f vg_${DID}/brick_`, { exitCode: 5, stderr: 'Logical volume in use.' }]])
+  const lvBusy = setup([[`-f 'vg_${DID}/brick_`, { exitCode: 5, stderr: 'Logical volume in use.' }]])
   await t.rejects(lvBusy.executor.brickDestroy(brick), { message: 'Logical volume in use.' })
 
   const countFails = setup([['thin_count', { exitCode: 5, stderr: 'read error' }]])
@@ -390,7 +390,7 @@ t.test('brick destroy: LVM error handling', async (t) => {
   })
   const poolBusy = setup([
     ['thin_count', { stdout: '0' }],
-    [`-f vg_${DID}/tp_`, { exitCode: 5, stderr: 'pool busy' }],
+    [`-f 'vg_${DID}/tp_`, { exitCode: 5, stderr: 'pool busy' }],
   ])
   // heketi logs this and reports the space as kept, though no brick entry
   // will ever point at the pool again; heqet fails so the record stays
@@ -435,9 +435,9 @@ t.test('volume create: one batch, gluster timeout', async (t) => {
   t.equal(runner.batches.length, 1)
   t.equal(runner.batches[0].opts.timeoutMinutes, 11)
   t.same(runner.batches[0].commands.slice(2), [
-    `${G} volume set vol_a1 a b`,
-    `${G} volume set vol_a1 user.heketi.id a0000000000000000000000000000001`,
-    `${G} volume start vol_a1`,
+    `${G} volume set 'vol_a1' 'a' 'b'`,
+    `${G} volume set 'vol_a1' 'user.heketi.id' 'a0000000000000000000000000000001'`,
+    `${G} volume start 'vol_a1'`,
   ])
 })
 
@@ -447,8 +447,8 @@ t.test('volume expand: add-brick batch, rebalance ignored on failure or disabled
   t.same(
     a.runner.batches.map((b) => b.commands),
     [
-      [`${G} volume add-brick vol_a1 10.0.0.11:/b0/brick 10.0.0.12:/b1/brick 10.0.0.13:/b2/brick `],
-      [`${G} volume rebalance vol_a1 start`],
+      [`${G} volume add-brick 'vol_a1' '10.0.0.11:/b0/brick' '10.0.0.12:/b1/brick' '10.0.0.13:/b2/brick' `],
+      [`${G} volume rebalance 'vol_a1' start`],
     ],
   )
   t.match(a.warnings[0], /rebalance failed/)
@@ -462,7 +462,7 @@ t.test('volume destroy', async (t) => {
   await a.executor.volumeDestroy(H, 'vol_a1')
   t.same(
     a.runner.batches.map((b) => b.commands),
-    [[`${G} volume stop vol_a1 force`], [`${G} volume delete vol_a1`]],
+    [[`${G} volume stop 'vol_a1' force`], [`${G} volume delete 'vol_a1'`]],
   )
   const gone = setup([
     ['volume', { exitCode: 1, stderr: 'volume delete: vol_a1: failed: Volume vol_a1 does not exist' }],
@@ -485,7 +485,7 @@ t.test('volume info and its errors', async (t) => {
   const ok = setup([['info', { stdout: INFO_XML('vol_a1') }]])
   const info = await ok.executor.volumeInfo(H, 'vol_a1')
   t.equal(info.bricks[0].name, 'h1:/run/gluster/snaps/x/brick1/brick')
-  t.same(ok.runner.commands(), [`${G} volume info vol_a1 --xml`])
+  t.same(ok.runner.commands(), [`${G} volume info 'vol_a1' --xml`])
   const exit = setup([['info', { exitCode: 1, stdout: '' }]])
   await t.rejects(exit.executor.volumeInfo(H, 'vol_a1'), {
     message: 'Unable to get volume info of volume name: vol_a1',
@@ -539,7 +539,7 @@ t.test('heal info and replace-brick', async (t) => {
       message: 'Unable to replace brick h1:/a/brick with h2:/b/brick for volume vol_a1',
     },
   )
-  t.same(replace.runner.commands(), [`${G} volume replace-brick vol_a1 h1:/a/brick h2:/b/brick commit force`])
+  t.same(replace.runner.commands(), [`${G} volume replace-brick 'vol_a1' 'h1:/a/brick' 'h2:/b/brick' commit force`])
 })
 
 const snapXml = (extra = '') =>
@@ -560,13 +560,13 @@ t.test('clone: snapshot, activate, clone, start, info, deactivate, delete', asyn
   t.same(
     runner.batches.map((b) => b.commands.join('; ')),
     [
-      `${G} --xml snapshot create tmpsnap_c0ffee vol_a1 no-timestamp`,
-      `${G} --xml snapshot activate tmpsnap_c0ffee`,
-      `${G} --xml snapshot clone clone_1 tmpsnap_c0ffee`,
-      `${G} --xml volume start clone_1`,
-      `${G} volume info clone_1 --xml`,
-      `${G} --xml snapshot deactivate tmpsnap_c0ffee`,
-      `${G} --xml snapshot delete tmpsnap_c0ffee`,
+      `${G} --xml snapshot create 'tmpsnap_c0ffee' 'vol_a1' no-timestamp`,
+      `${G} --xml snapshot activate 'tmpsnap_c0ffee'`,
+      `${G} --xml snapshot clone 'clone_1' 'tmpsnap_c0ffee'`,
+      `${G} --xml volume start 'clone_1'`,
+      `${G} volume info 'clone_1' --xml`,
+      `${G} --xml snapshot deactivate 'tmpsnap_c0ffee'`,
+      `${G} --xml snapshot delete 'tmpsnap_c0ffee'`,
     ],
   )
 })
@@ -597,11 +597,11 @@ t.test('clone: failures', async (t) => {
     },
   )
   t.same(start.runner.commands().slice(3), [
-    `${G} --xml volume start clone_1`,
-    `${G} volume stop clone_1 force`,
-    `${G} volume delete clone_1`,
-    `${G} --xml snapshot deactivate tmpsnap_c0ffee`,
-    `${G} --xml snapshot delete tmpsnap_c0ffee`,
+    `${G} --xml volume start 'clone_1'`,
+    `${G} volume stop 'clone_1' force`,
+    `${G} volume delete 'clone_1'`,
+    `${G} --xml snapshot deactivate 'tmpsnap_c0ffee'`,
+    `${G} --xml snapshot delete 'tmpsnap_c0ffee'`,
   ])
 
   const activate = setup([
@@ -614,7 +614,7 @@ t.test('clone: failures', async (t) => {
       message: 'Unable to activate snapshot tmpsnap_c0ffee: no',
     },
   )
-  t.same(activate.runner.commands().slice(2), [`${G} --xml snapshot delete tmpsnap_c0ffee`])
+  t.same(activate.runner.commands().slice(2), [`${G} --xml snapshot delete 'tmpsnap_c0ffee'`])
 })
 
 t.test('unsafe input never reaches a node', async (t) => {

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto'
 import type { ScriptedResponder } from '../../executors/recording.ts'
 import type { CommandResult } from '../../executors/runner.ts'
+import { shellWords } from '../helpers/shell-words.ts'
 
 const EXTENT_KiB = 4096
 const PV_LINK = '/dev/disk/by-id/lvm-pv-uuid-'
@@ -51,6 +52,14 @@ export class FakeNodes {
   readonly responder: ScriptedResponder = (host, command) => {
     const node = this.nodes.get(host)
     if (!node) return new Error(`Unable to connect to ${host}:22: no route to host`)
+    const words = shellWords(command)
+    if (words[0] === 'awk') {
+      // awk '<program>' <dev> <mnt> <opts> <fstab>
+      node.fstab.push(`${words[2]} ${words[3]} xfs ${words[4]} 1 2`)
+      return undefined
+    }
+    // the rules below read the unquoted words
+    command = words.join(' ')
     const lvm = command.match(/^\/usr\/sbin\/lvm (\S+) (.*)$/)
     if (lvm) return this.lvm(node, lvm[1], lvm[2])
     const gluster = command.match(/^gluster --mode=script --timeout=\d+ (?:--xml )?(.*)$/)
@@ -68,13 +77,6 @@ export class FakeNodes {
         }),
       ],
       [
-        /^awk "BEGIN \{print \\"(.*)\\" >> \\"(.*)\\"\}"$/,
-        (m) => {
-          node.fstab.push(m[1])
-          return undefined
-        },
-      ],
-      [
         /^mount -o \S+ (\S+) (\S+)$/,
         (m) => {
           node.mounts.set(m[2], m[1])
@@ -90,7 +92,7 @@ export class FakeNodes {
         (m) => (node.mounts.delete(m[1]) ? undefined : fail(`umount: ${m[1]}: not mounted.`, 32)),
       ],
       [
-        /^sed -i\.save "\/(brick_[0-9a-f]+)\/d" \S+$/,
+        /^sed -i\.save \/(brick_[0-9a-f]+)\/d \S+$/,
         (m) => {
           node.fstab = node.fstab.filter((line) => !line.includes(m[1]))
           return undefined
