@@ -1,10 +1,10 @@
-// Input rules shared by several routes (tags, hostnames, ids, states).
-import { isIP } from 'node:net'
+// Input rules shared by several routes (tags, ids, states); values that reach
+// node commands are checked by src/command-values.ts.
+import type { Problem } from '../src/command-values.ts'
 import { ID_PATTERN } from '../src/ids.ts'
 import type { Validation } from './http.ts'
 
 const TAG_NAME = /^[a-zA-Z0-9_.-]+$/
-const DNS_LABEL = /^[a-zA-Z0-9_-]{1,63}$/
 
 export function tagProblem(tags: Record<string, string>): string | undefined {
   const keys = Object.keys(tags)
@@ -23,17 +23,9 @@ export function checkTags(v: Validation, tags: Record<string, string>): void {
   if (problem) v.add('tags', problem)
 }
 
-/** An IP address or a DNS name (labels of letters, digits, _ and -, optional trailing dot). */
-export function isValidHostname(host: string): boolean {
-  if (isIP(host)) return true
-  const name = host.endsWith('.') ? host.slice(0, -1) : host
-  if (name === '' || name.length > 253) return false
-  return name.split('.').every((label) => DNS_LABEL.test(label))
-}
-
-/** Go's fmt rendering of a []string: [a b c] */
-export function goList(values: string[]): string {
-  return `[${values.join(' ')}]`
+/** Adds the problems of values that reach node commands (src/command-values.ts). */
+export function addProblems(v: Validation, problems: Problem[]): void {
+  for (const [field, message] of problems) v.add(field, message)
 }
 
 export function checkUuid(v: Validation, field: string, value: string): void {

@@ -4,6 +4,7 @@
 import type { DeviceEntry, EntityState } from '../db/entries.ts'
 import type { ReadTxn } from '../db/store.ts'
 import type { DeviceRef } from '../executors/executor.ts'
+import { deviceNameProblems, requireValid } from './command-values.ts'
 import type { AppContext, Job } from './context.ts'
 import { Errors } from './errors.ts'
 import { evictBrick } from './evict.ts'
@@ -37,6 +38,7 @@ export function deviceRef(tx: ReadTxn, device: DeviceEntry): DeviceRef {
 }
 
 export async function addDevice(ctx: AppContext, req: DeviceAddRequest): Promise<Job> {
+  requireValid(deviceNameProblems(req.name))
   const node = ctx.store.read((tx) => tx.get('node', req.node))
   if (!node) throw Errors.nodeMissing()
   const op = new DeviceAddOperation(ctx, newOperationId(), {

@@ -4,6 +4,7 @@
 
 import type { EntityState, Hostnames, NodeEntry } from '../db/entries.ts'
 import type { ReadTxn } from '../db/store.ts'
+import { hostnameProblems, requireValid } from './command-values.ts'
 import type { AppContext, Job } from './context.ts'
 import { removeDevice } from './devices.ts'
 import { Errors } from './errors.ts'
@@ -34,6 +35,7 @@ export const storageHost = (n: NodeEntry) => n.hostnames.storage[0]!
 
 /** Synchronous part of node add (heketi's checks, in heketi's order); resolves with the background job. */
 export async function addNode(ctx: AppContext, req: NodeAddRequest): Promise<Job> {
+  requireValid(hostnameProblems(req.hostnames), 'hostnames')
   const id = newId()
   const peers = ctx.store.read((tx) => {
     const cluster = tx.get('cluster', req.cluster)

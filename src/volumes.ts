@@ -3,6 +3,7 @@
 
 import type { DurabilityRequest, VolumeEntry } from '../db/entries.ts'
 import { isVolumeReadable } from './clusters.ts'
+import { requireValid, volumeNameProblems, volumeOptionProblems } from './command-values.ts'
 import type { AppContext, Job } from './context.ts'
 import { Errors } from './errors.ts'
 import { newId } from './ids.ts'
@@ -34,6 +35,7 @@ export function getReadableVolume(ctx: AppContext, id: string): VolumeEntry {
 
 export async function createVolume(ctx: AppContext, req: VolumeCreateRequest): Promise<Job> {
   const { config, limits } = ctx
+  requireValid(volumeNameProblems(req.name))
   ctx.store.read((tx) => {
     if (tx.count('cluster') === 0) throw Errors.noClusters()
     for (const id of req.clusters) if (!tx.get('cluster', id)) throw Errors.clusterNotFound(id)
@@ -54,6 +56,7 @@ export async function createVolume(ctx: AppContext, req: VolumeCreateRequest): P
     ...req.glustervolumeoptions,
     ...splitOptions(config.postRequestVolumeOptions),
   ]
+  requireValid(volumeOptionProblems(options))
   const freeGiB = req.block ? Math.floor((req.size * 98) / 100) : 0
   const template: VolumeEntry = {
     id,
@@ -130,6 +133,7 @@ export async function expandVolume(ctx: AppContext, id: string, addGiB: number):
 }
 
 export async function cloneVolume(ctx: AppContext, id: string, name: string): Promise<Job> {
+  requireValid(volumeNameProblems(name))
   const source = getReadableVolume(ctx, id)
   if (source.pendingId) throw Errors.notFound()
   const cloneId = newId()

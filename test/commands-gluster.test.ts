@@ -117,7 +117,10 @@ t.test('disperse: keyword, one set per add-brick', async (t) => {
   const b = bricks(18)
   const disperse: VolumeDurability = { type: 'disperse', data: 4, redundancy: 2 }
   const all = volumeCreateCommands(cfg, { id: VID, name: 'v', durability: disperse, bricks: b, options: [] })
-  t.equal(all[0], `${G} volume create 'v' disperse-data '4' redundancy '2' ${b.slice(0, 6).map(addr).join('')}`)
+  t.equal(
+    all[0],
+    `${G} volume create 'v' disperse-data '4' redundancy '2' ${b.slice(0, 6).map(addr).join('')}`,
+  )
   t.equal(all[1], `${G} volume add-brick 'v' ${b.slice(6, 12).map(addr).join('')}`)
   t.equal(all[2], `${G} volume add-brick 'v' ${b.slice(12).map(addr).join('')}`)
 })

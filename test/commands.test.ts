@@ -120,9 +120,12 @@ t.test('brick create: awk appends the spec fstab line byte for byte', async (t) 
   const dir = mkdtempSync(join(tmpdir(), 'heqet-fstab-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const fstab = join(dir, 'fstab')
-  const run = spawnSync('/bin/bash', ['-c', awk!.replace('/tmp/heqet-fstab-probe', fstab)], { encoding: 'utf8' })
+  const run = spawnSync('/bin/bash', ['-c', awk!.replace('/tmp/heqet-fstab-probe', fstab)], {
+    encoding: 'utf8',
+  })
   t.equal(run.status, 0, run.stderr)
-  const spec = '/dev/mapper/vg_X-brick_Y /var/lib/heketi/mounts/vg_X/brick_Y xfs rw,inode64,noatime,nouuid 1 2\n'
+  const spec =
+    '/dev/mapper/vg_X-brick_Y /var/lib/heketi/mounts/vg_X/brick_Y xfs rw,inode64,noatime,nouuid 1 2\n'
   t.equal(readFileSync(fstab, 'utf8'), spec.replaceAll('X', DID).replaceAll('Y', BID))
 })
 

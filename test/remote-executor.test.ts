@@ -539,7 +539,9 @@ t.test('heal info and replace-brick', async (t) => {
       message: 'Unable to replace brick h1:/a/brick with h2:/b/brick for volume vol_a1',
     },
   )
-  t.same(replace.runner.commands(), [`${G} volume replace-brick 'vol_a1' 'h1:/a/brick' 'h2:/b/brick' commit force`])
+  t.same(replace.runner.commands(), [
+    `${G} volume replace-brick 'vol_a1' 'h1:/a/brick' 'h2:/b/brick' commit force`,
+  ])
 })
 
 const snapXml = (extra = '') =>

@@ -1,6 +1,7 @@
 // /nodes and /devices
 
 import type { EntityState } from '../../db/entries.ts'
+import { deviceNameProblems, hostnameProblems } from '../../src/command-values.ts'
 import type { AppContext, Job } from '../../src/context.ts'
 import {
   addDevice,
@@ -13,10 +14,8 @@ import {
 import { addNode, deleteNode, getNode, setNodeState, setNodeTags, type TagChange } from '../../src/nodes.ts'
 import { decodeBody, rawBody, sendJson, Validation } from '../http.ts'
 import { type Api, addRoute } from '../server.ts'
-import { checkTags, checkUuid, goList, HEALCHECKS, isValidHostname, STATES } from '../validate.ts'
+import { addProblems, checkTags, checkUuid, HEALCHECKS, STATES } from '../validate.ts'
 import { deviceView, nodeView, sortedMap } from '../views.ts'
-
-const DEVICE_NAME = /^\/[a-zA-Z0-9_.:/-]+$/
 
 const stateSchema = { state: 'string', healcheck: 'string' } as const
 const tagsSchema = { change_type: 'string', tags: { map: 'string' } } as const
@@ -96,10 +95,9 @@ export function registerTopologyRoutes(api: Api): void {
       else if (body.zone < 1) v.add('zone', 'must be no less than 1')
       const hv = new Validation()
       for (const kind of ['manage', 'storage'] as const) {
-        const list = body.hostnames[kind]
-        if (list.length === 0) hv.add(kind, 'cannot be blank')
-        else if (!list.every(isValidHostname)) hv.add(kind, `${goList(list)} is not a valid ${kind} hostname`)
+        if (body.hostnames[kind].length === 0) hv.add(kind, 'cannot be blank')
       }
+      addProblems(hv, hostnameProblems(body.hostnames))
       if (!hv.empty) v.add('hostnames', hv.nested())
       checkUuid(v, 'cluster', body.cluster)
       checkTags(v, body.tags)
@@ -141,7 +139,7 @@ export function registerTopologyRoutes(api: Api): void {
       })
       const v = new Validation()
       if (body.name === '') v.add('name', 'cannot be blank')
-      else if (!DEVICE_NAME.test(body.name)) v.add('name', 'must be in a valid format')
+      else addProblems(v, deviceNameProblems(body.name))
       checkUuid(v, 'node', body.node)
       checkTags(v, body.tags)
       v.throwIfAny()

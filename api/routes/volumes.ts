@@ -1,5 +1,6 @@
 // /volumes
 import { isVolumeListed } from '../../src/clusters.ts'
+import { volumeNameProblems, volumeOptionProblems } from '../../src/command-values.ts'
 import { Errors } from '../../src/errors.ts'
 import {
   cloneVolume,
@@ -11,9 +12,9 @@ import {
 } from '../../src/volumes.ts'
 import { decodeBody, sendJson, Validation } from '../http.ts'
 import { type Api, addRoute } from '../server.ts'
+import { addProblems } from '../validate.ts'
 import { volumeView } from '../views.ts'
 
-const NAME = /^[a-zA-Z0-9_-]+$/
 const DISPERSE_COMBINATIONS = new Set(['2+1', '4+2', '8+3', '8+4'])
 
 const createSchema = {
@@ -44,7 +45,8 @@ export function registerVolumeRoutes(api: Api): void {
       const v = new Validation()
       if (body.size === 0) v.add('size', 'cannot be blank')
       else if (body.size < 1) v.add('size', 'must be no less than 1')
-      if (body.name !== '' && !NAME.test(body.name)) v.add('name', 'must be in a valid format')
+      addProblems(v, volumeNameProblems(body.name))
+      addProblems(v, volumeOptionProblems(body.glustervolumeoptions))
       v.throwIfAny()
       if (body.gid < 0) throw Errors.badGidLow()
       if (body.gid >= 2147483647) throw Errors.badGidHigh()
@@ -122,7 +124,7 @@ export function registerVolumeRoutes(api: Api): void {
     handler: async (req, reply) => {
       const body = decodeBody(req, { name: 'string' })
       const v = new Validation()
-      if (body.name !== '' && !NAME.test(body.name)) v.add('name', 'must be in a valid format')
+      addProblems(v, volumeNameProblems(body.name))
       v.throwIfAny()
       return api.startJob(reply, () => cloneVolume(ctx, req.params.id, body.name))
     },

@@ -19,7 +19,9 @@ export interface BlockCreateSpec {
 
 /** `<hosting volume>/<block volume>`, quoted */
 function target(hostingVolume: string, name: string): string {
-  return q(`${assertName(hostingVolume, 'block hosting volume name')}/${assertName(name, 'block volume name')}`)
+  return q(
+    `${assertName(hostingVolume, 'block hosting volume name')}/${assertName(name, 'block volume name')}`,
+  )
 }
 
 /** quiet when auth is enabled (the output carries the password) */

@@ -57,7 +57,10 @@ export class ArgvStub {
   run(commands: string[], opts: { sudo?: boolean } = {}): Invocation[][] {
     writeFileSync(this.log, '')
     const script = commands
-      .map((cmd, i) => `printf '%s\\0' -1 ${i} >>"$STUB_LOG"; ${wrapHeketiCommand(cmd, opts.sudo ?? false)} </dev/null`)
+      .map(
+        (cmd, i) =>
+          `printf '%s\\0' -1 ${i} >>"$STUB_LOG"; ${wrapHeketiCommand(cmd, opts.sudo ?? false)} </dev/null`,
+      )
       .join('\n')
     const res = spawnSync('/bin/bash', ['-c', script], {
       cwd: this.cwd,

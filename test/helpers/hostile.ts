@@ -42,6 +42,7 @@ const shellSyntax = fc.constantFrom(
   '|',
   '||',
   '$(id)',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a literal shell expansion
   '${HOME}',
   '$HOME',
   '`id`',
