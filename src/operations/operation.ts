@@ -7,6 +7,7 @@
 
 import type { OperationAction, OperationType, PendingOperationEntry } from '../../db/entries.ts'
 import type { WriteTxn } from '../../db/store.ts'
+import { UnsafeCommandArgumentError } from '../../executors/commands/validate.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { newId } from '../ids.ts'
 
@@ -91,7 +92,8 @@ async function execute(ctx: AppContext, op: Operation): Promise<JobResult> {
     } catch (err) {
       ctx.log.warn(`operation ${op.type} ${op.id} failed (attempt ${attempt}): ${(err as Error).message}`)
       const undone = await rollback(ctx, op)
-      if (!undone || attempt >= attempts) throw err
+      // a value the command builders refuse is refused again on any placement
+      if (!undone || attempt >= attempts || err instanceof UnsafeCommandArgumentError) throw err
       // retry with a fresh placement under the same journal id
       try {
         await ctx.store.write((tx) => {

@@ -89,6 +89,16 @@ export function hostileWithPrefix(prefixes: string[]): fc.Arbitrary<string> {
   return fc.tuple(fc.constantFrom(...prefixes), hostileString).map(([p, s]) => `${p}${s}`)
 }
 
+/** plausible values: words and single characters joined by `separator` after `prefix` */
+export function joinedWords(prefix: string, separator: string): fc.Arbitrary<string> {
+  return fc
+    .array(fc.oneof({ weight: 5, arbitrary: word }, { weight: 1, arbitrary: printableAscii }), {
+      minLength: 1,
+      maxLength: 4,
+    })
+    .map((parts) => `${prefix}${parts.join(separator)}`)
+}
+
 /** `<key> <value>` options where either half (or the separator) may be hostile */
 export const hostileOption: fc.Arbitrary<string> = fc.oneof(
   hostileString,
