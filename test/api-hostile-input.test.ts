@@ -12,6 +12,8 @@ import {
   volumeSetCommand,
 } from '../executors/commands/gluster.ts'
 import { DEFAULT_REMOTE_EXECUTOR_CONFIG } from '../executors/config.ts'
+import type { BrickRequest, VolumeRequest } from '../executors/executor.ts'
+import { MockExecutor } from '../executors/mock.ts'
 import { makeApp, makeTopology, type TestApp } from './helpers/app.ts'
 import { ArgvStub, type Invocation } from './helpers/argv-stub.ts'
 import { hostileOption, hostileString, hostileWithPrefix, joinedWords } from './helpers/hostile.ts'
@@ -318,4 +320,36 @@ t.test('generated request values: 400, or one unchanged argument on the node', a
   t.equal(Object.keys(counts).length, 5, 'every kind was exercised')
   t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0, 'db check clean afterwards')
   t.equal((await app.call('GET', '/operations')).json().total, 0, 'no pending operation left')
+})
+
+/** a node-side view as from an old DB: the builder refuses the stored volume name */
+class RefusingExecutor extends MockExecutor {
+  readonly calls = { brickCreate: 0, brickDestroy: 0, volumeCreate: 0 }
+  override async brickCreate(req: BrickRequest): Promise<void> {
+    this.calls.brickCreate++
+    return super.brickCreate(req)
+  }
+  override async brickDestroy(req: BrickRequest): Promise<{ spaceReclaimed: boolean }> {
+    this.calls.brickDestroy++
+    return super.brickDestroy(req)
+  }
+  override async volumeCreate(req: VolumeRequest): Promise<void> {
+    this.calls.volumeCreate++
+    volumeCreateCommands(cfg, { ...req, name: '--version' })
+    return super.volumeCreate(req)
+  }
+}
+
+t.test('a value the command builder refuses fails the create once, without retries', async (t) => {
+  const executor = new RefusingExecutor()
+  const app = await makeApp(t, { executor })
+  await makeTopology(app, { nodes: 3, devices: 1 })
+  t.ok(app.ctx.config.volumeCreateRetries > 0, 'creates are normally retried')
+  const res = await app.run('POST', '/volumes', { size: 1 })
+  t.equal(res.statusCode, 500)
+  t.equal(res.body, 'refusing to build node command: invalid volume name "--version"\n')
+  t.same(executor.calls, { brickCreate: 1, brickDestroy: 1, volumeCreate: 1 }, 'one attempt, bricks undone')
+  t.same((await app.call('GET', '/volumes')).json(), { volumes: [] })
+  t.equal((await app.call('GET', '/operations')).json().total, 0, 'no pending operation left')
+  t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0, 'db check clean')
 })
