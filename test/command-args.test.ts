@@ -189,12 +189,12 @@ const kinds: Kind[] = [
 ]
 
 function same(got: Invocation[] | undefined, want: Invocation): boolean {
-  if (!got || got.length !== 1) return false
-  const [g] = got
+  if (got?.length !== 1) return false
+  const g = got[0]!
   return (
-    g!.program === want.program &&
-    g!.args.length === want.args.length &&
-    g!.args.every((a, i) => want.args[i] === expect.any || a === want.args[i])
+    g.program === want.program &&
+    g.args.length === want.args.length &&
+    g.args.every((a, i) => want.args[i] === expect.any || a === want.args[i])
   )
 }
 
