@@ -1,7 +1,14 @@
 // What an imported DB must satisfy before it is written: values that reach
 // node commands pass the same allow-lists as API input, every reference
 // resolves both ways, and every size adds up. Each failure names the entry.
-import { isIP } from 'node:net'
+
+import {
+  devicePathRule,
+  glusterOptionRule,
+  hostnameRule,
+  pathRule,
+  volumeNameRule,
+} from '../executors/commands/validate.ts'
 import type {
   BlockVolumeEntry,
   BrickEntry,
@@ -24,25 +31,19 @@ export interface Entries {
 }
 
 const ID = /^[0-9a-f]{32}$/
-const PATH = /^\/[a-zA-Z0-9_.:/-]+$/
-const NAME = /^[a-zA-Z0-9_-]+$/
 const LVM_NAME = /^[a-zA-Z0-9_][a-zA-Z0-9_.+-]*$/
-const DNS_LABEL = /^[a-zA-Z0-9_-]{1,63}$/
 const TAG_NAME = /^[a-zA-Z0-9_.-]+$/
-const SHELL_SPECIAL = /['"`$;&|\n\r<>\\\0]/
 const GiB_IN_KiB = 1048576
 
 function fail(entry: string, reason: string): never {
   throw new ImportError(entry, reason)
 }
 
-function isHostname(host: string): boolean {
-  if (isIP(host)) return true
-  const name = host.endsWith('.') ? host.slice(0, -1) : host
-  return name !== '' && name.length <= 253 && name.split('.').every((l) => DNS_LABEL.test(l))
-}
-
-const isPath = (p: string) => PATH.test(p) && !p.split('/').includes('..')
+// the command builders' own rules (one allow-list per kind of value)
+const isHostname = (host: string) => hostnameRule(host) === undefined
+const isPath = (p: string) => pathRule(p) === undefined
+const isDevicePath = (p: string) => devicePathRule(p) === undefined
+const isName = (name: string) => volumeNameRule(name) === undefined
 
 function checkId(entry: string, what: string, id: string): void {
   if (!ID.test(id)) fail(entry, `${what} ${JSON.stringify(id)} is not a valid id (32 hex digits)`)
@@ -84,8 +85,9 @@ export function checkValues(db: Entries): void {
   for (const d of db.device) {
     const entry = `device ${d.id}`
     checkId(entry, 'id', d.id)
-    if (!isPath(d.name)) fail(entry, `name ${JSON.stringify(d.name)} is not a device path`)
-    for (const p of d.paths) if (!isPath(p)) fail(entry, `path ${JSON.stringify(p)} is not a device path`)
+    if (!isDevicePath(d.name)) fail(entry, `name ${JSON.stringify(d.name)} is not a device path`)
+    for (const p of d.paths)
+      if (!isDevicePath(p)) fail(entry, `path ${JSON.stringify(p)} is not a device path`)
     checkTags(entry, d.tags)
     checkSize(entry, 'total size', d.storage.totalKiB)
     checkSize(entry, 'free size', d.storage.freeKiB)
@@ -108,16 +110,18 @@ export function checkValues(db: Entries): void {
   for (const v of db.volume) {
     const entry = `volume ${v.id}`
     checkId(entry, 'id', v.id)
-    if (!NAME.test(v.name)) fail(entry, `name ${JSON.stringify(v.name)} is not a valid volume name`)
+    if (!isName(v.name)) fail(entry, `name ${JSON.stringify(v.name)} is not a valid volume name`)
     if (v.sizeGiB < 1) fail(entry, `size ${v.sizeGiB} GiB is less than 1`)
     if (v.gid < 0 || v.gid >= 2147483647) fail(entry, `gid ${v.gid} is out of range`)
-    for (const o of v.glusterVolumeOptions)
-      if (SHELL_SPECIAL.test(o)) fail(entry, `volume option ${JSON.stringify(o)} contains shell characters`)
+    for (const o of v.glusterVolumeOptions) {
+      const problem = o === '' ? undefined : glusterOptionRule(o)
+      if (problem) fail(entry, `volume option ${JSON.stringify(o)} ${problem}`)
+    }
   }
   for (const bv of db.blockvolume) {
     const entry = `block volume ${bv.id}`
     checkId(entry, 'id', bv.id)
-    if (!NAME.test(bv.name)) fail(entry, `name ${JSON.stringify(bv.name)} is not a valid block volume name`)
+    if (!isName(bv.name)) fail(entry, `name ${JSON.stringify(bv.name)} is not a valid block volume name`)
     for (const h of bv.hosts) if (!isHostname(h)) fail(entry, `${JSON.stringify(h)} is not a valid hostname`)
   }
   for (const o of db.pendingop) checkId(`pending operation ${o.id}`, 'id', o.id)

@@ -184,15 +184,15 @@ t.test('on nodes: destroying a brick whose pool name differs from its id removes
   const vg = 'vg_94473b8cbdaeb5783bc083905d20a252'
   t.ok(
     commands.includes(
-      `/usr/sbin/lvm lvs --noheadings --options=thin_count ${vg}/tp_9572726b6f55ffb1bdb7e8fb433d90d4`,
+      `/usr/sbin/lvm lvs --noheadings --options=thin_count '${vg}/tp_9572726b6f55ffb1bdb7e8fb433d90d4'`,
     ),
   )
   t.ok(
-    commands.includes(`/usr/sbin/lvm lvremove --autobackup=n -f ${vg}/tp_9572726b6f55ffb1bdb7e8fb433d90d4`),
+    commands.includes(`/usr/sbin/lvm lvremove --autobackup=n -f '${vg}/tp_9572726b6f55ffb1bdb7e8fb433d90d4'`),
   )
   t.ok(
     commands.includes(
-      `/usr/sbin/lvm lvremove --autobackup=n -f ${vg}/brick_0cfcc7f43cb3bbe2010a3d1203904c75`,
+      `/usr/sbin/lvm lvremove --autobackup=n -f '${vg}/brick_0cfcc7f43cb3bbe2010a3d1203904c75'`,
     ),
   )
   t.notOk(
@@ -390,7 +390,36 @@ t.test('values that would reach node commands pass the allow-lists', async (t) =
     (d) => {
       d.volumeentries[VOL].GlusterVolumeOptions = ['', 'performance.x `reboot`', '']
     },
-    `volume ${VOL}: volume option "performance.x \`reboot\`" contains shell characters`,
+    `volume ${VOL}: volume option "performance.x \`reboot\`" has an invalid value`,
+  )
+  // the rules of issue 8: no leading '-', RFC 1123 names, devices under /dev
+  await refused(
+    t,
+    (d) => {
+      d.volumeentries[VOL].Info.name = '--version'
+    },
+    `volume ${VOL}: name "--version" is not a valid volume name`,
+  )
+  await refused(
+    t,
+    (d) => {
+      d.nodeentries[NODE].Info.hostnames.storage = ['node_1']
+    },
+    `node ${NODE}: "node_1" is not a valid storage hostname`,
+  )
+  await refused(
+    t,
+    (d) => {
+      d.deviceentries[DEV].Info.name = '/dev/../../etc'
+    },
+    `device ${DEV}: name "/dev/../../etc" is not a device path`,
+  )
+  await refused(
+    t,
+    (d) => {
+      d.volumeentries[VOL].GlusterVolumeOptions = ['--log-file=/tmp/x']
+    },
+    `volume ${VOL}: volume option "--log-file=/tmp/x" must be "<key> <value>"`,
   )
 })
 
