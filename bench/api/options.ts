@@ -1,0 +1,152 @@
+// The command line of `npm run bench`: scenarios, scale and knobs.
+import { resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+
+export interface Scale {
+  nodes: number
+  devices: number
+  zones: number
+  volumes: number
+  /** how many volumes the delete phase removes (<= volumes) */
+  deletes: number
+  /** concurrency of node/device adds during setup */
+  setupConcurrency: number
+  infoSeconds: number
+  listSeconds: number
+}
+
+export interface Options {
+  scenarios: ('A' | 'B')[]
+  quick: boolean
+  concurrency: number
+  readConcurrency: number
+  pollMs: number
+  inflight: number
+  logLevel: string
+  cpuProf: string | undefined
+  json: string | undefined
+  keep: boolean
+  repeat: number
+  named: boolean
+  scale: Record<'A' | 'B', Scale>
+}
+
+export const USAGE = `usage: npm run bench -- [options]
+  --scenario A|B|all     which scenario(s) to run (default all)
+  --quick                ~1 minute smoke run (small scale, short read phases)
+  --nodes N              nodes (overrides the selected scenario(s))
+  --devices N            devices per node
+  --zones N              zones (nodes get zone i % N + 1)
+  --volumes N            1 GiB replica-3 volumes to create
+  --deletes N            volumes to delete at the end (default: all for A, a sample of 1000 for B)
+  --concurrency N        create/delete concurrency (default 8)
+  --read-concurrency N   GET concurrency (default 16)
+  --info-seconds S       duration of the GET /volumes/{id} phase (default 5)
+  --list-seconds S       duration of the GET /volumes phase (default 3)
+  --poll-ms N            /queue polling interval in ms (default 5)
+  --inflight N           server max_inflight_operations (default 8, heketi's default; 429s are retried)
+  --loglevel L           server glusterfs.loglevel (default info, as heketi)
+  --cpu-prof DIR         run the server with node --cpu-prof, profiles written to DIR
+  --json FILE            also write the results as JSON
+  --named                give every volume a name (as Kubernetes provisioners do); default unnamed
+  --repeat N             run each scenario N times (fresh server each) and add a median table
+  --keep                 keep the temp directory (DB, config, server log)`
+
+export function parseOptions(argv: string[]): Options {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      scenario: { type: 'string', default: 'all' },
+      quick: { type: 'boolean', default: false },
+      nodes: { type: 'string' },
+      devices: { type: 'string' },
+      zones: { type: 'string' },
+      volumes: { type: 'string' },
+      deletes: { type: 'string' },
+      concurrency: { type: 'string', default: '8' },
+      'read-concurrency': { type: 'string', default: '16' },
+      'info-seconds': { type: 'string' },
+      'list-seconds': { type: 'string' },
+      'poll-ms': { type: 'string', default: '5' },
+      inflight: { type: 'string', default: '8' },
+      loglevel: { type: 'string', default: 'info' },
+      'cpu-prof': { type: 'string' },
+      json: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      repeat: { type: 'string', default: '1' },
+      named: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+    allowPositionals: false,
+  })
+  if (values.help) {
+    console.log(USAGE)
+    process.exit(0)
+  }
+  const int = (name: string, v: string | undefined, min = 0): number | undefined => {
+    if (v === undefined) return undefined
+    const n = Number(v)
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}`)
+    return n
+  }
+  const num = (name: string, v: string | undefined): number | undefined => {
+    if (v === undefined) return undefined
+    const n = Number(v)
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number`)
+    return n
+  }
+  const sc = values.scenario.toUpperCase()
+  if (!['A', 'B', 'ALL'].includes(sc)) throw new Error('--scenario must be A, B or all')
+  const scenarios: ('A' | 'B')[] = sc === 'ALL' ? ['A', 'B'] : [sc as 'A' | 'B']
+  const quick = values.quick
+  const scale: Record<'A' | 'B', Scale> = {
+    A: {
+      nodes: 6,
+      devices: 4,
+      zones: 3,
+      volumes: quick ? 100 : 300,
+      deletes: Number.POSITIVE_INFINITY,
+      setupConcurrency: 1,
+      infoSeconds: quick ? 1 : 5,
+      listSeconds: quick ? 1 : 3,
+    },
+    B: {
+      nodes: quick ? 50 : 1000,
+      devices: 10,
+      zones: 10,
+      volumes: quick ? 500 : 10000,
+      // full deletion of 10 000 volumes adds minutes; a sample of 1000 is timed
+      deletes: quick ? Number.POSITIVE_INFINITY : 1000,
+      setupConcurrency: 16,
+      infoSeconds: quick ? 1 : 5,
+      listSeconds: quick ? 1 : 3,
+    },
+  }
+  for (const s of scenarios) {
+    const x = scale[s]
+    x.nodes = int('nodes', values.nodes, 1) ?? x.nodes
+    x.devices = int('devices', values.devices, 1) ?? x.devices
+    x.zones = int('zones', values.zones, 1) ?? x.zones
+    x.volumes = int('volumes', values.volumes, 1) ?? x.volumes
+    x.deletes = int('deletes', values.deletes, 0) ?? x.deletes
+    x.infoSeconds = num('info-seconds', values['info-seconds']) ?? x.infoSeconds
+    x.listSeconds = num('list-seconds', values['list-seconds']) ?? x.listSeconds
+    x.deletes = Math.min(x.deletes, x.volumes)
+  }
+  return {
+    scenarios,
+    quick,
+    concurrency: int('concurrency', values.concurrency, 1)!,
+    readConcurrency: int('read-concurrency', values['read-concurrency'], 1)!,
+    pollMs: int('poll-ms', values['poll-ms'], 0)!,
+    inflight: int('inflight', values.inflight, 1)!,
+    logLevel: values.loglevel,
+    cpuProf: values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined,
+    json: values.json,
+    keep: values.keep,
+    repeat: int('repeat', values.repeat, 1)!,
+    named: values.named,
+    scale,
+  }
+}
