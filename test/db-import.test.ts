@@ -30,14 +30,15 @@ async function importedApp(tt: Parameters<typeof makeApp>[0], executor?: Executo
 }
 
 // heketi's answers, derived from its own export with heketi-api.md's shapes
-const brickInfo = (id: string) => sample.brickentries![id].Info
-const heketiDevice = (id: string) => {
-  const d = sample.deviceentries![id]
-  return { ...d.Info, state: d.State, bricks: [...d.Bricks].sort().map(brickInfo) }
+type Doc = typeof sample
+const brickInfo = (doc: Doc, id: string) => doc.brickentries![id].Info
+const heketiDevice = (id: string, doc: Doc = sample) => {
+  const d = doc.deviceentries![id]
+  return { ...d.Info, state: d.State, bricks: [...d.Bricks].sort().map((b) => brickInfo(doc, b)) }
 }
-const heketiNode = (id: string) => {
-  const n = sample.nodeentries![id]
-  return { ...n.Info, state: n.State, devices: [...n.Devices].sort().map(heketiDevice) }
+const heketiNode = (id: string, doc: Doc = sample) => {
+  const n = doc.nodeentries![id]
+  return { ...n.Info, state: n.State, devices: [...n.Devices].sort().map((d) => heketiDevice(d, doc)) }
 }
 const heketiVolume = (id: string) => {
   const { clusters: _requested, ...info } = sample.volumeentries![id].Info
@@ -54,7 +55,7 @@ const heketiVolume = (id: string) => {
     cluster: info.cluster,
     mount: info.mount,
     blockinfo: info.blockinfo,
-    bricks: [...v.Bricks].sort().map(brickInfo),
+    bricks: [...v.Bricks].sort().map((b) => brickInfo(sample, b)),
   }
 }
 const body = (value: unknown) => `${JSON.stringify(value)}\n`
@@ -532,4 +533,41 @@ t.test('a create heketi left unfinished is hidden, then undone by the cleaner', 
   t.equal(after.storage.used, usedBefore - b.TpSize - b.PoolMetadataSize, 'the brick space is given back')
   t.notOk(after.bricks.some((x: { id: string }) => x.id === brick))
   t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0)
+})
+
+t.test('node and device states, tags, paths and PV UUIDs come through', async (t) => {
+  const doc = JSON.parse(sampleText)
+  const node = '466a371c3c6805ede85d20f9db262dfd' // both devices empty
+  const device = '08d0f7e3d3968838457e4489105d0ebb'
+  doc.nodeentries[node].State = 'offline'
+  // written the way Go writes maps: keys sorted
+  const { id: nodeId, ...nodeInfo } = doc.nodeentries[node].Info
+  doc.nodeentries[node].Info = { ...nodeInfo, tags: { arbiter: 'disabled', rack: 'r6' }, id: nodeId }
+  const { id, ...rest } = doc.deviceentries[device].Info
+  doc.deviceentries[device].State = 'failed'
+  doc.deviceentries[device].Info = {
+    name: rest.name,
+    tags: { tier: 'gold' },
+    storage: rest.storage,
+    id,
+    paths: ['/dev/disk/by-id/wwn-0x5000c500a1b2c3d4', '/dev/sdc'],
+    pv_uuid: 'x2b4Tq-9s1K-cD3e-Fg5H-iJ7k-Lm9N-oP1qRs',
+  }
+  const text = `${JSON.stringify(doc, null, 4)}\n`
+  const dir = await imported(text)
+  await exportDb({ dbFile: join(dir, 'heqet.db'), jsonFile: join(dir, 'again.json') })
+  const again = readFileSync(join(dir, 'again.json'), 'utf8')
+  const gen = (x: string) => JSON.parse(x).dbattributeentries.DB_GENERATION_ID.Value
+  t.equal(again.replace(gen(again), gen(text)), text, 'exported back byte for byte')
+  const app = await makeApp(t, { dir })
+  t.equal((await app.call('GET', `/nodes/${node}`)).body, body(heketiNode(node, doc)))
+  t.equal((await app.call('GET', `/devices/${device}`)).body, body(heketiDevice(device, doc)))
+  // offline node and failed device take no new bricks
+  const res = await app.run('POST', '/volumes', {
+    size: 1,
+    durability: { type: 'replicate', replicate: { replica: 3 } },
+  })
+  t.equal(res.statusCode, 303)
+  const placed = (await app.call('GET', res.location!)).json().bricks.map((b: { node: string }) => b.node)
+  t.notOk(placed.includes(node), 'nothing placed on the offline node')
 })
