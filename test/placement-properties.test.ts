@@ -1,6 +1,7 @@
 // Property tests: random topologies and requests against independent,
 // brute-force oracles; and the index against a rebuild after random commits
-// through a real LMDB store.
+// through a real LMDB store. Each property prints its seed (replay with
+// HEQET_PROPERTY_SEED, test/helpers/property.ts).
 
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -26,6 +27,9 @@ import {
 import { TopologyIndex } from '../src/placement/topology-index.ts'
 import { MemoryStore } from './fixtures/memory-store.ts'
 import { clusterEntry, deviceEntry, type NodeSpec, nodeEntry, seedCluster } from './fixtures/topology.ts'
+import { propertySeed } from './helpers/property.ts'
+
+const FILE = 'test/placement-properties.test.ts'
 
 const state = fc.constantFrom<EntityState>('online', 'online', 'online', 'online', 'offline', 'failed')
 const tier = fc.constantFrom(undefined, 'gold', 'silver')
@@ -298,7 +302,7 @@ t.test('allocations respect every placement rule', async (t) => {
         })
       }
     }),
-    { numRuns: 400 },
+    { numRuns: 400, seed: propertySeed(t, FILE) },
   )
   t.ok(successes > 50 && failures > 20, `both outcomes exercised (${successes} ok, ${failures} failed)`)
 })
@@ -377,7 +381,7 @@ t.test('equal bricks: the sets are placed exactly when they fit', async (t) => {
       if (alloc.sets.length !== g.setCount) throw new Error(`${alloc.sets.length} sets`)
       placed++
     }),
-    { numRuns: 500 },
+    { numRuns: 500, seed: propertySeed(t, FILE) },
   )
   t.ok(placed > 50 && refused > 50, `both outcomes exercised (${placed} placed, ${refused} refused)`)
 })
@@ -526,6 +530,6 @@ t.test('the index equals a rebuild after random commits (LMDB)', async (t) => {
         }
       },
     ),
-    { numRuns: 30 },
+    { numRuns: 30, seed: propertySeed(t, FILE) },
   )
 })
