@@ -37,13 +37,13 @@ function removeDbFiles(dbPath: string): void {
 }
 
 /** Open an existing DB, refusing while another process (a server) has it open. */
-function openIdle(dbPath: string, readOnly: boolean): LmdbStore {
+async function openIdle(dbPath: string, readOnly: boolean): Promise<LmdbStore> {
   if (!existsSync(dbPath))
     throw new DbCommandError(`Unable to open database: ${goOpenError(dbPath, { code: 'ENOENT' })}`)
   const store = new LmdbStore({ path: dbPath, readOnly })
   const others = store.otherProcesses()
   if (others.length > 0) {
-    void store.close()
+    await store.close()
     throw new DbCommandError(
       `Unable to open database: ${dbPath} is in use by process ${others.join(', ')}: stop the server first`,
     )
@@ -78,7 +78,7 @@ export async function importDb(opts: {
   }
   const exists = existsSync(dbFile)
   if (exists && !opts.force) throw new DbCommandError(`${dbFile} file already exists`)
-  if (exists) await openIdle(dbFile, true).close()
+  if (exists) await (await openIdle(dbFile, true)).close()
 
   // built beside the target and moved into place whole: no half-written DB ever sits at dbFile
   const tmp = join(dirname(dbFile), `.heqet-import-${process.pid}-${Date.now()}.db`)
@@ -106,6 +106,8 @@ export async function importDb(opts: {
     try {
       linkSync(tmp, dbFile)
     } catch (err) {
+      // put the replaced DB back where it was: a failed import leaves things as they were
+      if (replacedBy && !existsSync(dbFile)) renameSync(replacedBy, dbFile)
       throw new DbCommandError(`${dbFile}: ${goOpenError(dbFile, err)}`)
     }
     chmodSync(dbFile, 0o600)
@@ -120,7 +122,7 @@ export async function exportDb(opts: { dbFile: string; jsonFile: string }): Prom
   const { dbFile, jsonFile } = opts
   if (jsonFile !== '-' && existsSync(jsonFile))
     throw new DbCommandError(`Could not create json file: ${goOpenError(jsonFile, { code: 'EEXIST' })}`)
-  const store = openIdle(dbFile, true)
+  const store = await openIdle(dbFile, true)
   let text: string
   try {
     text = goJson(
@@ -143,7 +145,7 @@ export async function exportDb(opts: { dbFile: string; jsonFile: string }): Prom
 }
 
 export async function consistencyCheckDb(dbFile: string): Promise<CheckReport> {
-  const store = openIdle(dbFile, true)
+  const store = await openIdle(dbFile, true)
   try {
     return store.read((tx) => checkConsistency(tx))
   } finally {
