@@ -292,17 +292,37 @@ async function workload(
   }
 }
 
+const alwaysRollsBack: Op[] = [
+  {
+    kind: 'create',
+    size: 5,
+    volume: { durability: replicate(3), arbiter: false },
+    fault: { action: 'volumeCreate', skip: 0, count: 1000 },
+  },
+  { kind: 'create', size: 5, volume: { durability: replicate(3), arbiter: true }, fault: null },
+  { kind: 'expand', pick: 0, add: 5, fault: { action: 'volumeExpand', skip: 0, count: 1 } },
+  { kind: 'expand', pick: 0, add: 5, fault: null },
+  { kind: 'delete', pick: 0 },
+]
+
 t.test('random volume workloads, with node failures, keep every invariant', async (t) => {
   await checkProperty(
     t,
     fc.asyncProperty(topologyArb, fc.array(opArb, { minLength: 3, maxLength: 12 }), (topo, ops) =>
       workload(t, topo, ops),
     ),
-    { file: 'test/volume-properties.test.ts', numRuns: 200, minRuns: 12, timeLimitMs: 30_000 },
+    {
+      file: 'test/volume-properties.test.ts',
+      numRuns: 200,
+      minRuns: 8,
+      timeLimitMs: 40_000,
+      // whatever the seed: a create and an expand that fail on the nodes and roll back
+      examples: [[{ nodes: 3, devices: 1, zones: 3 }, alwaysRollsBack]],
+    },
   )
   t.comment(`exercised: ${JSON.stringify(seen)}`)
   t.ok(
-    seen.created > 0 && seen.rolledBack > 0,
-    'some creates succeeded and some failed operations were rolled back',
+    seen.created >= 1 && seen.expanded >= 1 && seen.rolledBack >= 2,
+    'creates, expands and rolled-back failures exercised',
   )
 })

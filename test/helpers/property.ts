@@ -19,7 +19,14 @@ export function propertySeed(t: Test, file: string): number {
 export async function checkProperty<Ts extends unknown[]>(
   t: Test,
   property: fc.IAsyncPropertyWithHooks<Ts> | fc.IAsyncProperty<Ts>,
-  opts: { file: string; numRuns: number; minRuns: number; timeLimitMs: number },
+  opts: {
+    file: string
+    numRuns: number
+    minRuns: number
+    timeLimitMs: number
+    /** inputs run first, whatever the seed (cases that must always be exercised) */
+    examples?: Ts[]
+  },
 ): Promise<void> {
   const seed = propertySeed(t, opts.file)
   const started = performance.now()
@@ -28,6 +35,7 @@ export async function checkProperty<Ts extends unknown[]>(
     numRuns: opts.numRuns,
     interruptAfterTimeLimit: opts.timeLimitMs,
     markInterruptAsFailure: false,
+    examples: opts.examples ?? [],
   })
   const seconds = ((performance.now() - started) / 1000).toFixed(1)
   t.comment(`${details.numRuns} runs in ${seconds} s${details.interrupted ? ' (time limit)' : ''}`)
