@@ -571,3 +571,62 @@ t.test('node and device states, tags, paths and PV UUIDs come through', async (t
   const placed = (await app.call('GET', res.location!)).json().bricks.map((b: { node: string }) => b.node)
   t.notOk(placed.includes(node), 'nothing placed on the offline node')
 })
+
+t.test('an expand heketi left unfinished is undone: the new bricks go, the size stays', async (t) => {
+  const doc = JSON.parse(sampleText)
+  const op = 'dddddddddddddddddddddddddddddddd'
+  const volume = 'acb55a06d6f5586ee7fef65af94d25fa' // durability none, one 2 GiB brick
+  const device = '5aa17e545299ab0805dc81ece5617dbc' // empty, on another node
+  const node = doc.deviceentries[device].NodeId as string
+  const brick = 'eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee'
+  const taken = 2097152 + 12288
+  doc.brickentries[brick] = {
+    Info: {
+      id: brick,
+      path: `/var/lib/heketi/mounts/vg_${device}/brick_${brick}/brick`,
+      device,
+      node,
+      volume,
+      size: 2097152,
+    },
+    TpSize: 2097152,
+    PoolMetadataSize: 12288,
+    Pending: { Id: op },
+    LvmThinPool: `tp_${brick}`,
+    LvmLv: '',
+    SubType: 1,
+  }
+  doc.deviceentries[device].Bricks = [brick]
+  doc.deviceentries[device].Info.storage = { total: 524288000, free: 524288000 - taken, used: taken }
+  doc.volumeentries[volume].Bricks = [...doc.volumeentries[volume].Bricks, brick].sort()
+  doc.pendingoperations[op] = {
+    Id: op,
+    Timestamp: 1700000000,
+    Type: 3,
+    Actions: [
+      { Change: 5, Id: volume, Delta: 2 },
+      { Change: 1, Id: brick, Delta: null },
+    ],
+    Status: '',
+  }
+  const dir = await imported(JSON.stringify(doc))
+  await exportDb({ dbFile: join(dir, 'heqet.db'), jsonFile: join(dir, 'again.json') })
+  const exported = JSON.parse(readFileSync(join(dir, 'again.json'), 'utf8'))
+  t.same(exported.pendingoperations[op], { ...doc.pendingoperations[op], Status: 'stale' }, 'Delta kept')
+  const app = await makeApp(t, { dir })
+  t.equal(
+    (await app.call('GET', `/volumes/${volume}`)).json().size,
+    2,
+    'a volume being expanded stays visible',
+  )
+  t.equal((await app.run('POST', '/operations/pending/cleanup', {})).statusCode, 204)
+  t.same((await app.call('GET', '/operations/pending')).json().pendingoperations, [])
+  const v = (await app.call('GET', `/volumes/${volume}`)).json()
+  t.same([v.size, v.bricks.map((b: { id: string }) => b.id)], [2, ['533e1f9c2519be9a22d2b1c2db862887']])
+  t.same(
+    (await app.call('GET', `/devices/${device}`)).json().storage.used,
+    0,
+    'the new brick space is given back',
+  )
+  t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0)
+})
