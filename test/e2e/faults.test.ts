@@ -15,7 +15,7 @@ const CREATE = [
   'mkfs\\.xfs',
   '^awk',
   '^mount -o',
-  '^mkdir /var',
+  "^mkdir '/var",
   'volume create',
   'volume set',
   'volume start',
