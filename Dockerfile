@@ -21,6 +21,8 @@ RUN npm run build
 
 # runtime stage: production dependencies and the compiled output only
 FROM node:20-bookworm-slim
+# mount.glusterfs for the CSI node plugin (`heqet csi --mode=node`, deploy/csi-node.yaml)
+RUN apt-get update && apt-get install -y --no-install-recommends glusterfs-client && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/heqet
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./

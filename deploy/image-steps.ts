@@ -32,7 +32,10 @@ export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..')
  * RUN lines that only shape the image's filesystem outside the app
  * directory; run as they are they would touch this machine's /var and /etc.
  */
-const IMAGE_ONLY_RUN = new Set(['mkdir -p /var/lib/heketi /etc/heketi && chown node:node /var/lib/heketi'])
+const IMAGE_ONLY_RUN = new Set([
+  'apt-get update && apt-get install -y --no-install-recommends glusterfs-client && rm -rf /var/lib/apt/lists/*',
+  'mkdir -p /var/lib/heketi /etc/heketi && chown node:node /var/lib/heketi',
+])
 
 export interface Stage {
   name: string
