@@ -119,29 +119,43 @@ t.test('the validators can fail', async (t) => {
   t.same(unknownFields(typo, 'V1Deployment', ''), ['.spec.template.spec.containers[0].imagePullPolicyy'])
 })
 
-t.test('kustomization lists every top-level manifest once', async (t) => {
-  const [kustomization] = load(join(DEPLOY, 'kustomization.yaml'))
-  const top = readdirSync(DEPLOY).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')
-  t.same([...kustomization!['resources']].sort(), top.sort())
-  t.equal(kustomization!['namespace'], 'glusterfs')
-  const images = new Set(
-    manifests.flatMap(({ doc }) =>
-      [...(doc['spec']?.['template']?.['spec']?.['containers'] ?? [])].map((c: Obj) => c['image']),
-    ),
+t.test('kustomizations: every manifest listed once, the layouts as documented', async (t) => {
+  const kustomization = (dir: string) => load(join(DEPLOY, dir, 'kustomization.yaml'))[0]!
+  const yamlIn = (dir: string) =>
+    readdirSync(join(DEPLOY, dir)).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')
+  t.same(kustomization('.')['resources'], ['core', 'csi'], 'Kubernetes >= 1.26: core and CSI')
+  t.same(
+    kustomization('legacy')['resources'],
+    ['../core', 'storageclass-in-tree.yaml'],
+    'older: core and in-tree',
   )
-  for (const { name } of kustomization!['images']) t.ok(images.has(name), `image ${name} is used`)
+  t.same(yamlIn('.'), [], 'no stray manifest at the top')
+  for (const dir of ['core', 'csi'])
+    t.same([...kustomization(dir)['resources']].sort(), yamlIn(dir).sort(), dir)
+  t.same(yamlIn('legacy'), ['storageclass-in-tree.yaml'])
+  for (const dir of ['.', 'legacy']) {
+    const k = kustomization(dir)
+    t.equal(k['namespace'], 'glusterfs')
+    const images = new Set(
+      manifests
+        .filter((m) => /^deploy\/(core|csi)\//.test(m.file))
+        .flatMap(({ doc }) =>
+          [...(doc['spec']?.['template']?.['spec']?.['containers'] ?? [])].map((c: Obj) => c['image']),
+        ),
+    )
+    for (const { name } of k['images']) t.ok(images.has(name), `${dir}: image ${name} is used`)
+  }
 })
 
-/** an object of the kustomization (deploy/*.yaml), or of `dir` (deploy/legacy …) */
-const find = (kind: string, name: string, dir = 'deploy'): Obj => {
+/** an object of deploy/core or deploy/csi, or of `dirs` (e.g. deploy/legacy) */
+const find = (kind: string, name: string, dirs = ['deploy/core', 'deploy/csi']): Obj => {
   const found = manifests.find(
     (m) =>
-      m.file.startsWith(`${dir}/`) &&
-      !m.file.slice(dir.length + 1).includes('/') &&
+      dirs.some((d) => m.file.startsWith(`${d}/`)) &&
       m.doc['kind'] === kind &&
       m.doc['metadata']['name'] === name,
   )
-  if (!found) throw new Error(`no ${kind} ${name} in ${dir}/`)
+  if (!found) throw new Error(`no ${kind} ${name} in ${dirs.join(', ')}`)
   return found.doc
 }
 
@@ -214,7 +228,7 @@ t.test('CSI driver, controller and node plugin', async (t) => {
   t.equal(node['automountServiceAccountToken'], false, 'the node plugin has no API access')
   const sc = find('StorageClass', 'glusterfs-replica3')
   t.equal(sc['provisioner'], 'heqet.gluster.org')
-  const inTree = find('StorageClass', 'glusterfs-replica3', 'deploy/legacy')
+  const inTree = find('StorageClass', 'glusterfs-replica3', ['deploy/legacy'])
   t.equal(inTree['provisioner'], 'kubernetes.io/glusterfs', 'older clusters: the in-tree provisioner')
   t.equal(inTree['parameters']['resturl'], 'http://heqet.glusterfs.svc.cluster.local:8080')
 })

@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process'
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { ADMIN_KEY, makeApp } from './helpers/app.ts'
 
 const ROOT = join(import.meta.dirname, '..')
@@ -14,7 +14,8 @@ const ROOT = join(import.meta.dirname, '..')
 const FAKE_KUBECTL = `#!/usr/bin/env bash
 echo "$*" >> "$FAKE_LOG"
 case "$*" in
-  *"get secret heqet-keys"*) exit 1 ;;
+  *"get secret heqet-keys -o jsonpath"*) printf %s "$FAKE_ADMIN_KEY" | base64 ;;
+  *"get secret "*) exit 1 ;;
   *"get pods -l glusterfs-node=pod -o json"*)
     ready='{"status":{"conditions":[{"type":"Ready","status":"True"}]}}'
     echo "{\\"items\\":[$ready,$ready,$ready]}" ;;
@@ -26,7 +27,7 @@ esac
 exit 0
 `
 
-t.test('heqet-deploy: label, keys, apply, wait, load', async (t) => {
+async function heqetDeploy(t: Test, extra: string[]) {
   const app = await makeApp(t)
   await app.app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.app.server.address()
@@ -37,7 +38,12 @@ t.test('heqet-deploy: label, keys, apply, wait, load', async (t) => {
   const log = join(bin, 'calls.log')
   const { stdout } = await promisify(execFile)(
     'bash',
-    [join(ROOT, 'deploy', 'heqet-deploy'), join(ROOT, 'deploy', 'examples', 'topology.json'), '--timeout=30'],
+    [
+      join(ROOT, 'deploy', 'heqet-deploy'),
+      join(ROOT, 'deploy', 'examples', 'topology.json'),
+      '--timeout=30',
+      ...extra,
+    ],
     {
       env: {
         PATH: `${bin}:${process.env.PATH}`,
@@ -49,29 +55,48 @@ t.test('heqet-deploy: label, keys, apply, wait, load', async (t) => {
       timeout: 120_000,
     },
   )
-  const deploy = join(ROOT, 'deploy')
   const calls = readFileSync(log, 'utf8').trim().split('\n')
-  t.same(
-    calls.map((c) => c.replace(/--from-literal=(admin|user)-key=\S+/g, '--from-literal=$1-key=KEY')),
-    [
-      'label node worker-1 storagenode=glusterfs --overwrite',
-      'label node worker-2 storagenode=glusterfs --overwrite',
-      'label node worker-3 storagenode=glusterfs --overwrite',
-      `apply -f ${deploy}/namespace.yaml`,
-      '-n glusterfs get secret heqet-keys',
-      '-n glusterfs create secret generic heqet-keys --from-literal=admin-key=KEY --from-literal=user-key=KEY',
-      `apply -k ${deploy}`,
-      '-n glusterfs get pods -l glusterfs-node=pod -o json',
-      '-n glusterfs rollout status deployment/heqet --timeout=30s',
-      '-n glusterfs exec -i deployment/heqet -c heqet -- node /opt/heqet/bin/heqet-topology-load.js --server=http://localhost:8080 --user=admin',
-      '-n glusterfs rollout status deployment/heqet-csi-controller --timeout=30s',
-      '-n glusterfs rollout status daemonset/heqet-csi-node --timeout=30s',
-    ],
-  )
+  return { app, stdout, calls }
+}
+
+const deploy = join(ROOT, 'deploy')
+const redact = (c: string) => c.replace(/--from-literal=(admin|user)-key=\S+/g, '--from-literal=$1-key=KEY')
+
+t.test('heqet-deploy: label, keys, apply, wait, load', async (t) => {
+  const { app, stdout, calls } = await heqetDeploy(t, [])
+  t.same(calls.map(redact), [
+    'label node worker-1 storagenode=glusterfs --overwrite',
+    'label node worker-2 storagenode=glusterfs --overwrite',
+    'label node worker-3 storagenode=glusterfs --overwrite',
+    `apply -f ${deploy}/core/namespace.yaml`,
+    '-n glusterfs get secret heqet-keys',
+    '-n glusterfs create secret generic heqet-keys --from-literal=admin-key=KEY --from-literal=user-key=KEY',
+    `apply -k ${deploy}`,
+    '-n glusterfs get pods -l glusterfs-node=pod -o json',
+    '-n glusterfs rollout status deployment/heqet --timeout=30s',
+    '-n glusterfs exec -i deployment/heqet -c heqet -- node /opt/heqet/bin/heqet-topology-load.js --server=http://localhost:8080 --user=admin',
+    '-n glusterfs rollout status deployment/heqet-csi-controller --timeout=30s',
+    '-n glusterfs rollout status daemonset/heqet-csi-node --timeout=30s',
+  ])
   const keys = /admin-key=(\S+) --from-literal=user-key=(\S+)/.exec(calls[5]!)
   t.ok(keys && keys[1]!.length >= 32 && keys[1] !== keys[2], 'two random keys')
   t.match(stdout, /Adding device \/dev\/sdc \.\.\. OK/)
   const clusters = (await app.call('GET', '/clusters')).json().clusters
   t.equal(clusters.length, 1, 'topology loaded')
   t.equal((await app.call('GET', `/clusters/${clusters[0]}`)).json().nodes.length, 3)
+})
+
+t.test('heqet-deploy --legacy: in-tree StorageClass and its Secret, no CSI', async (t) => {
+  const { app, calls } = await heqetDeploy(t, ['--legacy'])
+  const tail = calls.slice(6).map(redact)
+  t.same(tail, [
+    '-n glusterfs get secret heqet-admin-secret',
+    '-n glusterfs get secret heqet-keys -o jsonpath={.data.admin-key}',
+    `-n glusterfs create secret generic heqet-admin-secret --type=kubernetes.io/glusterfs --from-literal=key=${ADMIN_KEY}`,
+    `apply -k ${deploy}/legacy`,
+    '-n glusterfs get pods -l glusterfs-node=pod -o json',
+    '-n glusterfs rollout status deployment/heqet --timeout=30s',
+    '-n glusterfs exec -i deployment/heqet -c heqet -- node /opt/heqet/bin/heqet-topology-load.js --server=http://localhost:8080 --user=admin',
+  ])
+  t.equal((await app.call('GET', '/clusters')).json().clusters.length, 1, 'topology loaded')
 })
