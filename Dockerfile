@@ -13,6 +13,7 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY bin/build.js ./bin/build.js
 COPY api ./api
 COPY src ./src
 COPY db ./db

@@ -3,7 +3,8 @@
 // production dependencies and dist/ only, and the server started from it the
 // way the image's ENTRYPOINT starts it answers /hello and the HEALTHCHECK.
 // Needs the npm registry (or a warm npm cache); bounded by tap's timeout.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { spawn } from 'node:child_process'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
@@ -79,6 +80,31 @@ t.test('build, start from the result, /hello and HEALTHCHECK', async (t) => {
   t.same(children, [], 'the server started no other process')
   const maps = readFileSync(`/proc/${server.child.pid}/maps`, 'utf8')
   t.notMatch(maps, /esbuild/, 'no esbuild binary mapped')
+
+  // the CSI driver from the same image (its csi.proto must be beside the compiled code)
+  const socket = join(dir, 'csi.sock')
+  const csi = spawn(
+    process.execPath,
+    [
+      'bin/heqet.js',
+      'csi',
+      '--mode=controller',
+      `--endpoint=unix://${socket}`,
+      `--server=http://127.0.0.1:${server.port}`,
+    ],
+    {
+      cwd: app,
+      env: { PATH: process.env.PATH, HEKETI_CLI_KEY: 'unused', ...image.runtime.env },
+      stdio: 'ignore',
+    },
+  )
+  t.teardown(() => {
+    if (csi.exitCode === null) csi.kill('SIGKILL')
+  })
+  for (let i = 0; i < 300 && !existsSync(socket) && csi.exitCode === null; i++)
+    await new Promise((r) => setTimeout(r, 100))
+  t.ok(existsSync(socket), 'heqet csi listens on its socket')
+  csi.kill('SIGTERM')
 
   t.equal(healthcheck(image, server.port), 0, 'HEALTHCHECK passes against the running server')
   t.not(healthcheck(image, await freePort()), 0, 'HEALTHCHECK fails where nothing answers')
