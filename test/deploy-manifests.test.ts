@@ -16,6 +16,7 @@ import * as k8s from '@kubernetes/client-node'
 import t, { type Test } from 'tap'
 import { parseAllDocuments } from 'yaml'
 import { KubeRunner, kubeConfigFromHeketi } from '../executors/kube.ts'
+import { DEFAULT_DRIVER_NAME, parseCsiArgs } from '../src/csi/main.ts'
 import { FakeKube, type FakePod, spawnLocally } from './e2e/lib/fake-kube.ts'
 
 const ROOT = join(import.meta.dirname, '..')
@@ -226,6 +227,19 @@ t.test('CSI driver, controller and node plugin', async (t) => {
     ),
   )
   t.equal(node['automountServiceAccountToken'], false, 'the node plugin has no API access')
+  // the arguments as `heqet csi` reads them (api/main.ts passes what follows `csi`)
+  const env = { HEKETI_CLI_KEY: 'from-the-secret' }
+  const asRun = (args: string[]) => args.slice(1).map((a) => a.replace('$(NODE_NAME)', 'worker-1'))
+  t.match(parseCsiArgs(asRun(driver['args']), env), {
+    mode: 'controller',
+    endpoint: 'unix:///csi/csi.sock',
+    server: 'http://heqet.glusterfs.svc:8080',
+    user: 'admin',
+    secret: 'from-the-secret',
+    driverName: DEFAULT_DRIVER_NAME,
+  })
+  t.match(parseCsiArgs(asRun(plugin['args']), env), { mode: 'node', nodeid: 'worker-1' })
+  t.equal(DEFAULT_DRIVER_NAME, 'heqet.gluster.org', 'the CSIDriver object names the driver')
   const sc = find('StorageClass', 'glusterfs-replica3')
   t.equal(sc['provisioner'], 'heqet.gluster.org')
   const inTree = find('StorageClass', 'glusterfs-replica3', ['deploy/legacy'])
