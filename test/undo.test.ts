@@ -281,6 +281,33 @@ t.test('node delete: a detach that timed out is finished by the cleaner', async 
   t.same(await operations(app), [])
 })
 
+t.test('volume delete: a delete that may have gone through is finished, not undone', async (t) => {
+  const { app, nodes, injector, cluster } = await fakeNodeApp(t)
+  for (let i = 0; i < 3; i++) {
+    const node = idOf((await addNode(app, cluster, i)).location)
+    t.equal((await app.run('POST', '/devices', { name: '/dev/sdb', node })).statusCode, 204)
+  }
+  for (const [pattern, action] of [
+    ['volume delete', 'timeout'],
+    ['volume delete', 'fail'],
+  ] as const) {
+    const created = await app.run('POST', '/volumes', replica3)
+    t.equal(created.statusCode, 303, created.body)
+    const id = idOf(created.location)
+    const name = (await app.call('GET', `/volumes/${id}`)).json().name
+    // on every host, so the delete cannot go round the fault
+    injector.setRules([{ pattern, action }])
+    t.equal((await app.run('DELETE', `/volumes/${id}`)).statusCode, 500)
+    injector.setRules([])
+    const [op] = await operations(app)
+    t.equal(op?.status, 'failed', `${action}: the record stays for the cleaner`)
+    t.equal((await app.run('POST', '/operations/pending/cleanup', {})).statusCode, 204)
+    t.equal((await app.call('GET', `/volumes/${id}`)).statusCode, 404, `${action}: the delete was finished`)
+    t.notOk(nodes.volumes.has(name), `${action}: gluster agrees`)
+  }
+  t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0)
+})
+
 t.test('markFailed: a failed journal write is logged and counted, not dropped', async (t) => {
   const errors: string[] = []
   const ctx = {

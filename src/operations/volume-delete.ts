@@ -6,14 +6,19 @@ import type { WriteTxn } from '../../db/store.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { without } from '../context.ts'
 import { Errors } from '../errors.ts'
-import { brickRequest, clusterHosts, destroyBricks, onAnyHost, releaseBrick } from './bricks.ts'
+import { brickRequest, clusterHosts, destroyBricks, onAnyHost, releaseBrick, undoHosts } from './bricks.ts'
 import type { Operation } from './operation.ts'
+
+/** `status` of a started volume in gluster's volume info */
+const GLUSTER_VOLUME_STARTED = 1
 
 export class VolumeDeleteOperation implements Operation {
   readonly type = 'delete-volume' as const
   readonly cleanMode = 'rollforward' as const
   private reclaimed = new Set<string>()
   private glusterVolumeGone = false
+  /** `volume stop`/`delete` ran (and failed): what they left is not known */
+  private destroyTried = false
 
   constructor(
     private readonly ctx: AppContext,
@@ -49,7 +54,10 @@ export class VolumeDeleteOperation implements Operation {
         }),
       }
     })
-    await onAnyHost(hosts, (h) => this.ctx.executor.volumeDestroy(h, name))
+    await onAnyHost(hosts, (h) => {
+      this.destroyTried = true
+      return this.ctx.executor.volumeDestroy(h, name)
+    })
     this.glusterVolumeGone = true
     this.reclaimed = await destroyBricks(this.ctx, requests)
   }
@@ -64,10 +72,30 @@ export class VolumeDeleteOperation implements Operation {
     return undefined
   }
 
+  /**
+   * Going back is only right when gluster still serves the volume. Past the
+   * point of no return (the volume deleted, or stopped by the failed
+   * attempt), or when gluster cannot tell, refuse: the record stays
+   * (failed) and the cleaner finishes the delete.
+   */
   async undo(): Promise<void> {
-    // past the point of no return: refuse, so the record stays (failed) for the cleaner
     if (this.glusterVolumeGone)
       throw new Error('volume already deleted on the nodes; finishing is left to the cleaner')
+    if (!this.destroyTried) return
+    const { hosts, name } = this.ctx.store.read((tx) => {
+      const volume = tx.get('volume', this.volumeId)
+      return { hosts: volume ? undoHosts(this.ctx, tx, volume.clusterId) : [], name: volume?.name ?? '' }
+    })
+    let status: number
+    try {
+      status = (await onAnyHost(hosts, (h) => this.ctx.executor.volumeInfo(h, name))).status
+    } catch (err) {
+      throw new Error(
+        `cannot tell whether volume ${name} survived the failed delete (${(err as Error).message}); finishing is left to the cleaner`,
+      )
+    }
+    if (status !== GLUSTER_VOLUME_STARTED)
+      throw new Error(`volume ${name} was stopped by the failed delete; finishing is left to the cleaner`)
   }
 
   undoDb(tx: WriteTxn): void {
