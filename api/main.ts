@@ -93,7 +93,7 @@ async function serve(opts: ServerOptions): Promise<void> {
     if (stopping) return
     stopping = true
     console.log('Shutting down...')
-    await app.close().catch(() => {})
+    await app.close().catch((err: Error) => console.error(`ERROR: shutdown: ${err.message}`))
     process.exit(0)
   }
   process.on('SIGINT', stop)
@@ -102,7 +102,7 @@ async function serve(opts: ServerOptions): Promise<void> {
     await app.app.listen({ port: config.port, host: config.listenHost || '::' })
   } catch (err) {
     console.error(`ERROR: HTTP Server error: ${(err as Error).message}`)
-    await app.close().catch(() => {})
+    await app.close().catch((err: Error) => console.error(`ERROR: shutdown: ${err.message}`))
     process.exit(1)
   }
   console.log(`Listening on port ${config.port}`)
