@@ -117,6 +117,7 @@ t.test('CSI driver on the GlusterFS testbed', async (t) => {
         `--csi.testvolumesize=${GiB}`,
         `--csi.testvolumeexpandsize=${2 * GiB}`,
         '--ginkgo.no-color',
+        '--ginkgo.v',
       ],
       SANITY_TIMEOUT_MS,
     )
@@ -124,8 +125,13 @@ t.test('CSI driver on the GlusterFS testbed', async (t) => {
     t.comment(`csi-sanity: ${summary?.lines.join(' / ') ?? 'no summary'} (${run.seconds.toFixed(1)} s)`)
     t.ok(summary, 'csi-sanity printed its summary')
     t.equal(summary?.failed, 0, '0 failed')
-    t.ok((summary?.passed ?? 0) >= 50, `${summary?.passed} specs passed`)
+    t.equal(summary?.passed, summary?.ran, 'every spec that ran passed')
+    // 48 of 92 on csi-sanity v5.3.1: the rest are snapshots, ControllerPublish,
+    // cloning and group snapshots, which the driver does not offer
+    t.ok((summary?.passed ?? 0) >= 45, `${summary?.passed} specs passed`)
     t.equal(run.code, 0, 'exit status 0')
+    // HEQET_CSI_SANITY_LOG=/path keeps the whole ginkgo output (which specs ran, which skipped)
+    if (process.env['HEQET_CSI_SANITY_LOG']) writeFileSync(process.env['HEQET_CSI_SANITY_LOG'], run.output)
     if (run.code !== 0 || summary?.failed) {
       t.comment(run.output.split('\n').slice(-200).join('\n'))
       t.comment(readFileSync(logFile, 'utf8').split('\n').slice(-100).join('\n'))
