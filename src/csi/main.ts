@@ -8,6 +8,8 @@
 // Split deployment, as the manifests in deploy/ do it:
 //   controller (Deployment, with csi-provisioner and csi-resizer sidecars):
 //     heqet csi --mode=controller --endpoint=unix:///csi/csi.sock --server=URL --user=admin --secret=KEY
+//     (give both sidecars --timeout=120s: a gluster volume create takes seconds, an
+//     expand with its rebalance longer; a call cut short is answered by name on retry)
 //   node (DaemonSet, privileged, /var/lib/kubelet mounted with Bidirectional
 //   propagation, glusterfs-client installed, with node-driver-registrar):
 //     heqet csi --mode=node --endpoint=unix:///csi/csi.sock --nodeid=$(NODE_NAME) [--server=URL ...]
@@ -23,6 +25,7 @@
 //   --driver-name=NAME                 default heqet.gluster.org (the CSIDriver object's name)
 //   --mount-log-dir=DIR                FUSE client logs as DIR/<volume>.log (default: glusterfs's own)
 //   --log-level=info                   pino level
+// CSIDriver object: name = --driver-name, attachRequired: false, podInfoOnMount: false.
 import { Command, Option } from 'commander'
 import pino from 'pino'
 import { HeqetClient } from './heqet-client.ts'
