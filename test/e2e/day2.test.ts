@@ -8,6 +8,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import t, { type Test } from 'tap'
+import type { Executor } from '../../executors/executor.ts'
 import { makeApp, type TestApp } from '../helpers/app.ts'
 import { compareNodesWithDb, type HeketiDump } from './lib/agreement.ts'
 import { remoteExecutor, sshRunner } from './lib/heqet.ts'
@@ -19,6 +20,41 @@ const RUNS = Number(process.env.HEQET_DAY2_RUNS ?? 5)
 const HEAL_DEADLINE_MS = 60_000
 const FILE_BYTES = 256 * 1024
 const GLUSTER = 'gluster --mode=script'
+const SAME_NODE = process.env.HEQET_DAY2_SAME_NODE // 'all' | 'none' | unset (alternate)
+
+/** What heqet asked gluster during a run, with times, for the report of a stuck heal. */
+const events: string[] = []
+let t0 = performance.now()
+function tracing(executor: Executor): Executor {
+  const traced = new Set(['healInfo', 'replaceBrick', 'volumeInfo', 'healStart'])
+  return new Proxy(executor, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver)
+      if (typeof value !== 'function' || !traced.has(String(prop))) return value
+      return async (...args: unknown[]) => {
+        const at = (performance.now() - t0).toFixed(0)
+        try {
+          const out = await value.apply(target, args)
+          const what =
+            prop === 'healInfo'
+              ? JSON.stringify(
+                  (out as { name: string; numberOfEntries: string }[]).map(
+                    (b) => `${b.name.split(':')[0]}/${b.name.slice(-44, -30)}=${b.numberOfEntries}`,
+                  ),
+                )
+              : prop === 'replaceBrick'
+                ? JSON.stringify(args.slice(2))
+                : ''
+          events.push(`${at} ms ${String(prop)} ${what}`)
+          return out
+        } catch (err) {
+          events.push(`${at} ms ${String(prop)} failed: ${(err as Error).message}`)
+          throw err
+        }
+      }
+    },
+  })
+}
 
 interface Writer {
   stop(): Promise<{ written: Map<string, string>; failures: string[] }>
@@ -132,7 +168,20 @@ interface RunTimings {
   bricksMovedByNodeRemove: number
 }
 
-async function scenario(t: Test, tb: Testbed, app: TestApp, baseFstab: string[][]): Promise<RunTimings> {
+/**
+ * `sameNode`: the replacement of the first brick must land on the other disk
+ * of the same node (the runs where issue 15's heal got stuck); the node
+ * outside the set has its disks disabled during the device remove for that.
+ */
+async function scenario(
+  t: Test,
+  tb: Testbed,
+  app: TestApp,
+  baseFstab: string[][],
+  sameNode: boolean,
+): Promise<RunTimings> {
+  events.length = 0
+  t0 = performance.now()
   const topo = await addTopology(t, app, tb)
   const hostOf = (nodeId: string) => tb.nodes[topo.nodeIds.indexOf(nodeId)]!
   const created = await app.run('POST', '/volumes', {
@@ -157,17 +206,31 @@ async function scenario(t: Test, tb: Testbed, app: TestApp, baseFstab: string[][
     await sleep(2000)
 
     // the disk under the first brick dies
+    const spare = topo.nodeIds.find((id) => ![...bricksBefore.values()].some((b) => b.node === id))!
+    const spareDevices: string[] = (await app.call('GET', `/nodes/${spare}`))
+      .json()
+      .devices.map((d: { id: string }) => d.id)
+    if (sameNode) {
+      for (const d of spareDevices)
+        await ok(t, await app.run('POST', `/devices/${d}/state`, { state: 'offline' }), 204, 'spare disk off')
+    }
     await ok(
       t,
       await app.run('POST', `/devices/${first.device}/state`, { state: 'offline' }),
       204,
       'device offline',
     )
+    events.push(`${(performance.now() - t0).toFixed(0)} ms device remove starts`)
     const dev = await timedRun(app, 'POST', `/devices/${first.device}/state`, { state: 'failed' })
     await ok(t, dev, 204, 'device removed')
     const afterDevice = (await app.call('GET', `/volumes/${volumeId}`)).json()
     const replacement = afterDevice.bricks.find((b: { path: string }) => !bricksBefore.has(b.path))
     t.ok(replacement, 'a new brick replaced the first one')
+    if (sameNode) {
+      t.equal(replacement?.node, first.node, 'the new brick is on the same node')
+      for (const d of spareDevices)
+        await ok(t, await app.run('POST', `/devices/${d}/state`, { state: 'online' }), 204, 'spare disk on')
+    }
     t.comment(
       `device remove: ${dev.ms.toFixed(0)} ms; new brick on ${
         replacement?.node === first.node ? 'the same node' : 'another node'
@@ -185,6 +248,7 @@ async function scenario(t: Test, tb: Testbed, app: TestApp, baseFstab: string[][
       204,
       'node offline',
     )
+    events.push(`${(performance.now() - t0).toFixed(0)} ms node remove starts`)
     const nodeStart = performance.now()
     const node = await timedRun(app, 'POST', `/nodes/${second.node}/state`, { state: 'failed' })
     await ok(t, node, 204, 'node removed')
@@ -203,6 +267,15 @@ async function scenario(t: Test, tb: Testbed, app: TestApp, baseFstab: string[][
     }
     const healedMs = performance.now() - nodeStart
     t.equal(pendingTotal(counts), 0, `heal info drained: ${JSON.stringify([...counts])}`)
+    if (pendingTotal(counts) > 0 || process.env.HEQET_DAY2_TRACE) t.comment(events.join('\n'))
+    if (pendingTotal(counts) > 0) {
+      for (const n of tb.nodes) {
+        const log = await n.exec(
+          "grep -E '\\] (E|W) \\[' /var/log/glusterfs/glustershd.log | tail -n 15; gluster --mode=script volume status",
+        )
+        t.comment(`${n.name} glustershd:\n${log.stdout}`)
+      }
+    }
 
     // every file equal through the mount and on each brick
     let unequal = 0
@@ -262,13 +335,15 @@ async function scenario(t: Test, tb: Testbed, app: TestApp, baseFstab: string[][
 t.test('disk and node failure under a live writer', { skip: pre.ok ? false : pre.why }, async (t) => {
   const tb = await createTestbed({ nodes: 4, devicesPerNode: 2, name: 'hqday2' })
   t.teardown(() => tb.destroy())
-  const app = await makeApp(t, { executor: remoteExecutor(sshRunner(tb)) })
+  const app = await makeApp(t, { executor: tracing(remoteExecutor(sshRunner(tb))) })
   const before = await tb.snapshot()
   const baseFstab = before.map((s) => s.fstab)
   const timings: RunTimings[] = []
   for (let run = 1; run <= RUNS; run++) {
     await t.test(`run ${run}`, async (t) => {
-      timings.push(await scenario(t, tb, app, baseFstab))
+      timings.push(
+        await scenario(t, tb, app, baseFstab, SAME_NODE === 'all' || (SAME_NODE !== 'none' && run % 2 === 1)),
+      )
     })
   }
   for (const [i, r] of timings.entries()) {
