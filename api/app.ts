@@ -7,6 +7,7 @@ import type { Executor } from '../executors/executor.ts'
 import { createExecutor } from '../executors/factory.ts'
 import type { Config } from '../src/config.ts'
 import type { AppContext } from '../src/context.ts'
+import { HealTracker } from '../src/heal.ts'
 import { HealthMonitor } from '../src/monitor.ts'
 import { markAllStale, startCleaner } from '../src/operations/cleaner.ts'
 import { Throttle } from '../src/operations/throttle.ts'
@@ -53,6 +54,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     log,
     throttle: new Throttle(config.maxInflightOperations),
     health: monitor,
+    heal: new HealTracker(),
     running: new Set(),
     counters: { journalWriteFailures: 0 },
     placement: new TopologyIndex(store),
@@ -86,6 +88,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     async close() {
       stopCleaner()
       monitor.stop()
+      ctx.heal.stop()
       await api.app.close()
       await executor.close()
       await store.close()

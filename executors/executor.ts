@@ -125,6 +125,8 @@ export interface Executor {
   volumeInfo(host: string, name: string): Promise<GlusterVolumeInfo>
   healInfo(host: string, name: string): Promise<HealInfoBrick[]>
   replaceBrick(host: string, name: string, oldBrick: VolumeBrick, newBrick: VolumeBrick): Promise<void>
+  /** `volume heal <name>`: ask every self-heal daemon to crawl its bricks' heal indices now */
+  healStart(host: string, name: string): Promise<void>
   /** snapshot + clone + start; returns the clone's gluster volume info */
   volumeClone(req: CloneRequest): Promise<GlusterVolumeInfo>
 

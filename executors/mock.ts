@@ -120,6 +120,9 @@ export class MockExecutor implements Executor {
       numberOfEntries: '0',
     }))
   }
+  async healStart(_host: string, _name: string): Promise<void> {
+    await this.pause()
+  }
   async replaceBrick(
     _host: string,
     name: string,

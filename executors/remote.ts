@@ -18,6 +18,7 @@ import {
   brickAddress,
   GLUSTERD_CHECK_COMMAND,
   healInfoCommand,
+  healStartCommand,
   peerDetachCommand,
   peerProbeCommand,
   replaceBrickCommand,
@@ -362,6 +363,17 @@ export class RemoteExecutor implements Executor {
       throw new NodeCommandError(`Unable to get heal info of volume : ${name} : ${parsed.opErrstr}`, host)
     }
     return parsed.bricks
+  }
+
+  async healStart(host: string, name: string): Promise<void> {
+    const started = await this.run(host, [healStartCommand(this.config, name)], this.timeouts.gluster)
+    if (started.ok) return
+    throw new NodeCommandError(
+      `Unable to start heal of volume ${name}: ${started.error}`,
+      host,
+      started.failed?.command,
+      started.failed?.exitCode,
+    )
   }
 
   async replaceBrick(

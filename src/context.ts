@@ -4,6 +4,7 @@ import type { Logger } from 'pino'
 import type { Store } from '../db/store.ts'
 import type { Executor } from '../executors/executor.ts'
 import type { Config } from './config.ts'
+import type { HealTracker } from './heal.ts'
 import type { Throttle } from './operations/throttle.ts'
 import type { BrickLimits } from './placement/geometry.ts'
 import type { TopologyIndex } from './placement/topology-index.ts'
@@ -20,6 +21,8 @@ export interface AppContext {
   log: Logger
   throttle: Throttle
   health: HealthView
+  /** self-heal after brick replacements: started, followed, shown */
+  heal: HealTracker
   /** in-memory placement index, kept current by store commits */
   placement: TopologyIndex
   limits: BrickLimits

@@ -168,6 +168,11 @@ export function healInfoCommand(cfg: PrefixConfig, name: string): string {
   return `${glusterPrefix(cfg)} volume heal ${vol(name)} info --xml`
 }
 
+/** Beyond heketi: start the index self-heal of the volume at once (after a replace-brick). */
+export function healStartCommand(cfg: PrefixConfig, name: string): string {
+  return `${glusterPrefix(cfg)} volume heal ${vol(name)}`
+}
+
 export function replaceBrickCommand(
   cfg: PrefixConfig,
   name: string,

@@ -5,7 +5,7 @@
 
 import type { BrickEntry } from '../../db/entries.ts'
 import type { ReadTxn, WriteTxn } from '../../db/store.ts'
-import type { VolumeBrick } from '../../executors/executor.ts'
+import type { BrickRequest, VolumeBrick } from '../../executors/executor.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { insertSorted } from '../context.ts'
 import { Errors, HeqetError } from '../errors.ts'
@@ -14,8 +14,10 @@ import { PlacementError } from '../placement/errors.ts'
 import { bricksPerSet } from '../placement/geometry.ts'
 import {
   brickRequest,
+  clusterHosts,
   createBricks,
   destroyBricks,
+  onAnyHost,
   releaseBrick,
   reserveBricks,
   volumeBrick,
@@ -30,6 +32,10 @@ export class BrickEvictOperation implements Operation {
   readonly type = 'evict-brick' as const
   readonly cleanMode = 'rollback' as const
   private oldReclaimed = false
+  /** exec ran in this process (a record rebuilt by the cleaner has not) */
+  private execStarted = false
+  /** this process sent the replace-brick (whatever its answer) */
+  private swapSent = false
 
   constructor(
     private readonly ctx: AppContext,
@@ -88,17 +94,30 @@ export class BrickEvictOperation implements Operation {
     })
   }
 
+  /**
+   * heketi's heal checks, on fresh heal state: the brick must not be the
+   * source of pending heal (beyond heketi: instead of refusing at once, the
+   * replacement waits a bounded time for the heal a previous replacement
+   * started, re-starting it), and enough peers of its set must be online.
+   */
   private async checkHeal(host: string, members: BrickEntry[]): Promise<void> {
     if (this.healcheck === 'disable') return
     const { volume, names } = this.ctx.store.read((tx) => ({
       volume: tx.get('volume', members[0]!.volumeId)!,
       names: new Map(members.map((b) => [b.id, brickName(volumeBrick(tx, b))])),
     }))
-    const heal = await this.ctx.executor.healInfo(host, volume.name)
-    const own = heal.find((h) => h.name === names.get(this.brickId))
-    if (own && own.numberOfEntries !== '0' && own.numberOfEntries !== '-') {
-      throw new Error(`Cannot replace brick ${this.brickId} as it is source brick for data to be healed`)
-    }
+    const heal = await this.ctx.heal.waitForSourceHealed(this.ctx, {
+      opId: this.id,
+      clusterId: volume.clusterId,
+      volume: volume.name,
+      brick: names.get(this.brickId)!,
+      query: () => this.ctx.executor.healInfo(host, volume.name),
+      refuse: (entries, waitedMs) =>
+        new Error(
+          `Cannot replace brick ${this.brickId} as it is source brick for data to be healed` +
+            ` (${entries} entries still to heal after waiting ${Math.round(waitedMs / 1000)} s)`,
+        ),
+    })
     const d = effectiveDurability(volume)
     const quorum =
       d.type === 'replicate'
@@ -139,6 +158,7 @@ export class BrickEvictOperation implements Operation {
   }
 
   async exec(): Promise<void> {
+    this.execStarted = true
     const host = await this.workingHost()
     const members = await this.setMembers(host)
     await this.checkHeal(host, members)
@@ -178,7 +198,7 @@ export class BrickEvictOperation implements Operation {
         actions: [...entry.actions, { change: 'add-brick', id: created!.id }],
       })
     })
-    const { oldReq, newReq, oldBrick, newBrick, volumeName, newHost } = this.ctx.store.read((tx) => {
+    const { oldReq, newReq, oldBrick, newBrick, volumeName, newHost, clusterId } = this.ctx.store.read((tx) => {
       const old = tx.get('brick', this.brickId)!
       const fresh = this.newBrick(tx)!
       const volume = tx.get('volume', old.volumeId)!
@@ -188,26 +208,24 @@ export class BrickEvictOperation implements Operation {
         oldBrick: volumeBrick(tx, old),
         newBrick: volumeBrick(tx, fresh),
         volumeName: volume.name,
+        clusterId: volume.clusterId,
         newHost: brickRequest(tx, fresh, 0).host,
       }
     })
     await createBricks(this.ctx, [newReq])
+    // the set may have changed while the brick was made: look again right before the swap
+    await this.checkHeal(host, members)
+    this.swapSent = true
     await this.ctx.executor.replaceBrick(newHost, volumeName, oldBrick, newBrick).catch((err: Error) => {
       throw new HeqetError(
         500,
         `Unable to replace brick ${brickName(oldBrick)} with ${brickName(newBrick)} for volume ${volumeName}: ${err.message}`,
       )
     })
-    try {
-      this.oldReclaimed = (await destroyBricks(this.ctx, [oldReq])).has(oldReq.brickId)
-    } catch (err) {
-      // an unreachable old node is expected when a node has died
-      const alive = await this.ctx.executor.glusterdCheck(oldReq.host).then(
-        () => true,
-        () => false,
-      )
-      if (alive) throw err
-    }
+    // beyond heketi: heal now rather than at the self-heal daemon's next crawl (issue 15)
+    await this.ctx.heal.afterReplace(this.ctx, clusterId, volumeName)
+    // an unreachable old node is expected when a node has died
+    await this.destroyOld(oldReq)
   }
 
   finalize(tx: WriteTxn): JobResult {
@@ -232,16 +250,9 @@ export class BrickEvictOperation implements Operation {
           }
         : undefined
     })
-    const replaced =
-      state &&
-      (await this.ctx.executor.volumeInfo(state.host, state.name)).bricks.some(
-        (b) => b.name === brickName(state.brick),
-      )
+    const replaced = state && (await this.glusterServes(state.host, state.name, state.brick))
     if (state && replaced) {
-      this.oldReclaimed = await destroyBricks(this.ctx, [state.oldReq]).then(
-        (r) => r.has(state.oldReq.brickId),
-        () => false,
-      )
+      await this.destroyOld(state.oldReq)
       await this.ctx.store.write((tx) => {
         this.finalize(tx)
         tx.del('pendingop', this.id)
@@ -265,12 +276,54 @@ export class BrickEvictOperation implements Operation {
         : undefined
     })
     if (!state) return
-    // if gluster already serves the new brick, going back would lose it: refuse (cleaner decides)
-    const info = await this.ctx.executor.volumeInfo(state.req.host, state.name).catch(() => undefined)
-    if (info?.bricks.some((b) => b.name === brickName(state.brick))) {
-      throw new Error(`brick ${state.req.brickId} already replaced ${this.brickId} in gluster`)
+    // If gluster already serves the new brick, going back would lose it:
+    // refuse (the cleaner finishes instead). When this process never sent the
+    // replace-brick there is nothing to ask; otherwise an unanswered question
+    // is no "no": the undo throws and the record stays for the cleaner.
+    if (!this.execStarted || this.swapSent) {
+      if (await this.glusterServes(state.req.host, state.name, state.brick)) {
+        throw new Error(`brick ${state.req.brickId} already replaced ${this.brickId} in gluster`)
+      }
     }
     await destroyBricks(this.ctx, [state.req])
+  }
+
+  /**
+   * Does gluster list `brick` in the volume? Asked on the given host, then on
+   * the cluster's other online hosts; throws when none can tell.
+   */
+  private async glusterServes(host: string, volume: string, brick: VolumeBrick): Promise<boolean> {
+    const hosts = this.ctx.store.read((tx) => {
+      const old = tx.get('brick', this.brickId)
+      const clusterId = old ? tx.get('volume', old.volumeId)?.clusterId : undefined
+      return clusterId ? clusterHosts(this.ctx, tx, clusterId) : []
+    })
+    try {
+      const info = await onAnyHost([host, ...hosts.filter((h) => h !== host)], (h) =>
+        this.ctx.executor.volumeInfo(h, volume),
+      )
+      return info.bricks.some((b) => b.name === brickName(brick))
+    } catch (err) {
+      throw new Error(
+        `cannot tell whether gluster already serves brick ${brickName(brick)} of volume ${volume} (left for the cleaner): ${(err as Error).message}`,
+      )
+    }
+  }
+
+  /** Destroy the replaced brick; an unreachable node (a dead one) is tolerated, any other failure is not. */
+  private async destroyOld(oldReq: BrickRequest): Promise<void> {
+    try {
+      this.oldReclaimed = (await destroyBricks(this.ctx, [oldReq])).has(oldReq.brickId)
+    } catch (err) {
+      const alive = await this.ctx.executor.glusterdCheck(oldReq.host).then(
+        () => true,
+        () => false,
+      )
+      if (alive) throw err
+      this.ctx.log.warn(
+        `evict ${this.id}: old brick ${oldReq.brickId} on unreachable ${oldReq.host} left in place: ${(err as Error).message}`,
+      )
+    }
   }
 
   undoDb(tx: WriteTxn): void {

@@ -1,0 +1,251 @@
+// Self-heal after a brick replacement (beyond heketi, issue 15). gluster's
+// self-heal daemons crawl their bricks' heal indices when a brick comes up
+// and then only every 10 minutes; a crawl that ran before replace-brick had
+// marked the new brick as needing data finds nothing, and the volume keeps
+// one copy fewer until the next full crawl. So after every replace-brick heqet
+// starts the heal itself (`gluster volume heal <vol>`) and follows it: the
+// pending entries per volume are polled until they reach 0 (re-starting the
+// heal while they do not shrink), and shown in /operations, the logs and
+// /metrics. Before a replacement, `waitForSourceHealed` holds a brick that is
+// still the source of pending heal until it is healed or the wait runs out.
+
+import type { HealInfoBrick } from '../executors/executor.ts'
+import type { AppContext } from './context.ts'
+import { clusterHosts, onAnyHost } from './operations/bricks.ts'
+
+export interface HealProgress {
+  volume: string
+  /** entries pending heal, summed over the volume's bricks (NaN until the first poll) */
+  pendingEntries: number
+  perBrick: Record<string, number>
+  /** ms epoch of the replacement that started this heal */
+  startedAt: number
+  checkedAt: number
+  /** ms epoch when the entries reached 0 (undefined while healing) */
+  finishedAt?: number
+  /** `volume heal` commands sent (the first right after replace-brick) */
+  triggers: number
+  lastError: string
+}
+
+export interface HealSettings {
+  /** poll period of heal info while a volume heals */
+  pollMs: number
+  /** send `volume heal` again when the entries did not shrink for this long */
+  retriggerMs: number
+  /** stop following a heal after this long (it is logged as unfinished) */
+  followMs: number
+  /** how long a replacement waits for its brick to stop being a heal source */
+  sourceWaitMs: number
+}
+
+export const DEFAULT_HEAL_SETTINGS: HealSettings = {
+  pollMs: 2000,
+  retriggerMs: 20_000,
+  followMs: 30 * 60_000,
+  sourceWaitMs: 120_000,
+}
+
+/** Pending entries of one heal-info row; `-` (brick down, unknown) counts as not healed. */
+export function entriesOf(b: HealInfoBrick): number {
+  const n = Number(b.numberOfEntries)
+  return Number.isFinite(n) ? n : Number.NaN
+}
+
+export function pendingOf(rows: HealInfoBrick[]): number {
+  return rows.reduce((sum, b) => sum + (Number.isNaN(entriesOf(b)) ? 0 : entriesOf(b)), 0)
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+// a heal being followed in the background never keeps the process alive
+const idle = (ms: number) => new Promise((r) => setTimeout(r, ms).unref())
+
+export class HealTracker {
+  private readonly heals = new Map<string, HealProgress>()
+  private readonly followers = new Map<string, Promise<void>>()
+  /** replacements whose brick waits for a heal: operation id → what it waits for */
+  readonly waiting = new Map<string, { volume: string; brick: string; entries: number; since: number }>()
+  private stopped = false
+  healStartFailures = 0
+  replacements = 0
+
+  constructor(readonly settings: HealSettings = DEFAULT_HEAL_SETTINGS) {}
+
+  list(): HealProgress[] {
+    return [...this.heals.values()]
+  }
+
+  get(volume: string): HealProgress | undefined {
+    return this.heals.get(volume)
+  }
+
+  stop(): void {
+    this.stopped = true
+  }
+
+  /** Send `volume heal <vol>` (a few tries: the self-heal daemons restart after replace-brick). */
+  async trigger(ctx: AppContext, clusterId: string, volume: string): Promise<boolean> {
+    let lastError = ''
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      const hosts = ctx.store.read((tx) => clusterHosts(ctx, tx, clusterId))
+      try {
+        await onAnyHost(hosts, (host) => ctx.executor.healStart(host, volume))
+        const p = this.heals.get(volume)
+        if (p) p.triggers++
+        return true
+      } catch (err) {
+        lastError = (err as Error).message
+        if (attempt < 3 && !this.stopped) await sleep(1000)
+      }
+    }
+    this.healStartFailures++
+    const p = this.heals.get(volume)
+    if (p) p.lastError = lastError
+    ctx.log.warn(`self-heal of volume ${volume} could not be started (will retry while following): ${lastError}`)
+    return false
+  }
+
+  /** After a replace-brick: start the heal and follow it in the background. */
+  async afterReplace(ctx: AppContext, clusterId: string, volume: string): Promise<void> {
+    this.replacements++
+    const now = Date.now()
+    const previous = this.heals.get(volume)
+    // a replacement while the volume still heals continues that heal's record
+    const ongoing = previous && previous.finishedAt === undefined ? previous : undefined
+    const progress: HealProgress = {
+      volume,
+      pendingEntries: ongoing?.pendingEntries ?? Number.NaN,
+      perBrick: ongoing?.perBrick ?? {},
+      startedAt: ongoing?.startedAt ?? now,
+      checkedAt: ongoing?.checkedAt ?? 0,
+      triggers: ongoing?.triggers ?? 0,
+      lastError: '',
+    }
+    this.heals.set(volume, progress)
+    ctx.log.info(`volume ${volume}: brick replaced, starting self-heal`)
+    await this.trigger(ctx, clusterId, volume)
+    if (!this.followers.has(volume)) {
+      const follower = this.follow(ctx, clusterId, volume).finally(() => this.followers.delete(volume))
+      this.followers.set(volume, follower)
+    }
+  }
+
+  /** Resolves when the tracked heal of `volume` ended (finished, unfinished or stopped). */
+  async settled(volume: string): Promise<void> {
+    await this.followers.get(volume)
+  }
+
+  async healInfo(ctx: AppContext, clusterId: string, volume: string): Promise<HealInfoBrick[]> {
+    const hosts = ctx.store.read((tx) => clusterHosts(ctx, tx, clusterId))
+    return onAnyHost(hosts, (host) => ctx.executor.healInfo(host, volume))
+  }
+
+  private record(volume: string, rows: HealInfoBrick[]): HealProgress | undefined {
+    const p = this.heals.get(volume)
+    if (!p) return undefined
+    p.perBrick = Object.fromEntries(rows.map((b) => [b.name, entriesOf(b)]))
+    p.pendingEntries = pendingOf(rows)
+    p.checkedAt = Date.now()
+    return p
+  }
+
+  private async follow(ctx: AppContext, clusterId: string, volume: string): Promise<void> {
+    let best = Number.POSITIVE_INFINITY
+    let bestAt = Date.now()
+    let lastLogged = -1
+    for (;;) {
+      if (this.stopped) return
+      await idle(this.settings.pollMs)
+      const p = this.heals.get(volume)
+      if (!p || this.stopped) return
+      let rows: HealInfoBrick[]
+      try {
+        rows = await this.healInfo(ctx, clusterId, volume)
+      } catch (err) {
+        p.lastError = (err as Error).message
+        ctx.log.warn(`self-heal of volume ${volume}: heal info failed: ${p.lastError}`)
+        rows = []
+      }
+      if (rows.length > 0) {
+        this.record(volume, rows)
+        p.lastError = ''
+        if (p.pendingEntries !== lastLogged) {
+          ctx.log.info(`self-heal of volume ${volume}: ${p.pendingEntries} entries pending`)
+          lastLogged = p.pendingEntries
+        }
+        const down = rows.filter((b) => Number.isNaN(entriesOf(b))).length
+        if (p.pendingEntries === 0 && down === 0) {
+          p.finishedAt = Date.now()
+          ctx.log.info(
+            `self-heal of volume ${volume} finished ${((p.finishedAt - p.startedAt) / 1000).toFixed(1)} s after the replacement`,
+          )
+          return
+        }
+        if (p.pendingEntries < best) {
+          best = p.pendingEntries
+          bestAt = Date.now()
+        }
+      }
+      const now = Date.now()
+      if (now - p.startedAt > this.settings.followMs) {
+        ctx.log.warn(
+          `self-heal of volume ${volume} still has ${p.pendingEntries} entries pending after ${Math.round((now - p.startedAt) / 1000)} s; no longer followed`,
+        )
+        return
+      }
+      if (now - bestAt >= this.settings.retriggerMs) {
+        ctx.log.info(`self-heal of volume ${volume} is not progressing; starting it again`)
+        await this.trigger(ctx, clusterId, volume)
+        bestAt = Date.now()
+        best = Number.POSITIVE_INFINITY
+      }
+    }
+  }
+
+  /**
+   * Wait (bounded) until the brick no longer reports entries to heal: a brick
+   * that is the source of a pending heal must not be replaced (heketi's rule,
+   * applied with fresh heal state instead of one early look). Returns the
+   * fresh heal info; throws `refuse(entries)` when the wait runs out.
+   */
+  async waitForSourceHealed(
+    ctx: AppContext,
+    opts: {
+      opId: string
+      clusterId: string
+      volume: string
+      brick: string
+      query: () => Promise<HealInfoBrick[]>
+      refuse: (entries: number, waitedMs: number) => Error
+    },
+  ): Promise<HealInfoBrick[]> {
+    const start = Date.now()
+    const deadline = Date.now() + this.settings.sourceWaitMs
+    let lastTrigger = 0
+    try {
+      for (;;) {
+        const rows = await opts.query()
+        this.record(opts.volume, rows)
+        const own = rows.find((r) => r.name === opts.brick)
+        const entries = own ? entriesOf(own) : 0
+        if (!(entries > 0)) return rows
+        const now = Date.now()
+        if (now >= deadline || this.stopped) throw opts.refuse(entries, now - start)
+        if (!this.waiting.has(opts.opId)) {
+          ctx.log.info(
+            `replacement of ${opts.brick} waits: it is the source of ${entries} entries still to heal on volume ${opts.volume}`,
+          )
+        }
+        const since = this.waiting.get(opts.opId)?.since ?? now
+        this.waiting.set(opts.opId, { volume: opts.volume, brick: opts.brick, entries, since })
+        if (now - lastTrigger >= this.settings.retriggerMs) {
+          await this.trigger(ctx, opts.clusterId, opts.volume)
+          lastTrigger = Date.now()
+        }
+        await sleep(Math.min(this.settings.pollMs, Math.max(0, deadline - Date.now())))
+      }
+    } finally {
+      this.waiting.delete(opts.opId)
+    }
+  }
+}
