@@ -69,7 +69,11 @@ export class HealTracker {
   healStartFailures = 0
   replacements = 0
 
-  constructor(readonly settings: HealSettings = DEFAULT_HEAL_SETTINGS) {}
+  readonly settings: HealSettings
+
+  constructor(settings: Partial<HealSettings> = {}) {
+    this.settings = { ...DEFAULT_HEAL_SETTINGS, ...settings }
+  }
 
   list(): HealProgress[] {
     return [...this.heals.values()]
@@ -101,7 +105,9 @@ export class HealTracker {
     this.healStartFailures++
     const p = this.heals.get(volume)
     if (p) p.lastError = lastError
-    ctx.log.warn(`self-heal of volume ${volume} could not be started (will retry while following): ${lastError}`)
+    ctx.log.warn(
+      `self-heal of volume ${volume} could not be started (will retry while following): ${lastError}`,
+    )
     return false
   }
 
@@ -124,10 +130,11 @@ export class HealTracker {
     this.heals.set(volume, progress)
     ctx.log.info(`volume ${volume}: brick replaced, starting self-heal`)
     await this.trigger(ctx, clusterId, volume)
-    if (!this.followers.has(volume)) {
-      const follower = this.follow(ctx, clusterId, volume).finally(() => this.followers.delete(volume))
-      this.followers.set(volume, follower)
-    }
+    if (this.followers.has(volume)) return
+    // the first look belongs to the replacement: it shows in /operations at once
+    if (await this.look(ctx, clusterId, volume)) return
+    const follower = this.follow(ctx, clusterId, volume).finally(() => this.followers.delete(volume))
+    this.followers.set(volume, follower)
   }
 
   /** Resolves when the tracked heal of `volume` ended (finished, unfinished or stopped). */
@@ -149,42 +156,41 @@ export class HealTracker {
     return p
   }
 
+  /** One look at the heal of `volume`; true when it is over (healed or no longer tracked). */
+  private async look(ctx: AppContext, clusterId: string, volume: string): Promise<boolean> {
+    const p = this.heals.get(volume)
+    if (!p || this.stopped) return true
+    let rows: HealInfoBrick[] = []
+    try {
+      rows = await this.healInfo(ctx, clusterId, volume)
+    } catch (err) {
+      p.lastError = (err as Error).message
+      ctx.log.warn(`self-heal of volume ${volume}: heal info failed: ${p.lastError}`)
+      return false
+    }
+    const before = p.pendingEntries
+    this.record(volume, rows)
+    p.lastError = ''
+    if (p.pendingEntries !== before)
+      ctx.log.info(`self-heal of volume ${volume}: ${p.pendingEntries} entries pending`)
+    const down = rows.filter((b) => Number.isNaN(entriesOf(b))).length
+    if (rows.length === 0 || p.pendingEntries > 0 || down > 0) return false
+    p.finishedAt = Date.now()
+    ctx.log.info(
+      `self-heal of volume ${volume} finished ${((p.finishedAt - p.startedAt) / 1000).toFixed(1)} s after the replacement`,
+    )
+    return true
+  }
+
   private async follow(ctx: AppContext, clusterId: string, volume: string): Promise<void> {
     let best = Number.POSITIVE_INFINITY
     let bestAt = Date.now()
-    let lastLogged = -1
     for (;;) {
-      if (this.stopped) return
-      await idle(this.settings.pollMs)
       const p = this.heals.get(volume)
-      if (!p || this.stopped) return
-      let rows: HealInfoBrick[]
-      try {
-        rows = await this.healInfo(ctx, clusterId, volume)
-      } catch (err) {
-        p.lastError = (err as Error).message
-        ctx.log.warn(`self-heal of volume ${volume}: heal info failed: ${p.lastError}`)
-        rows = []
-      }
-      if (rows.length > 0) {
-        this.record(volume, rows)
-        p.lastError = ''
-        if (p.pendingEntries !== lastLogged) {
-          ctx.log.info(`self-heal of volume ${volume}: ${p.pendingEntries} entries pending`)
-          lastLogged = p.pendingEntries
-        }
-        const down = rows.filter((b) => Number.isNaN(entriesOf(b))).length
-        if (p.pendingEntries === 0 && down === 0) {
-          p.finishedAt = Date.now()
-          ctx.log.info(
-            `self-heal of volume ${volume} finished ${((p.finishedAt - p.startedAt) / 1000).toFixed(1)} s after the replacement`,
-          )
-          return
-        }
-        if (p.pendingEntries < best) {
-          best = p.pendingEntries
-          bestAt = Date.now()
-        }
+      if (!p || this.stopped || (await this.look(ctx, clusterId, volume))) return
+      if (p.pendingEntries < best) {
+        best = p.pendingEntries
+        bestAt = Date.now()
       }
       const now = Date.now()
       if (now - p.startedAt > this.settings.followMs) {
@@ -199,6 +205,7 @@ export class HealTracker {
         bestAt = Date.now()
         best = Number.POSITIVE_INFINITY
       }
+      await idle(this.settings.pollMs)
     }
   }
 

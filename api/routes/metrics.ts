@@ -67,10 +67,56 @@ async function createMetrics(ctx: AppContext): Promise<Metrics> {
     'heqet_journal_write_failures',
     'Journal updates (failed marks, clean-up results) that could not be written since start',
   )
-  const perScrape = [volumes, blockVolumes, nodes, devices, size, free, used, sizeB, freeB, usedB, bricks]
+  // beyond heketi: self-heal after brick replacements (issue 15)
+  const healPending = gauge(
+    'heqet_volume_heal_pending_entries',
+    'Entries pending self-heal on a volume whose bricks were replaced (-1 before the first look)',
+    ['volume'],
+  )
+  const healSeconds = gauge(
+    'heqet_volume_heal_seconds',
+    'Seconds since the brick replacement that started the heal (until it finished)',
+    ['volume'],
+  )
+  const healWaiting = gauge(
+    'heqet_brick_replacements_waiting_for_heal',
+    'Brick replacements held back because their brick is still a heal source',
+  )
+  const replacements = new Gauge({
+    name: 'heqet_brick_replacements_total',
+    help: 'Bricks replaced (replace-brick) since start',
+    registers: [registry],
+  })
+  const healStartFailures = new Gauge({
+    name: 'heqet_heal_start_failures_total',
+    help: 'Heals that could not be started after a brick replacement',
+    registers: [registry],
+  })
+  const perScrape = [
+    healPending,
+    healSeconds,
+    volumes,
+    blockVolumes,
+    nodes,
+    devices,
+    size,
+    free,
+    used,
+    sizeB,
+    freeB,
+    usedB,
+    bricks,
+  ]
 
   function fill(): void {
     for (const g of perScrape) g.reset()
+    for (const h of ctx.heal.list()) {
+      healPending.set({ volume: h.volume }, Number.isNaN(h.pendingEntries) ? -1 : h.pendingEntries)
+      healSeconds.set({ volume: h.volume }, ((h.finishedAt ?? Date.now()) - h.startedAt) / 1000)
+    }
+    healWaiting.set(ctx.heal.waiting.size)
+    replacements.set(ctx.heal.replacements)
+    healStartFailures.set(ctx.heal.healStartFailures)
     ctx.store.read((tx) => {
       const ops = tx.values('pendingop')
       stale.set(ops.filter((o) => o.status === 'stale').length)

@@ -1,6 +1,7 @@
 // /operations, /operations/pending, /operations/pending/{id}, cleanup
 import type { ChangeKind } from '../../db/entries.ts'
 import { Errors } from '../../src/errors.ts'
+import type { HealProgress } from '../../src/heal.ts'
 import { ID_PATTERN } from '../../src/ids.ts'
 import { cleanOperations, throwIfNotCleaned } from '../../src/operations/cleaner.ts'
 import { decodeBody, sendJson, Validation } from '../http.ts'
@@ -24,6 +25,32 @@ const DESCRIPTIONS: Record<ChangeKind, string> = {
   'expand-block-volume': 'Expand block volume',
 }
 
+function healView(h: HealProgress) {
+  return {
+    volume: h.volume,
+    pending_entries: Number.isNaN(h.pendingEntries) ? -1 : h.pendingEntries,
+    per_brick: h.perBrick,
+    started: Math.floor(h.startedAt / 1000),
+    finished: h.finishedAt !== undefined,
+    seconds: Math.round(((h.finishedAt ?? Date.now()) - h.startedAt) / 1000),
+    heal_starts: h.triggers,
+    error: h.lastError,
+  }
+}
+
+/** A replacement held back because its brick is still a heal source. */
+function waitingView(w: { volume: string; brick: string; entries: number; since: number } | undefined) {
+  if (!w) return {}
+  return {
+    waiting_for_heal: {
+      volume: w.volume,
+      brick: w.brick,
+      entries: w.entries,
+      seconds: Math.round((Date.now() - w.since) / 1000),
+    },
+  }
+}
+
 export function registerOperationRoutes(api: Api): void {
   const { ctx } = api
 
@@ -38,6 +65,8 @@ export function registerOperationRoutes(api: Api): void {
         stale: ops.filter((o) => o.status === 'stale').length,
         failed: ops.filter((o) => o.status === 'failed').length,
         new: ops.filter((o) => o.status === '').length,
+        // beyond heketi: self-heal after brick replacements (heketi clients ignore the field)
+        heals: ctx.heal.list().map(healView),
       })
     },
   })
@@ -53,6 +82,7 @@ export function registerOperationRoutes(api: Api): void {
             type_name: o.type,
             status: o.status,
             sub_status: ctx.running.has(o.id) ? 'in-flight' : '',
+            ...waitingView(ctx.heal.waiting.get(o.id)),
           })),
         ),
       }),

@@ -198,20 +198,22 @@ export class BrickEvictOperation implements Operation {
         actions: [...entry.actions, { change: 'add-brick', id: created!.id }],
       })
     })
-    const { oldReq, newReq, oldBrick, newBrick, volumeName, newHost, clusterId } = this.ctx.store.read((tx) => {
-      const old = tx.get('brick', this.brickId)!
-      const fresh = this.newBrick(tx)!
-      const volume = tx.get('volume', old.volumeId)!
-      return {
-        oldReq: brickRequest(tx, old, 0),
-        newReq: brickRequest(tx, fresh, volume.gid),
-        oldBrick: volumeBrick(tx, old),
-        newBrick: volumeBrick(tx, fresh),
-        volumeName: volume.name,
-        clusterId: volume.clusterId,
-        newHost: brickRequest(tx, fresh, 0).host,
-      }
-    })
+    const { oldReq, newReq, oldBrick, newBrick, volumeName, newHost, clusterId } = this.ctx.store.read(
+      (tx) => {
+        const old = tx.get('brick', this.brickId)!
+        const fresh = this.newBrick(tx)!
+        const volume = tx.get('volume', old.volumeId)!
+        return {
+          oldReq: brickRequest(tx, old, 0),
+          newReq: brickRequest(tx, fresh, volume.gid),
+          oldBrick: volumeBrick(tx, old),
+          newBrick: volumeBrick(tx, fresh),
+          volumeName: volume.name,
+          clusterId: volume.clusterId,
+          newHost: brickRequest(tx, fresh, 0).host,
+        }
+      },
+    )
     await createBricks(this.ctx, [newReq])
     // the set may have changed while the brick was made: look again right before the swap
     await this.checkHeal(host, members)

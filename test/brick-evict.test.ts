@@ -1,0 +1,278 @@
+// Brick eviction on the mock executor: undo when gluster cannot tell,
+// crash clean-up either way, the heal checks (wait, refuse, quorum) and
+// the heal that heqet starts and follows after every replace-brick.
+import t from 'tap'
+import type { Executor, HealInfoBrick } from '../executors/executor.ts'
+import { Injector, injectingExecutor } from '../executors/inject.ts'
+import { MockExecutor } from '../executors/mock.ts'
+import { makeApp, makeTopology, type TestApp } from './helpers/app.ts'
+
+const replica3 = { size: 5, durability: { type: 'replicate', replicate: { replica: 3 } } }
+
+/** Counts calls per executor action; `override` may replace an action. */
+function spy(inner: Executor, override: Partial<Record<keyof Executor, (...args: never[]) => unknown>> = {}) {
+  const calls: Record<string, unknown[][]> = {}
+  const executor = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver)
+      if (typeof value !== 'function') return value
+      return (...args: unknown[]) => {
+        const list = calls[String(prop)] ?? []
+        list.push(args)
+        calls[String(prop)] = list
+        const own = override[prop as keyof Executor]
+        return own ? (own as (...a: unknown[]) => unknown)(...args) : value.apply(target, args)
+      }
+    },
+  })
+  return { executor, calls }
+}
+
+async function volumeOnFourNodes(app: TestApp) {
+  await makeTopology(app, { nodes: 4, devices: 1 })
+  const created = await app.run('POST', '/volumes', replica3)
+  const id = created.location!.split('/').pop()!
+  return (await app.call('GET', `/volumes/${id}`)).json()
+}
+
+t.test('undo throws when gluster cannot tell whether the new brick is served', async (t) => {
+  const mock = new MockExecutor()
+  const injector = new Injector([])
+  const { executor, calls } = spy(injectingExecutor(mock, injector))
+  const app = await makeApp(t, { executor })
+  const vol = await volumeOnFourNodes(app)
+  const victim = vol.bricks[0].id as string
+  const before = mock.glusterBricks(vol.name)!.map((b) => b.path)
+  // replace-brick answers an error, and then nobody can say what gluster holds
+  injector.setRules([
+    { pattern: '^replaceBrick', action: 'fail', message: 'connection reset' },
+    { pattern: '^volumeInfo', action: 'fail', message: 'glusterd unreachable', skip: 1 },
+  ])
+  const res = await app.run('POST', `/bricks/to-evict/${victim}`, {})
+  t.equal(res.statusCode, 500)
+  t.match(res.body, /Unable to replace brick .* connection reset/)
+  const ops = (await app.call('GET', '/operations')).json()
+  t.equal(ops.failed, 1, 'the journal record stays, failed, for the cleaner')
+  const pending = (await app.call('GET', '/operations/pending')).json().pendingoperations
+  const changes = (await app.call('GET', `/operations/pending/${pending[0].id}`)).json().changes
+  const added = changes.find((c: { description: string }) => c.description === 'Add brick').id
+  t.notOk(
+    (calls.brickDestroy ?? []).some((a) => (a[0] as { brickId: string }).brickId === added),
+    'the new brick, which gluster may be serving, was not destroyed',
+  )
+  t.same(
+    mock.glusterBricks(vol.name)!.map((b) => b.path),
+    before,
+  )
+
+  // while gluster still cannot tell, the cleaner leaves the record alone
+  t.equal((await app.run('POST', '/operations/pending/cleanup', {})).statusCode, 204)
+  t.equal((await app.call('GET', '/operations')).json().failed, 1, 'still failed')
+
+  // once gluster answers (old brick still in), the cleaner undoes
+  injector.setRules([])
+  t.equal((await app.run('POST', '/operations/pending/cleanup', {})).statusCode, 204)
+  t.equal((await app.call('GET', '/operations')).json().total, 0)
+  t.ok(
+    (calls.brickDestroy ?? []).some((a) => (a[0] as { brickId: string }).brickId === added),
+    'now the unused new brick is destroyed',
+  )
+  const after = (await app.call('GET', `/volumes/${vol.id}`)).json()
+  t.same(
+    after.bricks.map((b: { id: string }) => b.id).sort(),
+    vol.bricks.map((b: { id: string }) => b.id).sort(),
+  )
+  t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0)
+})
+
+t.test('a replace-brick that went through but answered an error is finished by the cleaner', async (t) => {
+  const mock = new MockExecutor()
+  const { executor, calls } = spy(mock, {
+    replaceBrick: (async (...args: Parameters<MockExecutor['replaceBrick']>) => {
+      await mock.replaceBrick(...args)
+      throw new Error('timed out')
+    }) as never,
+  })
+  const app = await makeApp(t, { executor })
+  const vol = await volumeOnFourNodes(app)
+  const victim = vol.bricks[0].id as string
+  const res = await app.run('POST', `/bricks/to-evict/${victim}`, {})
+  t.equal(res.statusCode, 500)
+  t.equal(
+    (await app.call('GET', '/operations')).json().failed,
+    1,
+    'undo refused: gluster serves the new brick',
+  )
+  t.equal((await app.run('POST', '/operations/pending/cleanup', {})).statusCode, 204)
+  t.equal((await app.call('GET', '/operations')).json().total, 0)
+  const after = (await app.call('GET', `/volumes/${vol.id}`)).json()
+  t.notOk(
+    after.bricks.some((b: { id: string }) => b.id === victim),
+    'the eviction was finished',
+  )
+  t.equal(after.bricks.length, 3)
+  t.ok(
+    (calls.brickDestroy ?? []).some((a) => (a[0] as { brickId: string }).brickId === victim),
+    'the old brick was destroyed',
+  )
+  t.same(
+    mock
+      .glusterBricks(vol.name)!
+      .map((b) => b.path)
+      .sort(),
+    after.bricks.map((b: { path: string }) => b.path).sort(),
+  )
+  t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0)
+})
+
+/** heal info where `source` reports `entries()` pending and every brick is connected. */
+function healing(mock: MockExecutor, source: () => string, entries: () => number) {
+  return async (host: string, name: string): Promise<HealInfoBrick[]> =>
+    (await mock.healInfo(host, name)).map((b) =>
+      b.name === source() ? { ...b, numberOfEntries: String(entries()) } : b,
+    )
+}
+
+t.test('a brick that is a heal source waits for the heal, then is replaced', async (t) => {
+  const mock = new MockExecutor()
+  let source = ''
+  let pending = 3
+  const { executor, calls } = spy(mock, {
+    healInfo: healing(
+      mock,
+      () => source,
+      () => pending,
+    ) as never,
+    healStart: (async () => {
+      pending = Math.max(0, pending - 1) // each heal start heals one entry here
+    }) as never,
+  })
+  const app = await makeApp(t, { executor })
+  Object.assign(app.ctx.heal.settings, { pollMs: 5, retriggerMs: 0, sourceWaitMs: 5000 })
+  const vol = await volumeOnFourNodes(app)
+  const victim = vol.bricks[0]
+  const node = (await app.call('GET', `/nodes/${victim.node}`)).json()
+  source = `${node.hostnames.storage[0]}:${victim.path}`
+  const res = await app.run('POST', `/bricks/to-evict/${victim.id}`, {})
+  t.equal(res.statusCode, 204, res.body)
+  t.equal(pending, 0, 'replaced only once its entries were healed')
+  t.ok((calls.healStart ?? []).length >= 3, 'the heal was started while waiting')
+  const replaced = (calls.replaceBrick ?? []).length
+  t.equal(replaced, 1)
+  t.equal((await app.call('GET', '/operations')).json().total, 0)
+})
+
+t.test('a brick that stays a heal source is refused with heketi text and nothing changes', async (t) => {
+  const mock = new MockExecutor()
+  let source = ''
+  const { executor, calls } = spy(mock, {
+    healInfo: healing(
+      mock,
+      () => source,
+      () => 7,
+    ) as never,
+  })
+  const app = await makeApp(t, { executor })
+  Object.assign(app.ctx.heal.settings, { pollMs: 5, retriggerMs: 10, sourceWaitMs: 60 })
+  const vol = await volumeOnFourNodes(app)
+  const victim = vol.bricks[0]
+  const node = (await app.call('GET', `/nodes/${victim.node}`)).json()
+  source = `${node.hostnames.storage[0]}:${victim.path}`
+  t.equal((await app.run('POST', `/devices/${victim.device}/state`, { state: 'offline' })).statusCode, 204)
+  const res = await app.run('POST', `/devices/${victim.device}/state`, { state: 'failed' })
+  t.equal(res.statusCode, 500)
+  t.match(
+    res.body,
+    new RegExp(
+      `^Cannot replace brick ${victim.id} as it is source brick for data to be healed \\(7 entries still to heal after waiting \\d+ s\\)`,
+    ),
+  )
+  t.equal((calls.replaceBrick ?? []).length, 0, 'no replace-brick')
+  t.equal((calls.brickCreate ?? []).length, 3, 'no new brick made')
+  t.equal(
+    (await app.call('GET', `/devices/${victim.device}`)).json().state,
+    'offline',
+    'device state unchanged',
+  )
+  t.same((await app.call('GET', `/volumes/${vol.id}`)).json().bricks, vol.bricks, 'bricks unchanged')
+  t.equal((await app.call('GET', '/operations')).json().total, 0)
+})
+
+t.test('a device remove refused because the other bricks of the set are down changes nothing', async (t) => {
+  const mock = new MockExecutor()
+  let down: string[] = []
+  const { executor, calls } = spy(mock, {
+    // bricks that are down are missing from heal info's names
+    healInfo: (async (host: string, name: string) =>
+      (await mock.healInfo(host, name)).map((b) =>
+        down.includes(b.name)
+          ? {
+              name: 'information not available',
+              status: 'Transport endpoint is not connected',
+              numberOfEntries: '-',
+            }
+          : b,
+      )) as never,
+  })
+  const app = await makeApp(t, { executor })
+  const vol = await volumeOnFourNodes(app)
+  const names = new Map<string, string>()
+  for (const b of vol.bricks) {
+    const node = (await app.call('GET', `/nodes/${b.node}`)).json()
+    names.set(b.id, `${node.hostnames.storage[0]}:${b.path}`)
+  }
+  const [victim, ...others] = vol.bricks
+  down = others.map((b: { id: string }) => names.get(b.id)!)
+  t.equal((await app.run('POST', `/devices/${victim.device}/state`, { state: 'offline' })).statusCode, 204)
+  const res = await app.run('POST', `/devices/${victim.device}/state`, { state: 'failed' })
+  t.equal(res.statusCode, 500)
+  t.equal(res.body, `Cannot replace brick ${victim.id} as only 0 of 2 required peer bricks are online\n`)
+  t.equal((calls.replaceBrick ?? []).length, 0)
+  t.equal((await app.call('GET', `/devices/${victim.device}`)).json().state, 'offline')
+  t.same((await app.call('GET', `/volumes/${vol.id}`)).json().bricks, vol.bricks)
+  t.equal((await app.call('GET', '/operations')).json().total, 0)
+  t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0)
+})
+
+t.test('after replace-brick the heal is started, followed and shown', async (t) => {
+  const mock = new MockExecutor()
+  let source = ''
+  let pending = 0
+  const { executor, calls } = spy(mock, {
+    healInfo: healing(
+      mock,
+      () => source,
+      () => pending,
+    ) as never,
+    replaceBrick: (async (...args: Parameters<MockExecutor['replaceBrick']>) => {
+      await mock.replaceBrick(...args)
+      pending = 4 // the remaining bricks now hold entries to heal onto the new one
+    }) as never,
+  })
+  const app = await makeApp(t, { executor })
+  Object.assign(app.ctx.heal.settings, { pollMs: 5, retriggerMs: 60_000 })
+  const vol = await volumeOnFourNodes(app)
+  const [victim, peer] = vol.bricks
+  const node = (await app.call('GET', `/nodes/${peer.node}`)).json()
+  source = `${node.hostnames.storage[0]}:${peer.path}`
+  t.equal((await app.run('POST', `/bricks/to-evict/${victim.id}`, {})).statusCode, 204)
+  t.equal((calls.healStart ?? []).length, 1, 'heal started right after replace-brick')
+  const ops = (await app.call('GET', '/operations')).json()
+  t.equal(ops.total, 0)
+  t.match(
+    ops.heals,
+    [{ volume: vol.name, pending_entries: 4, finished: false }],
+    '/operations shows the heal',
+  )
+  const metrics = (await app.call('GET', '/metrics')).body
+  t.match(metrics, new RegExp(`heqet_volume_heal_pending_entries\\{volume="${vol.name}"\\} 4`))
+  t.match(metrics, /heqet_brick_replacements_total 1/)
+  pending = 0
+  await app.ctx.heal.settled(vol.name)
+  const done = (await app.call('GET', '/operations')).json()
+  t.match(done.heals, [{ volume: vol.name, pending_entries: 0, finished: true }])
+  t.match(
+    (await app.call('GET', '/metrics')).body,
+    new RegExp(`heqet_volume_heal_pending_entries\\{volume="${vol.name}"\\} 0`),
+  )
+})
