@@ -75,7 +75,11 @@ export class HealTracker {
     this.settings = { ...DEFAULT_HEAL_SETTINGS, ...settings }
   }
 
+  /** Heals followed now or finished within the last hour (older ones are forgotten). */
   list(): HealProgress[] {
+    const cutoff = Date.now() - 3600_000
+    for (const [volume, h] of this.heals)
+      if (h.finishedAt !== undefined && h.finishedAt < cutoff) this.heals.delete(volume)
     return [...this.heals.values()]
   }
 

@@ -59,14 +59,15 @@ export function registerOperationRoutes(api: Api): void {
     path: '/operations',
     handler: async (_req, reply) => {
       const ops = ctx.store.read((tx) => tx.values('pendingop'))
+      const heals = ctx.heal.list()
       return sendJson(reply, 200, {
         total: ops.length,
         in_flight: ctx.throttle.inFlight,
         stale: ops.filter((o) => o.status === 'stale').length,
         failed: ops.filter((o) => o.status === 'failed').length,
         new: ops.filter((o) => o.status === '').length,
-        // beyond heketi: self-heal after brick replacements (heketi clients ignore the field)
-        heals: ctx.heal.list().map(healView),
+        // beyond heketi, only once a brick was replaced: heketi's answer otherwise
+        ...(heals.length > 0 ? { heals: heals.map(healView) } : {}),
       })
     },
   })

@@ -13,9 +13,8 @@ import { makeApp, type TestApp } from '../helpers/app.ts'
 import { compareNodesWithDb, type HeketiDump } from './lib/agreement.ts'
 import { remoteExecutor, sshRunner } from './lib/heqet.ts'
 import { sleep } from './lib/shell.ts'
-import { createTestbed, type Testbed, testbedPrerequisites } from './lib/testbed.ts'
+import { createTestbed, requireTestbed, type Testbed } from './lib/testbed.ts'
 
-const pre = testbedPrerequisites()
 const RUNS = Number(process.env.HEQET_DAY2_RUNS ?? 5)
 const HEAL_DEADLINE_MS = 60_000
 const FILE_BYTES = 256 * 1024
@@ -332,7 +331,8 @@ async function scenario(
   }
 }
 
-t.test('disk and node failure under a live writer', { skip: pre.ok ? false : pre.why }, async (t) => {
+t.test('disk and node failure under a live writer', async (t) => {
+  if (!requireTestbed(t)) return
   const tb = await createTestbed({ nodes: 4, devicesPerNode: 2, name: 'hqday2' })
   t.teardown(() => tb.destroy())
   const app = await makeApp(t, { executor: tracing(remoteExecutor(sshRunner(tb))) })
