@@ -26,6 +26,8 @@ export interface HealProgress {
   /** `volume heal` commands sent (the first right after replace-brick) */
   triggers: number
   lastError: string
+  /** no `volume heal` went through since the last replacement */
+  startPending: boolean
 }
 
 export interface HealSettings {
@@ -91,28 +93,32 @@ export class HealTracker {
     this.stopped = true
   }
 
-  /** Send `volume heal <vol>` (a few tries: the self-heal daemons restart after replace-brick). */
+  /**
+   * Send `volume heal <vol>` through the first host that accepts it. Right
+   * after replace-brick every host refuses for a second or two (glusterd is
+   * restarting the self-heal daemons); the follower then tries again at each
+   * poll until one start went through.
+   */
   async trigger(ctx: AppContext, clusterId: string, volume: string): Promise<boolean> {
-    let lastError = ''
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      const hosts = ctx.store.read((tx) => clusterHosts(ctx, tx, clusterId))
-      try {
-        await onAnyHost(hosts, (host) => ctx.executor.healStart(host, volume))
-        const p = this.heals.get(volume)
-        if (p) p.triggers++
-        return true
-      } catch (err) {
-        lastError = (err as Error).message
-        if (attempt < 3 && !this.stopped) await sleep(1000)
-      }
-    }
-    this.healStartFailures++
+    const hosts = ctx.store.read((tx) => clusterHosts(ctx, tx, clusterId))
     const p = this.heals.get(volume)
-    if (p) p.lastError = lastError
-    ctx.log.warn(
-      `self-heal of volume ${volume} could not be started (will retry while following): ${lastError}`,
-    )
-    return false
+    try {
+      await onAnyHost(hosts, (host) => ctx.executor.healStart(host, volume))
+      if (p) {
+        p.triggers++
+        p.startPending = false
+      }
+      return true
+    } catch (err) {
+      this.healStartFailures++
+      const text = (err as Error).message
+      if (p) {
+        p.lastError = text
+        p.startPending = true
+      }
+      ctx.log.info(`self-heal of volume ${volume} not started yet (tried again at the next look): ${text}`)
+      return false
+    }
   }
 
   /** After a replace-brick: start the heal and follow it in the background. */
@@ -130,6 +136,7 @@ export class HealTracker {
       checkedAt: ongoing?.checkedAt ?? 0,
       triggers: ongoing?.triggers ?? 0,
       lastError: '',
+      startPending: true,
     }
     this.heals.set(volume, progress)
     ctx.log.info(`volume ${volume}: brick replaced, starting self-heal`)
@@ -203,7 +210,9 @@ export class HealTracker {
         )
         return
       }
-      if (now - bestAt >= this.settings.retriggerMs) {
+      if (p.startPending) {
+        await this.trigger(ctx, clusterId, volume)
+      } else if (now - bestAt >= this.settings.retriggerMs) {
         ctx.log.info(`self-heal of volume ${volume} is not progressing; starting it again`)
         await this.trigger(ctx, clusterId, volume)
         bestAt = Date.now()

@@ -89,7 +89,7 @@ async function createMetrics(ctx: AppContext): Promise<Metrics> {
   })
   const healStartFailures = new Gauge({
     name: 'heqet_heal_start_failures_total',
-    help: 'Heals that could not be started after a brick replacement',
+    help: '`volume heal` starts refused on every host (tried again until one goes through)',
     registers: [registry],
   })
   const perScrape = [

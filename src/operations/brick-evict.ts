@@ -224,10 +224,14 @@ export class BrickEvictOperation implements Operation {
         `Unable to replace brick ${brickName(oldBrick)} with ${brickName(newBrick)} for volume ${volumeName}: ${err.message}`,
       )
     })
-    // beyond heketi: heal now rather than at the self-heal daemon's next crawl (issue 15)
-    await this.ctx.heal.afterReplace(this.ctx, clusterId, volumeName)
-    // an unreachable old node is expected when a node has died
-    await this.destroyOld(oldReq)
+    // beyond heketi: heal now rather than at the self-heal daemon's next crawl
+    // (issue 15), while the old brick is destroyed (an unreachable old node is
+    // expected when a node has died)
+    const [, destroyed] = await Promise.allSettled([
+      this.ctx.heal.afterReplace(this.ctx, clusterId, volumeName),
+      this.destroyOld(oldReq),
+    ])
+    if (destroyed.status === 'rejected') throw destroyed.reason
   }
 
   finalize(tx: WriteTxn): JobResult {

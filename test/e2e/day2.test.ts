@@ -276,6 +276,18 @@ async function scenario(
       }
     }
 
+    // heqet followed the heal and says so in /operations
+    let shown: { volume: string; finished: boolean; seconds: number; heal_starts: number } | undefined
+    for (let i = 0; i < 40; i++) {
+      shown = (await app.call('GET', '/operations'))
+        .json()
+        .heals?.find((h: { volume: string }) => h.volume === name)
+      if (shown?.finished) break
+      await sleep(250)
+    }
+    t.ok(shown?.finished, `/operations shows the heal finished: ${JSON.stringify(shown)}`)
+    t.ok((shown?.heal_starts ?? 0) >= 1, 'heqet started the heal')
+
     // every file equal through the mount and on each brick
     let unequal = 0
     for (const [file, sum] of written) {
