@@ -65,8 +65,10 @@ t.test('undo throws when gluster cannot tell whether the new brick is served', a
     before,
   )
 
-  // while gluster still cannot tell, the cleaner leaves the record alone
-  t.equal((await app.run('POST', '/operations/pending/cleanup', {})).statusCode, 204)
+  // while gluster still cannot tell, the cleaner leaves the record alone (and says why)
+  const stuck = await app.run('POST', '/operations/pending/cleanup', {})
+  t.equal(stuck.statusCode, 500)
+  t.match(stuck.body, /cannot tell whether gluster already serves brick/)
   t.equal((await app.call('GET', '/operations')).json().failed, 1, 'still failed')
 
   // once gluster answers (old brick still in), the cleaner undoes
