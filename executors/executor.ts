@@ -92,6 +92,10 @@ export interface CloneRequest {
   snapshotId: string
 }
 
+export type { NodeInventory } from './commands/inventory.ts'
+
+import type { NodeInventory } from './commands/inventory.ts'
+
 export interface Executor {
   /** `systemctl status glusterd`; rejects when glusterd is not running */
   glusterdCheck(host: string): Promise<void>
@@ -125,6 +129,12 @@ export interface Executor {
   volumeInfo(host: string, name: string): Promise<GlusterVolumeInfo>
   healInfo(host: string, name: string): Promise<HealInfoBrick[]>
   replaceBrick(host: string, name: string, oldBrick: VolumeBrick, newBrick: VolumeBrick): Promise<void>
+  /** every gluster volume the node's glusterd knows (`volume info --xml`) */
+  volumeInfoAll(host: string): Promise<GlusterVolumeInfo[]>
+  /** LVs, brick mounts, fstab lines and brick directories on the node (state repair) */
+  nodeInventory(host: string): Promise<NodeInventory>
+  /** mount an existing brick LV again (the brick create's mount line; the fstab line added if missing) */
+  brickMount(req: BrickRequest): Promise<void>
   /** `volume heal <name>`: ask every self-heal daemon to crawl its bricks' heal indices now */
   healStart(host: string, name: string): Promise<void>
   /** snapshot + clone + start; returns the clone's gluster volume info */

@@ -12,6 +12,7 @@ import type {
   Executor,
   GlusterVolumeInfo,
   HealInfoBrick,
+  NodeInventory,
   VolumeBrick,
   VolumeRequest,
 } from './executor.ts'
@@ -29,6 +30,8 @@ export class MockExecutor implements Executor {
   private readonly deviceSizeKiB: number
   private readonly delayMs: number
   private readonly volumes = new Map<string, { id: string; bricks: VolumeBrick[] }>()
+  /** bricks made on each host, so the state repair sees what a node would hold */
+  private readonly bricksByHost = new Map<string, Map<string, BrickRequest>>()
 
   constructor(opts: MockExecutorOptions = {}) {
     this.deviceSizeKiB = (opts.deviceSizeGiB ?? 500) * GiB_IN_KiB
@@ -75,12 +78,23 @@ export class MockExecutor implements Executor {
     return this.sizes()
   }
 
-  async brickCreate(_req: BrickRequest): Promise<void> {
+  async brickCreate(req: BrickRequest): Promise<void> {
     await this.pause()
+    this.nodeBricks(req.host).set(req.brickId, req)
   }
-  async brickDestroy(_req: BrickRequest): Promise<{ spaceReclaimed: boolean }> {
+  async brickDestroy(req: BrickRequest): Promise<{ spaceReclaimed: boolean }> {
     await this.pause()
+    this.nodeBricks(req.host).delete(req.brickId)
     return { spaceReclaimed: true }
+  }
+
+  private nodeBricks(host: string): Map<string, BrickRequest> {
+    let bricks = this.bricksByHost.get(host)
+    if (!bricks) {
+      bricks = new Map()
+      this.bricksByHost.set(host, bricks)
+    }
+    return bricks
   }
 
   async volumeCreate(req: VolumeRequest): Promise<void> {
@@ -119,6 +133,26 @@ export class MockExecutor implements Executor {
       status: 'Connected',
       numberOfEntries: '0',
     }))
+  }
+  async volumeInfoAll(host: string): Promise<GlusterVolumeInfo[]> {
+    return Promise.all([...this.volumes.keys()].map((name) => this.volumeInfo(host, name)))
+  }
+  async nodeInventory(host: string): Promise<NodeInventory> {
+    await this.pause()
+    const bricks = [...this.nodeBricks(host).values()]
+    const dirs = bricks.map((b) => b.path.replace(/\/brick$/, ''))
+    return {
+      lvs: bricks.flatMap((b) => [
+        `vg_${b.deviceId}/${b.lvmLv || `brick_${b.brickId}`}`,
+        `vg_${b.deviceId}/${b.lvmThinPool || `tp_${b.brickId}`}`,
+      ]),
+      mounts: dirs,
+      fstab: dirs,
+      brickDirs: dirs,
+    }
+  }
+  async brickMount(_req: BrickRequest): Promise<void> {
+    await this.pause()
   }
   async healStart(_host: string, _name: string): Promise<void> {
     await this.pause()

@@ -1,7 +1,7 @@
 // The ssh and kube executors: heketi's node-side sequences over any
 // CommandRunner. Strings come from executors/commands/, error texts follow
 // heketi's (they reach users verbatim through the async queue).
-import { brickCreateCommands } from './commands/brick.ts'
+import { brickCreateCommands, brickMountPoint } from './commands/brick.ts'
 import {
   deviceIdentityCommands,
   deviceSetupCommands,
@@ -25,11 +25,20 @@ import {
   snapshotLimitCommand,
   volumeCreateCommands,
   volumeDeleteCommand,
+  volumeInfoAllCommand,
   volumeInfoCommand,
   volumeRebalanceStartCommand,
   volumeStopForceCommand,
 } from './commands/gluster.ts'
 import { parseHealInfoXml, parseVolumeInfoXml } from './commands/gluster-xml.ts'
+import {
+  brickDirsCommand,
+  brickFstabCommand,
+  brickMountsCommand,
+  lvsReportCommand,
+  type NodeInventory,
+  parseInventory,
+} from './commands/inventory.ts'
 import { isLvmNotFound, parseLvmIdentityReport, parseUdevSymlinks, parseVgdisplay } from './commands/parse.ts'
 import { batchTimeoutsMinutes } from './commands/prefix.ts'
 import type { RemoteExecutorConfig } from './config.ts'
@@ -363,6 +372,43 @@ export class RemoteExecutor implements Executor {
       throw new NodeCommandError(`Unable to get heal info of volume : ${name} : ${parsed.opErrstr}`, host)
     }
     return parsed.bricks
+  }
+
+  async volumeInfoAll(host: string): Promise<GlusterVolumeInfo[]> {
+    const query = await this.run(host, [volumeInfoAllCommand(this.config)], this.timeouts.gluster)
+    if (!query.ok) throw outcomeError(query, host)
+    const parsed = parseVolumeInfoXml(query.results[0].stdout)
+    if (parsed.opErrstr !== '')
+      throw new NodeCommandError(`Unable to get volume info: ${parsed.opErrstr}`, host)
+    return parsed.volumes
+  }
+
+  async nodeInventory(host: string): Promise<NodeInventory> {
+    const commands = [
+      lvsReportCommand(this.config),
+      brickMountsCommand(),
+      brickFstabCommand(this.config),
+      brickDirsCommand(),
+    ]
+    const results = await this.runOrThrow(host, commands, this.timeouts.examiner)
+    return parseInventory(results[0]!.stdout, results[1]!.stdout, results[2]!.stdout, results[3]!.stdout)
+  }
+
+  async brickMount(req: BrickRequest): Promise<void> {
+    const { host, ...spec } = req
+    const create = brickCreateCommands(this.config, spec)
+    // [mkdir -p, lvcreate, mkfs, fstab, mount, mkdir, ...]: only the directory, fstab line and mount
+    const [fstab, mounts] = await this.runOrThrow(
+      host,
+      [brickFstabCommand(this.config), brickMountsCommand()],
+      this.timeouts.brickCreate,
+    )
+    const mnt = brickMountPoint(spec.path)
+    const has = (out: string) => out.split('\n').some((l) => l.trim() === mnt)
+    const steps = [create[0]!]
+    if (!has(fstab!.stdout)) steps.push(create[3]!)
+    if (!has(mounts!.stdout)) steps.push(create[4]!)
+    await this.runOrThrow(host, steps, this.timeouts.brickCreate)
   }
 
   async healStart(host: string, name: string): Promise<void> {

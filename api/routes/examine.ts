@@ -1,7 +1,8 @@
 // GET /internal/state/examine/gluster: compare heqet's volumes with what
 // gluster reports on each cluster (diagnostic; clients only print it).
 import { heketiDump } from '../../db/heketi-export.ts'
-import { sendJson } from '../http.ts'
+import { repairState } from '../../src/repair.ts'
+import { sendJson, Validation } from '../http.ts'
 import { type Api, addRoute } from '../server.ts'
 
 export function registerExamineRoutes(api: Api): void {
@@ -52,6 +53,24 @@ export function registerExamineRoutes(api: Api): void {
       }
       if (allMatch) report.push('heketi volume list matches with volume list of all nodes')
       return sendJson(reply, 200, { heketidb: dump, report, clusters: out }, 4)
+    },
+  })
+
+  // beyond heketi: list (dry_run=true) or fix what the nodes hold that the DB does not explain
+  addRoute(api, {
+    method: 'POST',
+    path: '/internal/state/repair',
+    handler: async (req, reply) => {
+      const raw = (req.query as Record<string, string | undefined>)['dry_run'] ?? 'false'
+      const v = new Validation()
+      if (raw !== 'true' && raw !== 'false') v.add('dry_run', `${raw} is not true or false`)
+      v.throwIfAny()
+      const release = ctx.throttle.acquire()
+      try {
+        return sendJson(reply, 200, await repairState(ctx, raw === 'true'))
+      } finally {
+        release()
+      }
     },
   })
 }
