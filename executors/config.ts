@@ -3,6 +3,14 @@
 // `kubeexec` object with keys already lower-cased (Go matches JSON keys
 // case-insensitively, so the config loader normalises them before calling).
 
+import {
+  assertLvmSize,
+  assertMountOptions,
+  assertPath,
+  assertWrapperWords,
+  UnsafeCommandArgumentError,
+} from './commands/validate.ts'
+
 export interface RemoteExecutorConfig {
   /** file that receives brick mount lines */
   fstab: string
@@ -179,7 +187,25 @@ export function remoteConfigFromHeketi(
     if (cfg.blockPrealloc) warn(`invalid block_prealloc ${JSON.stringify(cfg.blockPrealloc)}, using full`)
     cfg.blockPrealloc = d.blockPrealloc
   }
+  checkCommandValues(cfg)
   return cfg
+}
+
+/** the settings the command builders interpolate, refused at start rather than at every command */
+function checkCommandValues(cfg: RemoteExecutorConfig): void {
+  try {
+    assertPath(cfg.fstab, 'fstab')
+    assertMountOptions(cfg.mountOpts)
+    assertWrapperWords(cfg.lvmWrapper)
+    assertLvmSize(cfg.pvDataAlignment, 'pv_data_alignment')
+    assertLvmSize(cfg.vgPhysicalExtentSize, 'vg_physicalextentsize')
+    assertLvmSize(cfg.lvChunkSize, 'lv_chunksize')
+  } catch (err) {
+    if (!(err instanceof UnsafeCommandArgumentError)) throw err
+    throw new ExecutorConfigError(
+      `invalid ${err.what} ${JSON.stringify(err.value)} in the executor configuration`,
+    )
+  }
 }
 
 export function sshConfigFromHeketi(json: Json = {}, env: Env = process.env): SshConfig {

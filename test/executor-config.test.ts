@@ -78,6 +78,29 @@ t.test('type mismatches are fatal, like Go decoding', async (t) => {
   t.throws(() => remoteConfigFromHeketi({ sudo: 'yes' }, {}), { name: 'ExecutorConfigError' })
 })
 
+t.test('values the command builders would refuse are refused at start', async (t) => {
+  for (const [json, text] of [
+    [{ fstab: '/etc/fstab;reboot' }, 'invalid fstab "/etc/fstab;reboot" in the executor configuration'],
+    [{ fstab: 'etc/fstab' }, 'invalid fstab "etc/fstab"'],
+    [{ mountopts: '-o,rw' }, 'invalid mount options "-o,rw"'],
+    [{ mountopts: 'rw noatime' }, 'invalid mount options "rw noatime"'],
+    [{ lvm_wrapper: '--help' }, 'invalid lvm wrapper "--help"'],
+    [{ lvm_wrapper: 'nsenter $(id)' }, 'invalid lvm wrapper "nsenter $(id)"'],
+    [{ pv_data_alignment: '256K x' }, 'invalid pv_data_alignment "256K x"'],
+    [{ lv_chunksize: '-1' }, 'invalid lv_chunksize "-1"'],
+  ] as const) {
+    t.throws(
+      () => remoteConfigFromHeketi(json, {}),
+      { name: 'ExecutorConfigError', message: text },
+      JSON.stringify(json),
+    )
+  }
+  t.throws(() => remoteConfigFromHeketi({}, { HEKETI_FSTAB: '/etc/fstab x' }), {
+    name: 'ExecutorConfigError',
+  })
+  t.equal(remoteConfigFromHeketi({ lvm_wrapper: 'nsenter -t 1 -m' }, {}).lvmWrapper, 'nsenter -t 1 -m')
+})
+
 t.test('environment overrides', async (t) => {
   const warnings: string[] = []
   const cfg = remoteConfigFromHeketi(

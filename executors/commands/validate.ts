@@ -12,7 +12,10 @@ import { isIP } from 'node:net'
 import { posix } from 'node:path'
 
 export class UnsafeCommandArgumentError extends Error {
-  constructor(what: string, value: unknown) {
+  constructor(
+    readonly what: string,
+    readonly value: unknown,
+  ) {
     super(`refusing to build node command: invalid ${what} ${JSON.stringify(value)}`)
     this.name = 'UnsafeCommandArgumentError'
   }
