@@ -4,6 +4,7 @@
 // provisioner's request shape).
 import { Client, credentials, status } from '@grpc/grpc-js'
 import t from 'tap'
+import { MockExecutor } from '../executors/mock.ts'
 import { csiFixture, GiB, mountCap } from './helpers/csi.ts'
 import { FakeMounter } from './helpers/fake-mounter.ts'
 
@@ -306,4 +307,28 @@ t.test('heqet unreachable or refusing the key', async (t) => {
   t.match(unreachable.details, /unreachable/)
   const probe = await down.clients.identity.Probe().catch((e: any) => e)
   t.equal(probe.code, status.FAILED_PRECONDITION)
+})
+
+t.test('a call cut short, a call in flight', async (t) => {
+  // every node action takes 100 ms: a volume create is in flight for several hundred
+  const executor = new MockExecutor({ delayMs: 100 })
+  const { clients, app } = await csiFixture(t, { mounter: new FakeMounter(), executor })
+  const request = { name: 'pvc-slow', volume_capabilities: [mountCap()], parameters: REPLICA3 }
+  const cut = await clients.controller.CreateVolume(request, { deadline: 150 }).catch((e: any) => e)
+  t.equal(cut.code, status.DEADLINE_EXCEEDED, 'the CO gave up')
+  t.equal((await app.call('GET', '/operations')).json().in_flight, 1, 'while heqet still creates the volume')
+  // heqet goes on with the volume; another claim meanwhile must not get its gid
+  const other = (await clients.controller.CreateVolume({ ...request, name: 'pvc-other' })).volume
+  t.equal(other.volume_context.gid, '2001', 'the gid of the unfinished create stays taken')
+
+  const retried = clients.controller.CreateVolume(request)
+  const concurrent = await clients.controller.CreateVolume(request).catch((e: any) => e)
+  t.equal(concurrent.code, status.ABORTED, 'a second call for the same name while one is in flight')
+  const { volume } = await retried
+  t.equal(volume.volume_context.gid, '2000', "the retry is answered with the first call's volume")
+  const named = []
+  for (const id of (await app.call('GET', '/volumes')).json().volumes) {
+    named.push((await app.call('GET', `/volumes/${id}`)).json().name)
+  }
+  t.same(named.sort(), ['pvc-other', 'pvc-slow'], 'one volume per name')
 })

@@ -5,7 +5,7 @@ import type { Logger } from 'pino'
 import { firstUnsupported } from './capabilities.ts'
 import { fitsRange, GiB, sizeGiBFor } from './capacity.ts'
 import { asCsiError, CsiError, CsiErrors } from './errors.ts'
-import { type HeqetClient, HeqetHttpError } from './heqet-client.ts'
+import { type HeqetClient, HeqetHttpError, OperationCancelledError } from './heqet-client.ts'
 import {
   describeVolume,
   fetchVolume,
@@ -133,9 +133,13 @@ export class ControllerService {
       const volume = await fetchVolume(this.client, id, signal)
       if (!volume) throw CsiErrors.heqetFailed(`creating volume ${name}`, `heqet pointed at ${location}`)
       this.index.remember(volume)
-      return volume
-    } finally {
       this.index.releaseGid(gid)
+      return volume
+    } catch (err) {
+      // cut short (deadline, cancel): heqet may still finish the volume with this gid,
+      // unlisted until then, so the gid stays reserved for this process's life
+      if (!(err instanceof OperationCancelledError)) this.index.releaseGid(gid)
+      throw err
     }
   }
 

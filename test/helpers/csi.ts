@@ -7,6 +7,7 @@ import { join } from 'node:path'
 import * as grpc from '@grpc/grpc-js'
 import pino from 'pino'
 import type { Test } from 'tap'
+import type { Executor } from '../../executors/executor.ts'
 import { HeqetClient } from '../../src/csi/heqet-client.ts'
 import type { Mounter } from '../../src/csi/mounter.ts'
 import { type CsiMode, type CsiServer, loadCsiPackage, startCsiServer } from '../../src/csi/server.ts'
@@ -63,9 +64,9 @@ export interface CsiFixture {
 /** heqet (3 nodes × 2 mock devices) + a driver in `mode` with `mounter`. */
 export async function csiFixture(
   t: Test,
-  opts: { mounter: Mounter; mode?: CsiMode; secret?: string; nodeClient?: boolean },
+  opts: { mounter: Mounter; mode?: CsiMode; secret?: string; nodeClient?: boolean; executor?: Executor },
 ): Promise<CsiFixture> {
-  const app = await makeApp(t)
+  const app = await makeApp(t, { executor: opts.executor })
   const topology = await makeTopology(app, { nodes: 3, devices: 2 })
   await app.app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.app.server.address()
