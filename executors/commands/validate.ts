@@ -38,7 +38,7 @@ const WRAPPER_WORD = /^[a-zA-Z0-9_.,=:+/@-]+$/
 const str = (value: unknown): value is string => typeof value === 'string'
 
 /** gluster volume, clone, snapshot and block volume names (heketi's `^[a-zA-Z0-9_-]+$`, no leading `-`) */
-export const volumeNameRule: Rule = (v) => (str(v) && NAME.test(v) && v.length <= 255 ? undefined : FORMAT)
+export const volumeNameRule: Rule = (v) => (str(v) && NAME.test(v) ? undefined : FORMAT)
 
 /** An IP address (no IPv6 zone) or an RFC 1123 host name: labels of letters, digits and inner `-`. */
 export const hostnameRule: Rule = (v) => {
