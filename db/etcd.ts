@@ -1,0 +1,415 @@
+// The etcd-backed store (etcd v3 API through the `etcd3` client). etcd is the
+// source of truth; like the LMDB store, every entry is also kept decoded in
+// memory so reads stay synchronous and never leave the process.
+//
+// Layout under the configured prefix P:
+//   P/<bucket>/<key>   one entry, JSON-encoded
+//   P/_meta/<bucket>   touched by every transaction that changes the bucket,
+//                      so "I scanned this bucket" can be guarded by one compare
+//
+// A write runs its callback against the cache, then commits everything it
+// changed as ONE etcd Txn whose compares say "every key I read or wrote still
+// has the mod_revision I saw" (and, for whole-bucket reads, "the bucket's meta
+// key is unchanged"). If another writer got there first the Txn applies
+// nothing; the store reloads from etcd, tells the commit listeners what
+// changed, and runs the callback again (bounded). A write never half-applies.
+//
+// The cache is loaded at open and updated by this process's own commits and
+// by the reload after a conflict. It does NOT yet follow other writers through
+// an etcd watch (issue 14 item 2): with several replicas a read can be stale
+// until this replica's next conflicting write.
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Etcd3, type ICompare, type IKeyValue, type IOptions, type IRequestOp } from 'etcd3'
+import { LmdbStore } from './lmdb.ts'
+import {
+  BUCKETS,
+  type BucketName,
+  type Buckets,
+  type Change,
+  notifyListeners,
+  type ReadTxn,
+  type Store,
+  type WriteTxn,
+} from './store.ts'
+
+/** etcd's default `--max-txn-ops`: the most compares, and the most operations, one Txn may carry. */
+export const ETCD_DEFAULT_MAX_TXN_OPS = 128
+
+export interface EtcdStoreOptions {
+  /** client endpoints, e.g. `http://127.0.0.1:2379` */
+  hosts: string[]
+  /** key prefix, without a trailing slash */
+  prefix: string
+  /** the `--max-txn-ops` the etcd cluster runs with (default 128) */
+  maxTxnOps?: number
+  /** files named like etcdctl's `--cacert`, `--cert`, `--key` */
+  cacert?: string
+  cert?: string
+  key?: string
+  /** etcdctl's `--user name:password` */
+  user?: string
+  readOnly?: boolean
+  /** how often one write is retried after losing to another writer (default 20) */
+  maxConflictRetries?: number
+  onListenerError?: (err: Error) => void
+}
+
+export function isEtcdUrl(db: string): boolean {
+  return db.startsWith('etcd://') || db.startsWith('etcds://')
+}
+
+/**
+ * `etcd://host1:2379,host2:2379/prefix?cacert=..&cert=..&key=..&user=name:pw&max-txn-ops=N`.
+ * `etcds://` (or any of cacert/cert/key) selects TLS. The prefix defaults to `heqet`.
+ */
+export function parseEtcdUrl(db: string): EtcdStoreOptions {
+  const m = /^(etcds?):\/\/([^/?]+)(\/[^?]*)?(?:\?(.*))?$/.exec(db)
+  if (!m) throw new Error(`db: not an etcd URL: ${db}`)
+  const [, scheme, hostList, path, query] = m
+  const params = new URLSearchParams(query ?? '')
+  const known = new Set(['cacert', 'cert', 'key', 'user', 'max-txn-ops'])
+  for (const k of params.keys()) if (!known.has(k)) throw new Error(`db: unknown etcd option "${k}"`)
+  const cacert = params.get('cacert') ?? undefined
+  const cert = params.get('cert') ?? undefined
+  const key = params.get('key') ?? undefined
+  const tls = scheme === 'etcds' || cacert !== undefined || cert !== undefined || key !== undefined
+  const hosts = hostList!.split(',').map((h) => {
+    if (!/^[A-Za-z0-9.\-[\]:]+:\d+$/.test(h)) throw new Error(`db: etcd endpoint "${h}" is not host:port`)
+    return `${tls ? 'https' : 'http'}://${h}`
+  })
+  const prefix = (path ?? '').replace(/^\/+|\/+$/g, '') || 'heqet'
+  const rawMax = params.get('max-txn-ops')
+  const maxTxnOps = rawMax === null ? ETCD_DEFAULT_MAX_TXN_OPS : Number(rawMax)
+  if (!Number.isInteger(maxTxnOps) || maxTxnOps < 16) throw new Error('db: max-txn-ops must be an integer >= 16')
+  return { hosts, prefix, maxTxnOps, cacert, cert, key, user: params.get('user') ?? undefined }
+}
+
+/** A transaction that does not fit one etcd Txn: refused before anything is sent. */
+export class TxnTooLargeError extends Error {
+  constructor(
+    readonly ops: number,
+    readonly maxTxnOps: number,
+  ) {
+    super(
+      `etcd store: this change writes ${ops} keys in one transaction but etcd allows ${maxTxnOps} ` +
+        `(--max-txn-ops); start every etcd member with --max-txn-ops=${ops} or more and add ` +
+        `max-txn-ops=${ops} to the db URL`,
+    )
+  }
+}
+
+interface Cached {
+  value: unknown
+  /** etcd mod_revision of the key */
+  rev: bigint
+}
+
+class BucketCache {
+  readonly entries = new Map<string, Cached>()
+  /** mod_revision of P/_meta/<bucket> (0 when absent) */
+  metaRev = 0n
+  private sorted: string[] | undefined
+
+  keys(): string[] {
+    this.sorted ??= [...this.entries.keys()].sort()
+    return this.sorted
+  }
+
+  set(key: string, value: unknown, rev: bigint): void {
+    if (!this.entries.has(key)) this.sorted = undefined
+    this.entries.set(key, { value, rev })
+  }
+
+  delete(key: string): void {
+    if (this.entries.delete(key)) this.sorted = undefined
+  }
+}
+
+const META = '_meta'
+
+export class EtcdStore implements Store {
+  readonly client: Etcd3
+  readonly prefix: string
+  readonly maxTxnOps: number
+  private cache = new Map<BucketName, BucketCache>()
+  private readonly reader: ReadTxn
+  private readonly listeners: ((changes: Change[]) => void)[] = []
+  private readonly onListenerError: (err: Error) => void
+  private readonly readOnly: boolean
+  private readonly maxConflictRetries: number
+  private queue: Promise<unknown> = Promise.resolve()
+  listenerFailures = 0
+  /** Txns that lost to another writer and were run again */
+  conflicts = 0
+  /** the largest number of operations (puts + deletes) one committed Txn carried */
+  largestTxnOps = 0
+
+  private constructor(opts: EtcdStoreOptions) {
+    this.prefix = opts.prefix
+    this.maxTxnOps = opts.maxTxnOps ?? ETCD_DEFAULT_MAX_TXN_OPS
+    this.readOnly = opts.readOnly ?? false
+    this.maxConflictRetries = opts.maxConflictRetries ?? 20
+    this.onListenerError = opts.onListenerError ?? (() => {})
+    const clientOpts: IOptions = { hosts: opts.hosts }
+    if (opts.cacert || opts.cert || opts.key) {
+      clientOpts.credentials = {
+        rootCertificate: opts.cacert ? readFileSync(opts.cacert) : Buffer.alloc(0),
+        privateKey: opts.key ? readFileSync(opts.key) : undefined,
+        certChain: opts.cert ? readFileSync(opts.cert) : undefined,
+      }
+    }
+    if (opts.user) {
+      const at = opts.user.indexOf(':')
+      if (at < 0) throw new Error('db: etcd user must be name:password')
+      clientOpts.auth = { username: opts.user.slice(0, at), password: opts.user.slice(at + 1) }
+    }
+    this.client = new Etcd3(clientOpts)
+    const cached = (b: BucketName) => this.cache.get(b)!
+    this.reader = {
+      get: (b, key) => cached(b).entries.get(key)?.value as never,
+      keys: (b) => cached(b).keys(),
+      values: (b) =>
+        cached(b)
+          .keys()
+          .map((k) => cached(b).entries.get(k)!.value) as never,
+      count: (b) => cached(b).entries.size,
+    }
+  }
+
+  /** Connect and load every entry under the prefix. */
+  static async open(opts: EtcdStoreOptions): Promise<EtcdStore> {
+    const store = new EtcdStore(opts)
+    try {
+      store.cache = await store.load()
+    } catch (err) {
+      store.client.close()
+      throw err
+    }
+    return store
+  }
+
+  private entryKey(b: BucketName, key: string): Buffer {
+    return Buffer.from(`${this.prefix}/${b}/${key}`)
+  }
+
+  private metaKey(b: BucketName): Buffer {
+    return Buffer.from(`${this.prefix}/${META}/${b}`)
+  }
+
+  /** Every key under the prefix, read page by page at one revision (one consistent snapshot). */
+  private async load(): Promise<Map<BucketName, BucketCache>> {
+    const caches = new Map<BucketName, BucketCache>(BUCKETS.map((b) => [b, new BucketCache()]))
+    const start = Buffer.from(`${this.prefix}/`)
+    const end = Buffer.from(`${this.prefix}0`) // '/' + 1: the whole prefix
+    let from = start
+    let revision: string | undefined
+    const known = new Set<string>(BUCKETS)
+    for (;;) {
+      const res = await this.client.kv.range({ key: from, range_end: end, limit: 1000, revision })
+      revision ??= res.header.revision
+      for (const kv of res.kvs) this.loadOne(caches, kv, known)
+      if (!res.more || res.kvs.length === 0) break
+      from = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])])
+    }
+    return caches
+  }
+
+  private loadOne(caches: Map<BucketName, BucketCache>, kv: IKeyValue, known: Set<string>): void {
+    const rest = kv.key.toString().slice(this.prefix.length + 1)
+    const slash = rest.indexOf('/')
+    const bucket = rest.slice(0, slash)
+    const key = rest.slice(slash + 1)
+    if (bucket === META) {
+      if (known.has(key)) caches.get(key as BucketName)!.metaRev = BigInt(kv.mod_revision)
+      return
+    }
+    if (!known.has(bucket)) throw new Error(`etcd store: unknown bucket in key ${kv.key.toString()}`)
+    caches.get(bucket as BucketName)!.set(key, JSON.parse(kv.value.toString()), BigInt(kv.mod_revision))
+  }
+
+  read<R>(fn: (tx: ReadTxn) => R): R {
+    return fn(this.reader)
+  }
+
+  write<R>(fn: (tx: WriteTxn) => R): Promise<R> {
+    if (this.readOnly) return Promise.reject(new Error('etcd store opened read-only (db_read_only)'))
+    // one write at a time per process: the callback sees every earlier commit
+    const run = this.queue.then(() => this.writeNow(fn))
+    this.queue = run.catch(() => undefined) // the caller gets the failure from `run`
+    return run
+  }
+
+  private async writeNow<R>(fn: (tx: WriteTxn) => R): Promise<R> {
+    for (let attempt = 0; ; attempt++) {
+      const { result, changes, reads, scans } = this.runCallback(fn)
+      if (changes.length === 0) return result
+      const { compare, success, finals, touched } = this.buildTxn(changes, reads, scans)
+      const res = await this.client.kv.txn({ compare, success })
+      if (res.succeeded) {
+        const rev = BigInt(res.header.revision)
+        for (const c of finals.values()) {
+          const bucket = this.cache.get(c.bucket)!
+          c.value === undefined ? bucket.delete(c.key) : bucket.set(c.key, c.value, rev)
+        }
+        for (const b of touched) this.cache.get(b)!.metaRev = rev
+        this.largestTxnOps = Math.max(this.largestTxnOps, success.length)
+        notifyListeners(this, this.listeners, changes, this.onListenerError)
+        return result
+      }
+      // another writer changed something this transaction read: nothing was
+      // applied; catch up and run the callback again on the new state
+      this.conflicts++
+      if (attempt >= this.maxConflictRetries) {
+        throw new Error(`etcd store: transaction lost to other writers ${attempt + 1} times; giving up`)
+      }
+      await this.reload()
+    }
+  }
+
+  private runCallback<R>(fn: (tx: WriteTxn) => R) {
+    const changes: Change[] = []
+    const overlay = new Map<string, { value: unknown }>()
+    const reads = new Set<string>() // `${bucket}\0${key}`
+    const scans = new Set<BucketName>()
+    const at = (b: BucketName, key: string) => `${b}\u0000${key}`
+    const keysWithOverlay = (b: BucketName): string[] => {
+      scans.add(b)
+      const mine = changes.filter((c) => c.bucket === b)
+      if (mine.length === 0) return this.reader.keys(b)
+      const keys = new Set(this.reader.keys(b))
+      for (const c of mine) c.value === undefined ? keys.delete(c.key) : keys.add(c.key)
+      return [...keys].sort()
+    }
+    const get = (b: BucketName, key: string): unknown => {
+      const own = overlay.get(at(b, key))
+      if (own) return own.value
+      reads.add(at(b, key))
+      return this.reader.get(b, key)
+    }
+    const tx: WriteTxn = {
+      get: get as WriteTxn['get'],
+      keys: keysWithOverlay,
+      values: (b) => keysWithOverlay(b).map((k) => get(b, k)) as never,
+      count: (b) => keysWithOverlay(b).length,
+      put: <B extends BucketName>(b: B, key: string, value: Buckets[B]) => {
+        if (value === undefined) throw new Error(`etcd store: put of undefined at ${b}/${key}`)
+        // encode now: a value the caller mutates after put() must not change the commit
+        const copy = JSON.parse(JSON.stringify(value)) as unknown
+        overlay.set(at(b, key), { value: copy })
+        changes.push({ bucket: b, key, value: copy })
+      },
+      del: (b, key) => {
+        overlay.set(at(b, key), { value: undefined })
+        changes.push({ bucket: b, key, value: undefined })
+      },
+    }
+    const result = fn(tx)
+    return { result, changes, reads, scans }
+  }
+
+  private buildTxn(changes: Change[], reads: Set<string>, scans: Set<BucketName>) {
+    // the last change of each key is what gets written (etcd refuses a key twice in one Txn)
+    const finals = new Map<string, Change>()
+    for (const c of changes) {
+      const id = `${c.bucket}\u0000${c.key}`
+      finals.delete(id)
+      finals.set(id, c)
+    }
+    const touched = new Set<BucketName>([...finals.values()].map((c) => c.bucket))
+    const success: IRequestOp[] = []
+    for (const c of finals.values()) {
+      const key = this.entryKey(c.bucket, c.key)
+      success.push(
+        c.value === undefined
+          ? { request_delete_range: { key } }
+          : { request_put: { key, value: Buffer.from(JSON.stringify(c.value)) } },
+      )
+    }
+    for (const b of touched) success.push({ request_put: { key: this.metaKey(b), value: Buffer.alloc(0) } })
+    if (success.length > this.maxTxnOps) throw new TxnTooLargeError(success.length, this.maxTxnOps)
+
+    // guards: every key read or written is unchanged since this process saw it
+    const guarded = new Set<string>([...reads, ...finals.keys()])
+    const metaCompare = (b: BucketName): ICompare => ({
+      key: this.metaKey(b),
+      target: 'Mod',
+      result: 'Equal',
+      mod_revision: this.cache.get(b)!.metaRev.toString(),
+    })
+    let compare: ICompare[] = [...scans].map(metaCompare)
+    const perKey: ICompare[] = []
+    const coarse = new Set<BucketName>(scans)
+    for (const id of guarded) {
+      const [b, key] = id.split('\u0000') as [BucketName, string]
+      if (coarse.has(b)) continue // the bucket's meta key already guards it
+      perKey.push({
+        key: this.entryKey(b, key),
+        target: 'Mod',
+        result: 'Equal',
+        mod_revision: (this.cache.get(b)!.entries.get(key)?.rev ?? 0n).toString(),
+      })
+    }
+    if (compare.length + perKey.length <= this.maxTxnOps) {
+      compare = compare.concat(perKey)
+    } else {
+      // too many single-key guards: guard whole buckets instead (every change
+      // to a bucket also changes its meta key, so this is stricter, not looser)
+      const buckets = new Set<BucketName>(scans)
+      for (const id of guarded) buckets.add(id.split('\u0000')[0] as BucketName)
+      compare = [...buckets].map(metaCompare)
+    }
+    return { compare, success, finals, touched }
+  }
+
+  /** Catch up with etcd after a lost Txn, telling the listeners what others changed. */
+  private async reload(): Promise<void> {
+    const fresh = await this.load()
+    const changes: Change[] = []
+    for (const b of BUCKETS) {
+      const before = this.cache.get(b)!.entries
+      const after = fresh.get(b)!.entries
+      for (const [key, old] of before) if (!after.has(key)) changes.push({ bucket: b, key, value: undefined })
+      for (const [key, now] of after) {
+        const old = before.get(key)
+        if (!old || old.rev !== now.rev) changes.push({ bucket: b, key, value: now.value })
+      }
+    }
+    this.cache = fresh
+    if (changes.length > 0) notifyListeners(this, this.listeners, changes, this.onListenerError)
+  }
+
+  onCommit(listener: (changes: Change[]) => void): void {
+    this.listeners.push(listener)
+  }
+
+  /**
+   * The whole store as an LMDB file, the same format the LMDB store's backup
+   * gives: `heqet db export` and a restore into LMDB read it unchanged.
+   */
+  async backup(): Promise<Buffer> {
+    const snapshot = await this.load()
+    const dir = mkdtempSync(join(tmpdir(), 'heqet-etcd-backup-'))
+    try {
+      const lmdb = new LmdbStore({ path: join(dir, 'heketi.db') })
+      try {
+        await lmdb.write((tx) => {
+          for (const b of BUCKETS) {
+            for (const [key, { value }] of snapshot.get(b)!.entries) tx.put(b, key, value as never)
+          }
+        })
+      } finally {
+        await lmdb.close()
+      }
+      return readFileSync(join(dir, 'heketi.db'))
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.queue
+    this.client.close()
+  }
+}
