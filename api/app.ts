@@ -1,6 +1,7 @@
 // Composition root: store + executor + domain context + HTTP routes.
 import pino, { type Logger } from 'pino'
 import { ensureDbAttributes } from '../db/attributes.ts'
+import { EtcdStore, isEtcdUrl, parseEtcdUrl } from '../db/etcd.ts'
 import { LmdbStore } from '../db/lmdb.ts'
 import type { Store } from '../db/store.ts'
 import type { Executor } from '../executors/executor.ts'
@@ -38,13 +39,13 @@ export interface App extends Api {
 export async function buildApp(opts: AppOptions): Promise<App> {
   const { config } = opts
   const log = opts.logger ?? pino({ level: pinoLevel(config.logLevel), name: 'heqet' })
+  const onListenerError = (err: Error) => log.error({ err }, 'a commit listener failed; the commit stands')
+  // `db` is an LMDB file path, or an etcd URL (db/etcd.ts: etcd://host:port,.../prefix)
   const store =
     opts.store ??
-    new LmdbStore({
-      path: config.dbPath,
-      readOnly: config.dbReadOnly,
-      onListenerError: (err) => log.error({ err }, 'a commit listener failed; the commit stands'),
-    })
+    (isEtcdUrl(config.dbPath)
+      ? await EtcdStore.open({ ...parseEtcdUrl(config.dbPath), readOnly: config.dbReadOnly, onListenerError })
+      : new LmdbStore({ path: config.dbPath, readOnly: config.dbReadOnly, onListenerError }))
   const executor = opts.executor ?? (await createExecutor(config, log))
   const monitor = new HealthMonitor()
   const ctx: AppContext = {

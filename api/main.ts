@@ -5,6 +5,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname, join, resolve } from 'node:path'
 import { Command } from 'commander'
 import pino from 'pino'
+import { isEtcdUrl } from '../db/etcd.ts'
 import { type Config, ConfigError, loadConfigFile } from '../src/config.ts'
 import { buildApp } from './app.ts'
 import { dbCommand } from './db-commands.ts'
@@ -19,6 +20,10 @@ const VERSION = '0.1.0'
  */
 function ensureKeys(config: Config, log: pino.Logger): void {
   if (config.adminKey && config.userKey) return
+  // replicas on etcd must share keys: a file beside "the DB" would differ per replica
+  if (isEtcdUrl(config.dbPath)) {
+    throw new ConfigError('with an etcd db, jwt.admin.key and jwt.user.key must be set in the configuration')
+  }
   const file = join(dirname(resolve(config.dbPath)), 'heqet-keys.json')
   let keys: { admin: string; user: string }
   if (existsSync(file)) {

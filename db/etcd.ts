@@ -82,7 +82,8 @@ export function parseEtcdUrl(db: string): EtcdStoreOptions {
   const prefix = (path ?? '').replace(/^\/+|\/+$/g, '') || 'heqet'
   const rawMax = params.get('max-txn-ops')
   const maxTxnOps = rawMax === null ? ETCD_DEFAULT_MAX_TXN_OPS : Number(rawMax)
-  if (!Number.isInteger(maxTxnOps) || maxTxnOps < 16) throw new Error('db: max-txn-ops must be an integer >= 16')
+  if (!Number.isInteger(maxTxnOps) || maxTxnOps < 16)
+    throw new Error('db: max-txn-ops must be an integer >= 16')
   return { hosts, prefix, maxTxnOps, cacert, cert, key, user: params.get('user') ?? undefined }
 }
 

@@ -73,34 +73,37 @@ export function runStoreContract(t: Test, make: (t: Test) => Promise<StoreSubjec
     t.same(heard, [], 'no listener heard of the failed write')
   })
 
-  t.test('listeners hear every change in order; a throwing listener is counted, the commit stands', async (t) => {
-    const { store } = await make(t)
-    const heard: Change[][] = []
-    store.onCommit(() => {
-      throw new Error('listener broke')
-    })
-    store.onCommit((c) => heard.push(c))
-    const before = store.listenerFailures
-    const r = await store.write((tx) => {
-      tx.put('attribute', 'x', attr('x', '1'))
-      tx.put('attribute', 'x', attr('x', '2'))
-      tx.del('attribute', 'y')
-      return 42
-    })
-    t.equal(r, 42)
-    t.same(heard, [
-      [
-        { bucket: 'attribute', key: 'x', value: attr('x', '1') },
-        { bucket: 'attribute', key: 'x', value: attr('x', '2') },
-        { bucket: 'attribute', key: 'y', value: undefined },
-      ],
-    ])
-    t.equal(store.listenerFailures, before + 1)
-    t.same(
-      store.read((tx) => tx.get('attribute', 'x')),
-      attr('x', '2'),
-    )
-  })
+  t.test(
+    'listeners hear every change in order; a throwing listener is counted, the commit stands',
+    async (t) => {
+      const { store } = await make(t)
+      const heard: Change[][] = []
+      store.onCommit(() => {
+        throw new Error('listener broke')
+      })
+      store.onCommit((c) => heard.push(c))
+      const before = store.listenerFailures
+      const r = await store.write((tx) => {
+        tx.put('attribute', 'x', attr('x', '1'))
+        tx.put('attribute', 'x', attr('x', '2'))
+        tx.del('attribute', 'y')
+        return 42
+      })
+      t.equal(r, 42)
+      t.same(heard, [
+        [
+          { bucket: 'attribute', key: 'x', value: attr('x', '1') },
+          { bucket: 'attribute', key: 'x', value: attr('x', '2') },
+          { bucket: 'attribute', key: 'y', value: undefined },
+        ],
+      ])
+      t.equal(store.listenerFailures, before + 1)
+      t.same(
+        store.read((tx) => tx.get('attribute', 'x')),
+        attr('x', '2'),
+      )
+    },
+  )
 
   t.test('writes started together are serialized: no lost update', async (t) => {
     const { store } = await make(t)
@@ -110,7 +113,10 @@ export function runStoreContract(t: Test, make: (t: Test) => Promise<StoreSubjec
         tx.put('attribute', 'n', attr('n', String(n + 1)))
       })
     await Promise.all(Array.from({ length: 10 }, bump))
-    t.equal(store.read((tx) => tx.get('attribute', 'n')?.value), '10')
+    t.equal(
+      store.read((tx) => tx.get('attribute', 'n')?.value),
+      '10',
+    )
   })
 
   t.test('backup gives bytes; a persistent store keeps its data across reopen', async (t) => {

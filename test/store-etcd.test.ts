@@ -1,0 +1,235 @@
+// The etcd store against a REAL etcd (Debian's etcd-server, one member on
+// loopback, started here and ended by PID): the shared Store contract,
+// conflicting writers (retry, never half-apply), etcd's per-Txn op limit,
+// and the heqet app creating a volume on it.
+import { randomBytes } from 'node:crypto'
+import t, { type Test } from 'tap'
+import { EtcdStore, type EtcdStoreOptions, parseEtcdUrl, TxnTooLargeError } from '../db/etcd.ts'
+import type { Change } from '../db/store.ts'
+import { runStoreContract } from './contract/store.case.ts'
+import { makeApp, makeTopology } from './helpers/app.ts'
+import { requireEtcd, startEtcd, type TestEtcd } from './helpers/etcd.ts'
+
+t.test('db URL parsing', async (t) => {
+  t.same(parseEtcdUrl('etcd://h1:2379,10.0.0.2:2379/heqet/prod'), {
+    hosts: ['http://h1:2379', 'http://10.0.0.2:2379'],
+    prefix: 'heqet/prod',
+    maxTxnOps: 128,
+    cacert: undefined,
+    cert: undefined,
+    key: undefined,
+    user: undefined,
+  })
+  const tls = parseEtcdUrl(
+    'etcd://h1:2379?cacert=/ca.pem&cert=/c.pem&key=/k.pem&user=heqet:pw&max-txn-ops=512',
+  )
+  t.same(tls.hosts, ['https://h1:2379'])
+  t.equal(tls.prefix, 'heqet')
+  t.equal(tls.maxTxnOps, 512)
+  t.equal(tls.user, 'heqet:pw')
+  t.same(parseEtcdUrl('etcds://h1:2379/p').hosts, ['https://h1:2379'])
+  t.throws(() => parseEtcdUrl('etcd://h1/p'), /not host:port/)
+  t.throws(() => parseEtcdUrl('etcd://h1:2379/p?bogus=1'), /unknown etcd option "bogus"/)
+  t.throws(() => parseEtcdUrl('etcd://h1:2379/p?max-txn-ops=2'), /max-txn-ops/)
+})
+
+t.test('on a real etcd', async (t) => {
+  if (!requireEtcd(t)) return
+  const etcd: TestEtcd = await startEtcd(t)
+  const newPrefix = () => `test-${randomBytes(6).toString('hex')}`
+  const open = async (t: Test, prefix: string, extra: Partial<EtcdStoreOptions> = {}) => {
+    const store = await EtcdStore.open({ hosts: [etcd.endpoint], prefix, ...extra })
+    t.teardown(() => store.close())
+    return store
+  }
+
+  t.test('Store contract', async (t) => {
+    runStoreContract(t, async (t) => {
+      const prefix = newPrefix()
+      const store = await open(t, prefix)
+      return { store, reopen: () => open(t, prefix) }
+    })
+  })
+
+  t.test(
+    'a writer that lost to another retries on the new state; listeners hear the other write',
+    async (t) => {
+      const prefix = newPrefix()
+      const a = await open(t, prefix)
+      const b = await open(t, prefix) // loaded now: will not see a's write until it conflicts
+      const heard: Change[][] = []
+      b.onCommit((c) => heard.push(c))
+      await a.write((tx) => tx.put('attribute', 'n', { key: 'n', value: '1' }))
+      t.equal(
+        b.read((tx) => tx.get('attribute', 'n')),
+        undefined,
+        'b has not seen it yet (no watch)',
+      )
+      let runs = 0
+      await b.write((tx) => {
+        runs++
+        const n = Number(tx.get('attribute', 'n')?.value ?? '0')
+        tx.put('attribute', 'n', { key: 'n', value: String(n + 1) })
+      })
+      t.equal(runs, 2, 'the callback ran twice: once on the stale view, once after catching up')
+      t.equal(b.conflicts, 1)
+      t.same(
+        b.read((tx) => tx.get('attribute', 'n')?.value),
+        '2',
+      )
+      t.same(heard, [
+        [{ bucket: 'attribute', key: 'n', value: { key: 'n', value: '1' } }],
+        [{ bucket: 'attribute', key: 'n', value: { key: 'n', value: '2' } }],
+      ])
+      const fresh = await open(t, prefix)
+      t.equal(
+        fresh.read((tx) => tx.get('attribute', 'n')?.value),
+        '2',
+      )
+    },
+  )
+
+  t.test('two stores bumping one counter concurrently lose no update', async (t) => {
+    const prefix = newPrefix()
+    const a = await open(t, prefix)
+    const b = await open(t, prefix)
+    const bump = (s: EtcdStore) =>
+      s.write((tx) => {
+        const n = Number(tx.get('attribute', 'n')?.value ?? '0')
+        tx.put('attribute', 'n', { key: 'n', value: String(n + 1) })
+      })
+    await Promise.all(Array.from({ length: 20 }, (_, i) => bump(i % 2 ? a : b)))
+    const fresh = await open(t, prefix)
+    t.equal(
+      fresh.read((tx) => tx.get('attribute', 'n')?.value),
+      '20',
+    )
+    t.ok(a.conflicts + b.conflicts > 0, `the stores did conflict (${a.conflicts + b.conflicts} retries)`)
+  })
+
+  t.test('a whole-bucket read is guarded too: a key another writer added makes the Txn retry', async (t) => {
+    const prefix = newPrefix()
+    const a = await open(t, prefix)
+    const b = await open(t, prefix)
+    await a.write((tx) => tx.put('hostname', 'manage:n1', { nodeId: 'a' }))
+    const counts: number[] = []
+    await b.write((tx) => {
+      counts.push(tx.count('hostname'))
+      tx.put('attribute', 'hosts', { key: 'hosts', value: String(tx.count('hostname')) })
+    })
+    t.same(counts, [0, 1])
+    t.equal(
+      b.read((tx) => tx.get('attribute', 'hosts')?.value),
+      '1',
+    )
+  })
+
+  t.test('a conflicting multi-key write applies nothing when it gives up', async (t) => {
+    const prefix = newPrefix()
+    const a = await open(t, prefix)
+    const b = await open(t, prefix, { maxConflictRetries: 0 })
+    await a.write((tx) => tx.put('attribute', 'n', { key: 'n', value: '1' }))
+    await t.rejects(
+      b.write((tx) => {
+        tx.put('attribute', 'k1', { key: 'k1', value: 'x' })
+        tx.put('attribute', 'k2', { key: 'k2', value: 'x' })
+        tx.put('attribute', 'n', {
+          key: 'n',
+          value: String(Number(tx.get('attribute', 'n')?.value ?? '0') + 1),
+        })
+      }),
+      /lost to other writers/,
+    )
+    const fresh = await open(t, prefix)
+    fresh.read((tx) => {
+      t.equal(tx.get('attribute', 'k1'), undefined)
+      t.equal(tx.get('attribute', 'k2'), undefined)
+      t.equal(tx.get('attribute', 'n')?.value, '1')
+    })
+  })
+
+  t.test("etcd's per-Txn op limit (--max-txn-ops, default 128)", async (t) => {
+    const prefix = newPrefix()
+    const store = await open(t, prefix)
+    // 127 puts + 1 meta key = 128 operations: fits
+    await store.write((tx) => {
+      for (let i = 0; i < 127; i++) tx.put('attribute', `k${i}`, { key: `k${i}`, value: 'v' })
+    })
+    t.equal(store.largestTxnOps, 128)
+    // 128 puts + 1 meta = 129: refused before anything is sent
+    const err = await store
+      .write((tx) => {
+        for (let i = 0; i < 128; i++) tx.put('attribute', `x${i}`, { key: `x${i}`, value: 'v' })
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+    t.ok(err instanceof TxnTooLargeError, 'refused as too large')
+    t.match((err as Error).message, /--max-txn-ops=129 or more/)
+    t.equal(
+      store.read((tx) => tx.get('attribute', 'x0')),
+      undefined,
+    )
+    // 200 single-key reads would be 200 compares: guarded per bucket instead, and etcd accepts it
+    await store.write((tx) => {
+      let found = 0
+      for (let i = 0; i < 200; i++) if (tx.get('attribute', `k${i}`)) found++
+      tx.put('attribute', 'found', { key: 'found', value: String(found) })
+    })
+    const fresh = await open(t, prefix)
+    t.equal(
+      fresh.read((tx) => tx.get('attribute', 'found')?.value),
+      '127',
+    )
+  })
+
+  t.test(
+    'the heqet app on the etcd store creates, expands and deletes a volume; /db/check is clean',
+    async (t) => {
+      const prefix = newPrefix()
+      const app = await makeApp(t, { config: { dbPath: `etcd://${etcd.hostPort}/${prefix}` } })
+      t.ok(app.ctx.store instanceof EtcdStore, 'the db URL selected the etcd store')
+      await makeTopology(app, { nodes: 3, devices: 2 })
+      const created = await app.run('POST', '/volumes', {
+        size: 10,
+        durability: { type: 'replicate', replicate: { replica: 3 } },
+      })
+      t.equal(created.statusCode, 303, created.body)
+      const id = created.location!.split('/').pop()!
+      t.equal((await app.call('GET', `/volumes/${id}`)).json().bricks.length, 3)
+      const expanded = await app.run('POST', `/volumes/${id}/expand`, { expand_size: 5 })
+      t.equal(expanded.statusCode, 303, expanded.body)
+      const check = (await app.call('GET', '/db/check')).json()
+      t.equal(check.totalinconsistencies, 0, `/db/check clean: ${JSON.stringify(check)}`)
+      t.ok(check.volumes.total >= 1, 'the check saw the volume')
+
+      // what a restarted replica reads from etcd is what this one holds
+      const store = app.ctx.store as EtcdStore
+      const fresh = await open(t, prefix)
+      t.same(
+        fresh.read((tx) => tx.values('volume')),
+        store.read((tx) => tx.values('volume')),
+      )
+      t.same(
+        fresh.read((tx) => tx.values('brick')),
+        store.read((tx) => tx.values('brick')),
+      )
+      t.ok(store.largestTxnOps <= 128, `largest Txn: ${store.largestTxnOps} operations`)
+      t.comment(`largest Txn of create+expand (3 nodes): ${store.largestTxnOps} operations`)
+
+      const backup = await app.call('GET', '/backup/db')
+      t.equal(backup.statusCode, 200)
+      t.ok(backup.body.length > 0)
+
+      const del = await app.run('DELETE', `/volumes/${id}`)
+      t.equal(del.statusCode, 204, del.body)
+      t.same((await app.call('GET', '/volumes')).json(), { volumes: [] })
+      t.equal(
+        (await app.call('GET', '/db/check')).json().totalinconsistencies,
+        0,
+        '/db/check clean after delete',
+      )
+    },
+  )
+})
