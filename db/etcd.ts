@@ -371,7 +371,7 @@ export class EtcdStore implements Store {
     for (const b of BUCKETS) {
       const before = this.cache.get(b)!.entries
       const after = fresh.get(b)!.entries
-      for (const [key, old] of before) if (!after.has(key)) changes.push({ bucket: b, key, value: undefined })
+      for (const key of before.keys()) if (!after.has(key)) changes.push({ bucket: b, key, value: undefined })
       for (const [key, now] of after) {
         const old = before.get(key)
         if (!old || old.rev !== now.rev) changes.push({ bucket: b, key, value: now.value })
