@@ -19,6 +19,7 @@ packages=(
   lsof               # heketi's debug_umount_failures path
   procps             # ps/pgrep for assertions
   python3            # the LVM simulator
+  etcd-server        # a real etcd for the etcd store's tests (test/store-etcd.test.ts)
   gawk               # heketi's fstab append uses awk
   sed
   coreutils

@@ -232,4 +232,24 @@ t.test('on a real etcd', async (t) => {
       )
     },
   )
+
+  t.test(
+    'the biggest heqet write (a volume of max_bricks_per_volume = 32 bricks) fits the default 128',
+    async (t) => {
+      const app = await makeApp(t, {
+        config: { dbPath: `etcd://${etcd.hostPort}/${newPrefix()}`, brickMaxSizeGiB: 1 },
+      })
+      await makeTopology(app, { nodes: 6, devices: 4 })
+      const store = app.ctx.store as EtcdStore
+      const created = await app.run('POST', '/volumes', { size: 32, durability: { type: 'none' } })
+      t.equal(created.statusCode, 303, created.body)
+      const id = created.location!.split('/').pop()!
+      t.equal((await app.call('GET', `/volumes/${id}`)).json().bricks.length, 32)
+      const del = await app.run('DELETE', `/volumes/${id}`)
+      t.equal(del.statusCode, 204, del.body)
+      t.comment(`largest Txn for a 32-brick volume create + delete: ${store.largestTxnOps} operations`)
+      t.ok(store.largestTxnOps <= 128, `${store.largestTxnOps} <= 128`)
+      t.ok(store.largestTxnOps >= 32, 'the count is real: at least one put per brick')
+    },
+  )
 })
