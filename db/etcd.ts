@@ -21,7 +21,6 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Etcd3, type ICompare, type IKeyValue, type IOptions, type IRequestOp } from 'etcd3'
 import { LmdbStore } from './lmdb.ts'
 import {
   BUCKETS,
@@ -33,6 +32,47 @@ import {
   type Store,
   type WriteTxn,
 } from './store.ts'
+
+// The part of the `etcd3` client (1.1.x) this store uses. etcd3 is loaded
+// only when an etcd db is opened, so a heqet that never uses etcd (and a
+// checkout whose node_modules predates the dependency) neither loads nor
+// type-checks against it.
+interface IKeyValue {
+  key: Buffer
+  value: Buffer
+  mod_revision: string
+}
+interface ICompare {
+  key: Buffer
+  target: 'Mod'
+  result: 'Equal'
+  mod_revision: string
+}
+interface IRequestOp {
+  request_put?: { key: Buffer; value: Buffer }
+  request_delete_range?: { key: Buffer }
+}
+interface IOptions {
+  hosts: string[]
+  credentials?: { rootCertificate: Buffer; privateKey?: Buffer; certChain?: Buffer }
+  auth?: { username: string; password: string }
+}
+interface EtcdClient {
+  kv: {
+    range(req: {
+      key: Buffer
+      range_end: Buffer
+      limit: number
+      revision?: string
+    }): Promise<{ header: { revision: string }; kvs: IKeyValue[]; more: boolean }>
+    txn(req: {
+      compare: ICompare[]
+      success: IRequestOp[]
+    }): Promise<{ header: { revision: string }; succeeded: boolean }>
+  }
+  close(): void
+}
+const ETCD3_MODULE: string = 'etcd3'
 
 /** etcd's default `--max-txn-ops`: the most compares, and the most operations, one Txn may carry. */
 export const ETCD_DEFAULT_MAX_TXN_OPS = 128
@@ -131,7 +171,7 @@ class BucketCache {
 const META = '_meta'
 
 export class EtcdStore implements Store {
-  readonly client: Etcd3
+  readonly client: EtcdClient
   readonly prefix: string
   readonly maxTxnOps: number
   private cache = new Map<BucketName, BucketCache>()
@@ -147,7 +187,7 @@ export class EtcdStore implements Store {
   /** the largest number of operations (puts + deletes) one committed Txn carried */
   largestTxnOps = 0
 
-  private constructor(opts: EtcdStoreOptions) {
+  private constructor(opts: EtcdStoreOptions, Etcd3: new (o: IOptions) => EtcdClient) {
     this.prefix = opts.prefix
     this.maxTxnOps = opts.maxTxnOps ?? ETCD_DEFAULT_MAX_TXN_OPS
     this.readOnly = opts.readOnly ?? false
@@ -181,7 +221,8 @@ export class EtcdStore implements Store {
 
   /** Connect and load every entry under the prefix. */
   static async open(opts: EtcdStoreOptions): Promise<EtcdStore> {
-    const store = new EtcdStore(opts)
+    const { Etcd3 } = (await import(ETCD3_MODULE)) as { Etcd3: new (o: IOptions) => EtcdClient }
+    const store = new EtcdStore(opts, Etcd3)
     try {
       store.cache = await store.load()
     } catch (err) {
