@@ -23,6 +23,7 @@ packages=(
   gawk               # heketi's fstab append uses awk
   sed
   coreutils
+  jq                 # deploy/heqet-deploy reads the topology (test/heqet-deploy.test.ts)
 )
 
 missing=()
