@@ -18,6 +18,7 @@
 // by the reload after a conflict. It does NOT yet follow other writers through
 // an etcd watch (issue 14 item 2): with several replicas a read can be stale
 // until this replica's next conflicting write.
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -51,6 +52,7 @@ interface ICompare {
 interface IRequestOp {
   request_put?: { key: Buffer; value: Buffer }
   request_delete_range?: { key: Buffer }
+  request_range?: { key: Buffer }
 }
 interface IOptions {
   hosts: string[]
@@ -65,10 +67,12 @@ interface EtcdClient {
       limit: number
       revision?: string
     }): Promise<{ header: { revision: string }; kvs: IKeyValue[]; more: boolean }>
-    txn(req: {
-      compare: ICompare[]
-      success: IRequestOp[]
-    }): Promise<{ header: { revision: string }; succeeded: boolean }>
+    txn(req: { compare: ICompare[]; success: IRequestOp[]; failure: IRequestOp[] }): Promise<{
+      header: { revision: string }
+      succeeded: boolean
+      responses: { response_range?: { kvs: IKeyValue[] } }[]
+    }>
+    deleteRange(req: { key: Buffer }): Promise<unknown>
   }
   close(): void
 }
@@ -186,9 +190,13 @@ export class EtcdStore implements Store {
   conflicts = 0
   /** the largest number of operations (puts + deletes) one committed Txn carried */
   largestTxnOps = 0
+  private txnSeq = 0
+  /** P/_meta/writer/<random>: the token of this process's last Txn (deleted at close) */
+  private readonly writerKey: Buffer
 
   private constructor(opts: EtcdStoreOptions, Etcd3: new (o: IOptions) => EtcdClient) {
     this.prefix = opts.prefix
+    this.writerKey = Buffer.from(`${opts.prefix}/${META}/writer/${randomBytes(8).toString('hex')}`)
     this.maxTxnOps = opts.maxTxnOps ?? ETCD_DEFAULT_MAX_TXN_OPS
     this.readOnly = opts.readOnly ?? false
     this.maxConflictRetries = opts.maxConflictRetries ?? 20
@@ -288,9 +296,22 @@ export class EtcdStore implements Store {
       const { result, changes, reads, scans } = this.runCallback(fn)
       if (changes.length === 0) return result
       const { compare, success, finals, touched } = this.buildTxn(changes, reads, scans)
-      const res = await this.client.kv.txn({ compare, success })
-      if (res.succeeded) {
-        const rev = BigInt(res.header.revision)
+      // this attempt's token on this process's writer key: if the client's own
+      // retry (lost response) re-sends a Txn that had already applied, the
+      // compares fail and the failure branch reads the token back
+      const token = `${process.pid}-${++this.txnSeq}-${randomBytes(6).toString('hex')}`
+      success.push({ request_put: { key: this.writerKey, value: Buffer.from(token) } })
+      if (success.length > this.maxTxnOps) throw new TxnTooLargeError(success.length, this.maxTxnOps)
+      const res = await this.client.kv.txn({
+        compare,
+        success,
+        failure: [{ request_range: { key: this.writerKey } }],
+      })
+      const applied = res.succeeded
+        ? BigInt(res.header.revision)
+        : appliedEarlier(res.responses[0]?.response_range?.kvs[0], token)
+      if (applied !== undefined) {
+        const rev = applied
         for (const c of finals.values()) {
           const bucket = this.cache.get(c.bucket)!
           c.value === undefined ? bucket.delete(c.key) : bucket.set(c.key, c.value, rev)
@@ -370,7 +391,6 @@ export class EtcdStore implements Store {
       )
     }
     for (const b of touched) success.push({ request_put: { key: this.metaKey(b), value: Buffer.alloc(0) } })
-    if (success.length > this.maxTxnOps) throw new TxnTooLargeError(success.length, this.maxTxnOps)
 
     // guards: every key read or written is unchanged since this process saw it
     const guarded = new Set<string>([...reads, ...finals.keys()])
@@ -452,6 +472,15 @@ export class EtcdStore implements Store {
 
   async close(): Promise<void> {
     await this.queue
-    this.client.close()
+    try {
+      await this.client.kv.deleteRange({ key: this.writerKey })
+    } finally {
+      this.client.close()
+    }
   }
+}
+
+/** the mod_revision of the writer key when it holds this attempt's token (the Txn did apply) */
+function appliedEarlier(kv: IKeyValue | undefined, token: string): bigint | undefined {
+  return kv && kv.value.toString() === token ? BigInt(kv.mod_revision) : undefined
 }
