@@ -1,6 +1,5 @@
 // Builds the HTTP server: heketi's request pipeline (path cleaning, JWT,
 // authorization, admin-state gate), the routes, and the error mapping.
-import { posix } from 'node:path'
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -10,10 +9,12 @@ import Fastify, {
 } from 'fastify'
 import type { AdminState } from '../src/config.ts'
 import type { AppContext, Job } from '../src/context.ts'
-import { Errors, HeqetError } from '../src/errors.ts'
+import { Errors, HeqetError, ServerRefusals } from '../src/errors.ts'
 import { authenticate, authorize, registerTokenVerifier } from './auth.ts'
 import { sendAccepted, sendError } from './http.ts'
+import { cleanPath, decodeRequestPath, escapePath, escapeQuery } from './paths.ts'
 import { AsyncQueue } from './queue.ts'
+import { refuseUnparsable, sendRefusal } from './refusals.ts'
 
 export interface RouteSpec {
   method: HTTPMethods
@@ -47,12 +48,32 @@ function pathRegex(path: string): RegExp {
   return new RegExp(`^${path.replaceAll('{id}', ID)}$`)
 }
 
-/** Go's path.Clean plus "no trailing slash": the target of heketi's 301. */
-export function cleanPath(path: string): string {
-  let p = posix.normalize(path)
-  if (!p.startsWith('/')) p = `/${p}`
-  if (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1)
-  return p
+/** heketi reads bodies of any size; heqet stops here (413, docs/heketi-differences.md). */
+export const BODY_LIMIT_BYTES = 1024 * 1024
+
+/** The request target as Go's net/url reads it; path undefined when an escape is broken. */
+interface Target {
+  path: string | undefined
+  /** the raw query string with its `?`, or '' */
+  query: string
+}
+
+const targets = new WeakMap<object, Target>()
+
+// an absolute-form target (`GET http://host/volumes`) names its path after the authority
+const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/
+
+function readTarget(url: string): Target {
+  const rel = url.replace(ABSOLUTE_FORM, '')
+  const q = rel.indexOf('?')
+  return {
+    path: decodeRequestPath(q >= 0 ? rel.slice(0, q) : rel),
+    query: q >= 0 ? rel.slice(q) : '',
+  }
+}
+
+function targetOf(req: FastifyRequest): Target {
+  return targets.get(req.raw) ?? readTarget(req.raw.url ?? '/')
 }
 
 export function createApi(ctx: AppContext, initialState: AdminState): Api {
@@ -61,7 +82,26 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
     logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: true,
     // Go's router sees the raw path; we clean and redirect ourselves
-    routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false },
+    routerOptions: {
+      ignoreTrailingSlash: false,
+      ignoreDuplicateSlashes: false,
+      // heketi's ids match [A-Fa-f0-9]+ of any length (the header limit bounds them)
+      maxParamLength: 64 * 1024,
+    },
+    // The router decodes the path itself and answers what it cannot decode
+    // (`%ZZ`, `%FF`) with a JSON 400 before any hook runs. It is given the
+    // path decoded as Go decodes it and escaped again, which always decodes;
+    // a broken escape is refused by the first hook, as Go's server does.
+    rewriteUrl: (req) => {
+      const target = readTarget(req.url ?? '/')
+      targets.set(req, target)
+      return target.path === undefined ? '/' : (escapePath(target.path) || '/') + escapeQuery(target.query)
+    },
+    bodyLimit: BODY_LIMIT_BYTES,
+    // requests node's HTTP parser refuses get Go's plain-text answer
+    clientErrorHandler: refuseUnparsable,
+    // node would answer a missing Host with an empty 400; the hook answers as Go
+    http: { requireHostHeader: false },
   })
   const queue = new AsyncQueue(ctx.log)
   const routes: RouteSpec[] = []
@@ -70,25 +110,26 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
   const tokens = ctx.config.disableAuth ? undefined : registerTokenVerifier(app, keys)
 
   // heketi never looks at Content-Type: every body is read as text and
-  // decoded by the route that wants it
+  // decoded by the route that wants it. fastify would refuse a malformed
+  // type (`;;;`) with 415 before any parser runs, so the header is dropped
+  // and every body reaches the catch-all parser.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body))
+  app.addHook('onRequest', async (req) => {
+    delete req.raw.headers['content-type']
+  })
 
   app.addHook('onRequest', async (req, reply) => {
-    const url = req.raw.url ?? '/'
-    const q = url.indexOf('?')
-    const rawPath = q >= 0 ? url.slice(0, q) : url
-    let path: string
-    try {
-      path = decodeURIComponent(rawPath)
-    } catch {
-      path = rawPath
-    }
+    // what Go's server checks before any handler
+    if (req.raw.httpVersion === '1.1' && req.headers.host === undefined)
+      return sendRefusal(reply, ServerRefusals.missingHost)
+    const { path, query } = targetOf(req)
+    if (path === undefined) return sendRefusal(reply, ServerRefusals.badRequest)
     const clean = cleanPath(path)
-    const query = q >= 0 ? url.slice(q) : ''
+    const location = escapePath(clean) + escapeQuery(query)
     // Go's mux redirects non-canonical paths before anything else; a mere
     // trailing slash is the API router's redirect, after authentication
-    if (clean !== path && clean !== path.slice(0, -1)) return reply.redirect(clean + query, 301)
+    if (clean !== path && clean !== path.slice(0, -1)) return reply.redirect(location, 301)
     if (PUBLIC.has(`${req.method} ${path}`)) return
     if (tokens) {
       const iss = authenticate(req.headers.authorization, req.method, path, {
@@ -104,7 +145,7 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
       if (state.admin === 'read-only' || (state.admin === 'local-client' && !local))
         throw Errors.maintenance()
     }
-    if (clean !== path) return reply.redirect(clean + query, 301)
+    if (clean !== path) return reply.redirect(location, 301)
   })
 
   // one access line per request, like heketi's negroni log
@@ -117,12 +158,19 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
 
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof HeqetError) return sendError(reply, err)
+    // fastify's own refusals of a request (body too large, body cut short)
+    const status = (err as { statusCode?: number }).statusCode
+    if (status === 413) return sendError(reply, Errors.bodyTooLarge())
+    if (status !== undefined && status >= 400 && status < 500) {
+      req.log.info({ err }, 'request refused')
+      return sendError(reply.header('connection', 'close'), Errors.unparsable())
+    }
     req.log.error({ err }, 'request failed')
     return sendError(reply, Errors.internal((err as Error).message))
   })
 
   app.setNotFoundHandler((req, reply) => {
-    const path = (req.raw.url ?? '/').split('?')[0]!
+    const path = targetOf(req).path ?? ''
     // /hello and /metrics live on heketi's outer router: other methods fall through to 404
     const known = routes.some((r) => !PUBLIC.has(`GET ${r.path}`) && pathRegex(r.path).test(path))
     if (known) return reply.code(405).send()

@@ -3,6 +3,7 @@
 // memory (write-through), so reads never decode and never touch the file.
 // Entries handed out are shared: callers treat them as immutable and write
 // changed copies back (the domain code only ever spreads into new objects).
+import { randomUUID } from 'node:crypto'
 import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { type Database, open, type RootDatabase } from 'lmdb'
@@ -167,7 +168,8 @@ export class LmdbStore implements Store {
   }
 
   async backup(): Promise<Buffer> {
-    const tmp = join(dirname(this.path), `.backup-${process.pid}-${Date.now()}.mdb`)
+    // unique per call: concurrent backups must never share (or remove) a file
+    const tmp = join(dirname(this.path), `.backup-${randomUUID()}.mdb`)
     try {
       await this.root.backup(tmp, false)
       return readFileSync(tmp)

@@ -22,10 +22,14 @@ export const Errors = {
   unparsableDetail: (detail: string) => new HeqetError(400, `request unable to be parsed: ${detail}`),
   validation: (message: string) => new HeqetError(400, message),
   badRequest: (message: string) => new HeqetError(400, message),
+  // heketi reads any body; heqet stops at a limit (docs/heketi-differences.md)
+  bodyTooLarge: e(413, 'Request body is too large'),
   busy: e(429, 'Server busy. Retry operation later.'),
   maintenance: e(503, 'Service disabled for maintenance'),
   conflictInUse: () => new HeqetError(500, 'The target exists, contains other items, or is in use.'),
   internal: (message: string) => new HeqetError(500, message),
+  // the cause is an error code, never a message: those name files
+  backupFailed: (cause: string) => new HeqetError(500, `Unable to back up the database: ${cause}`),
 
   // authentication
   tokenMissing: e(401, 'Required authorization token not found'),
@@ -116,3 +120,17 @@ export const Errors = {
   onlyGlusterfsLogger: e(422, 'Only "glusterfs" logger may be modified'),
   invalidLogLevel: (level: string) => new HeqetError(422, `invalid log level: ${level}`),
 } as const
+
+/**
+ * Go net/http's own answers to requests it cannot take (heketi never sees
+ * them): plain text without a trailing newline, then the connection closes.
+ */
+export const ServerRefusals = {
+  badRequest: { status: 400, text: '400 Bad Request' },
+  missingHost: { status: 400, text: '400 Bad Request: missing required Host header' },
+  headersTooLarge: { status: 431, text: '431 Request Header Fields Too Large' },
+  // Go has no read timeout in heketi; node's request timeout answers this
+  timeout: { status: 408, text: '408 Request Timeout' },
+} as const
+
+export type ServerRefusal = (typeof ServerRefusals)[keyof typeof ServerRefusals]
