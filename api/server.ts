@@ -95,7 +95,10 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
     rewriteUrl: (req) => {
       const target = readTarget(req.url ?? '/')
       targets.set(req, target)
-      return target.path === undefined ? '/' : (escapePath(target.path) || '/') + escapeQuery(target.query)
+      if (target.path === undefined) return '/'
+      // the router only takes absolute paths (`*` is not); the hook redirects such a target anyway
+      const path = escapePath(target.path)
+      return (path.startsWith('/') ? path : `/${path}`) + escapeQuery(target.query)
     },
     bodyLimit: BODY_LIMIT_BYTES,
     // requests node's HTTP parser refuses get Go's plain-text answer
@@ -116,13 +119,18 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body))
   app.addHook('onRequest', async (req) => {
-    delete req.raw.headers['content-type']
+    // fastify insists on a Content-Type for QUERY (400): give it a harmless one
+    if (req.method === 'QUERY') req.raw.headers['content-type'] = 'text/plain'
+    else delete req.raw.headers['content-type']
   })
 
   app.addHook('onRequest', async (req, reply) => {
     // what Go's server checks before any handler
     if (req.raw.httpVersion === '1.1' && req.headers.host === undefined)
       return sendRefusal(reply, ServerRefusals.missingHost)
+    // node keeps the first of several Host headers; Go refuses them
+    if (req.raw.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === 'host').length > 1)
+      return sendRefusal(reply, ServerRefusals.tooManyHosts)
     const { path, query } = targetOf(req)
     if (path === undefined) return sendRefusal(reply, ServerRefusals.badRequest)
     const clean = cleanPath(path)

@@ -5,67 +5,7 @@
 import { readFileSync } from 'node:fs'
 import t from 'tap'
 import { makeApp } from './helpers/app.ts'
-
-const METHODS = new Set(['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace'])
-
-interface Operation {
-  method: string
-  path: string
-  /** the operation's lines (indented 6+ spaces) */
-  body: string[]
-}
-
-interface OpenApiOutline {
-  version: string
-  operations: Operation[]
-  /** section name → component names, e.g. schemas → [ClusterInfo, ...] */
-  components: Map<string, string[]>
-}
-
-function outline(text: string): OpenApiOutline {
-  const operations: Operation[] = []
-  const components = new Map<string, string[]>()
-  let version = ''
-  let top = ''
-  let path = ''
-  let section = ''
-  let op: Operation | undefined
-  for (const line of text.split('\n')) {
-    if (line.trim() === '' || line.trimStart().startsWith('#')) continue
-    const topKey = /^([A-Za-z]\w*):\s*(.*)$/.exec(line)
-    if (topKey) {
-      top = topKey[1]!
-      if (top === 'openapi') version = topKey[2]!.trim()
-      op = undefined
-      continue
-    }
-    if (top === 'paths') {
-      const pathKey = /^ {2}(\/\S*):\s*$/.exec(line)
-      if (pathKey) {
-        path = pathKey[1]!
-        op = undefined
-        continue
-      }
-      const methodKey = /^ {4}([a-z]+):\s*$/.exec(line)
-      if (methodKey) {
-        op = METHODS.has(methodKey[1]!) ? { method: methodKey[1]!.toUpperCase(), path, body: [] } : undefined
-        if (op) operations.push(op)
-        continue
-      }
-      if (op && line.startsWith('      ')) op.body.push(line)
-    } else if (top === 'components') {
-      const sectionKey = /^ {2}(\w+):\s*$/.exec(line)
-      if (sectionKey) {
-        section = sectionKey[1]!
-        components.set(section, [])
-        continue
-      }
-      const nameKey = /^ {4}(\w+):\s*$/.exec(line)
-      if (nameKey && section) components.get(section)!.push(nameKey[1]!)
-    }
-  }
-  return { version, operations, components }
-}
+import { outline, responseCodes } from './helpers/openapi-outline.ts'
 
 const spec = outline(readFileSync(new URL('../openapi.yaml', import.meta.url), 'utf8'))
 const key = (method: string, path: string) => `${method} ${path}`
@@ -92,10 +32,7 @@ t.test('every registered route is documented, every documented route is register
 t.test('operations document their responses', async (t) => {
   for (const op of spec.operations) {
     const name = key(op.method, op.path)
-    const codes = op.body.flatMap((l) => {
-      const m = /^ {8}'(\d{3})':/.exec(l)
-      return m ? [m[1]!] : []
-    })
+    const codes = responseCodes(op)
     t.ok(codes.length > 0, `${name} has responses`)
     const isPublic = op.path === '/hello' || op.path === '/metrics'
     if (isPublic) {
@@ -120,10 +57,7 @@ t.test('async routes answer 202 and the queue documents its outcomes', async (t)
   const codesOf = (method: string, path: string) => {
     const op = spec.operations.find((o) => o.method === method && o.path === path)
     t.ok(op, `${method} ${path} documented`)
-    return (op?.body ?? []).flatMap((l) => {
-      const m = /^ {8}'(\d{3})':/.exec(l)
-      return m ? [m[1]!] : []
-    })
+    return op ? responseCodes(op) : []
   }
   const asyncRoutes: [string, string][] = [
     ['POST', '/nodes'],

@@ -170,6 +170,48 @@ t.test('a path with a broken percent escape is 400 Bad Request, as Go refuses it
   t.equal(res.statusCode, 404)
 })
 
+t.test('targets the router could not take: long ids, `*`, absolute form, QUERY, two Hosts', async (t) => {
+  const app = await makeApp(t)
+  const port = await listen(app)
+  const longId = 'a'.repeat(300)
+  const long = await app.app.inject({
+    method: 'GET',
+    url: `/clusters/${longId}`,
+    headers: { authorization: bearer('GET', `/clusters/${longId}`) },
+  })
+  t.equal(long.statusCode, 404, 'any hex length reaches the handler')
+  t.equal(long.body, 'Id not found\n')
+
+  const star = await rawRequest(port, requestBytes('OPTIONS', '*', {}))
+  t.equal(star.status, 301, '`*` is cleaned like any path')
+  t.equal(star.headers['location'], '/%2A')
+
+  const absolute = await rawRequest(
+    port,
+    requestBytes('GET', 'http://example.com/clusters', { authorization: bearer('GET', '/clusters') }),
+  )
+  t.equal(absolute.status, 200, 'an absolute-form target is served by its path')
+  t.same(JSON.parse(absolute.body.toString()), { clusters: [] })
+
+  const query = await rawRequest(
+    port,
+    requestBytes('QUERY', '/volumes', { authorization: bearer('QUERY', '/volumes') }),
+  )
+  t.equal(query.status, 405, 'QUERY on a known path is a wrong method')
+  t.equal(query.body.length, 0)
+  const queryUnknown = await rawRequest(
+    port,
+    requestBytes('QUERY', '/nope', { authorization: bearer('QUERY', '/nope') }),
+  )
+  t.equal(queryUnknown.status, 404)
+  t.equal(queryUnknown.body.toString(), 'Invalid path or request\n')
+
+  const twoHosts = await rawRequest(port, 'GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n')
+  t.equal(twoHosts.status, 400)
+  t.equal(twoHosts.body.toString(), '400 Bad Request: too many Host headers')
+  t.equal(twoHosts.headers['connection'], 'close')
+})
+
 t.test('concurrent backups all succeed and leave no temporary file', async (t) => {
   const app = await makeApp(t)
   await makeTopology(app, { nodes: 1, devices: 1 })

@@ -19,6 +19,8 @@ export interface RawRequestOptions {
   head?: boolean
   /** give up after this many ms (default 20 s) */
   timeoutMs?: number
+  /** half-close the connection once the request is written */
+  halfClose?: boolean
 }
 
 function parseHead(text: string): Omit<RawResponse, 'body' | 'closed'> {
@@ -41,11 +43,30 @@ function parseHead(text: string): Omit<RawResponse, 'body' | 'closed'> {
  * read one answer: up to Content-Length, or to the end of the connection.
  * Rejects when the server closes without answering or does not answer in time.
  */
-export function rawRequest(
+export async function rawRequest(
   port: number,
   request: Buffer | string,
   opts: RawRequestOptions = {},
 ): Promise<RawResponse> {
+  const res = await exchange(port, request, opts, false)
+  return res!
+}
+
+/** As rawRequest, but a connection closed without any answer gives null. */
+export function rawRequestOrClose(
+  port: number,
+  request: Buffer | string,
+  opts: RawRequestOptions = {},
+): Promise<RawResponse | null> {
+  return exchange(port, request, opts, true)
+}
+
+function exchange(
+  port: number,
+  request: Buffer | string,
+  opts: RawRequestOptions,
+  closeIsAnswer: boolean,
+): Promise<RawResponse | null> {
   return new Promise((resolve, reject) => {
     const socket = connect({ port, host: '127.0.0.1' })
     let buf = Buffer.alloc(0)
@@ -54,20 +75,22 @@ export function rawRequest(
     let settled = false
     const timer = setTimeout(() => finish(new Error('no answer in time')), opts.timeoutMs ?? 20_000)
 
-    function finish(err: Error | undefined, res?: RawResponse) {
+    function finish(err: Error | undefined, res?: RawResponse | null) {
       if (settled) return
       settled = true
       clearTimeout(timer)
       socket.destroy()
       if (err) reject(err)
-      else resolve(res!)
+      else resolve(res ?? null)
     }
 
     function tryComplete(closed: boolean) {
       if (!head) {
         const end = buf.indexOf('\r\n\r\n')
         if (end < 0) {
-          if (closed) finish(new Error(`connection closed after ${buf.length} bytes without an answer`))
+          if (!closed) return
+          if (buf.length === 0 && closeIsAnswer) finish(undefined, null)
+          else finish(new Error(`connection closed after ${buf.length} bytes without an answer`))
           return
         }
         try {
@@ -77,6 +100,13 @@ export function rawRequest(
           return
         }
         bodyStart = end + 4
+        // an interim answer (100 Continue) precedes the real one
+        if (head.status >= 100 && head.status < 200 && head.status !== 101) {
+          buf = buf.subarray(bodyStart)
+          head = undefined
+          tryComplete(closed)
+          return
+        }
       }
       const length = head.headers['content-length']
       const noBody = opts.head || head.status === 204 || head.status === 304 || head.status < 200
@@ -112,5 +142,6 @@ export function rawRequest(
       finish(err)
     })
     socket.write(request)
+    if (opts.halfClose) socket.end()
   })
 }
