@@ -1,5 +1,7 @@
 // Builds the HTTP server: heketi's request pipeline (path cleaning, JWT,
 // authorization, admin-state gate), the routes, and the error mapping.
+import { type IncomingMessage, ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
@@ -105,6 +107,19 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
     clientErrorHandler: refuseUnparsable,
     // node would answer a missing Host with an empty 400; the hook answers as Go
     http: { requireHostHeader: false },
+  })
+  // node hands CONNECT to a 'connect' listener, or else drops the
+  // connection without a word; Go routes it like any other method
+  app.server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    socket.on('error', (err) => {
+      ctx.log.debug({ err }, 'CONNECT connection failed')
+      socket.destroy()
+    })
+    const res = new ServerResponse(req)
+    res.shouldKeepAlive = false
+    res.assignSocket(socket)
+    res.once('finish', () => socket.end())
+    app.routing(req, res)
   })
   const queue = new AsyncQueue(ctx.log)
   const routes: RouteSpec[] = []

@@ -206,6 +206,17 @@ t.test('targets the router could not take: long ids, `*`, absolute form, QUERY, 
   t.equal(queryUnknown.status, 404)
   t.equal(queryUnknown.body.toString(), 'Invalid path or request\n')
 
+  // node leaves CONNECT to a listener; Go routes it like any method
+  const connect = await rawRequest(port, requestBytes('CONNECT', '/volumes', {}))
+  t.equal(connect.status, 401, 'CONNECT is authenticated like any request')
+  t.equal(connect.body.toString(), 'Required authorization token not found\n')
+  const connectAuthed = await rawRequest(
+    port,
+    requestBytes('CONNECT', '/volumes', { authorization: bearer('CONNECT', '/volumes') }),
+  )
+  t.equal(connectAuthed.status, 405, 'then answered as a wrong method')
+  t.ok(connectAuthed.closed, 'and the connection closes')
+
   const twoHosts = await rawRequest(port, 'GET /hello HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n')
   t.equal(twoHosts.status, 400)
   t.equal(twoHosts.body.toString(), '400 Bad Request: too many Host headers')
