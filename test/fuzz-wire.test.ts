@@ -33,7 +33,7 @@ const USER = 'fuzz-user-secret'
 const SEED = process.env['HEQET_FUZZ_SEED']
   ? Number(process.env['HEQET_FUZZ_SEED'])
   : Math.floor(Math.random() * 2 ** 31)
-const RUNS = Number(process.env['HEQET_FUZZ_RUNS'] ?? 3000)
+const RUNS = Number(process.env['HEQET_FUZZ_RUNS'] ?? 4000)
 const BUDGET_MS = Number(process.env['HEQET_FUZZ_BUDGET_MS'] ?? 60_000)
 const LANES = 4
 // print a sample of exchanges
