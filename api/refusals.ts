@@ -30,9 +30,17 @@ export function refusalBytes(refusal: ServerRefusal): string {
   )
 }
 
-function closeAfterFlush(socket: Socket, bytes?: string): void {
+/**
+ * End our side, keep reading (and dropping) what the client still sends so
+ * its close is seen, and destroy the socket after a grace period. A socket
+ * node no longer reads (after a parse error, or handed to 'connect') never
+ * sees the client's close: it would hold `server.close()` forever while the
+ * event loop, with nothing active, lets the process exit without a clean stop.
+ */
+export function closeAfterFlush(socket: Socket, bytes?: string): void {
   if (socket.writable && bytes !== undefined) socket.end(bytes)
   else socket.end()
+  socket.resume()
   setTimeout(() => socket.destroy(), LINGER_MS).unref()
 }
 

@@ -16,7 +16,7 @@ import { authenticate, authorize, registerTokenVerifier } from './auth.ts'
 import { sendAccepted, sendError } from './http.ts'
 import { cleanPath, decodeRequestPath, escapePath, escapeQuery } from './paths.ts'
 import { AsyncQueue } from './queue.ts'
-import { refuseUnparsable, sendRefusal } from './refusals.ts'
+import { closeAfterFlush, refuseUnparsable, sendRefusal } from './refusals.ts'
 
 export interface RouteSpec {
   method: HTTPMethods
@@ -118,7 +118,7 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
     const res = new ServerResponse(req)
     res.shouldKeepAlive = false
     res.assignSocket(socket)
-    res.once('finish', () => socket.end())
+    res.once('finish', () => closeAfterFlush(socket))
     app.routing(req, res)
   })
   const queue = new AsyncQueue(ctx.log)

@@ -3,7 +3,7 @@
 // holding encoded bytes, requests node's own HTTP parser refuses (sent over a
 // raw socket, since inject() bypasses that parser), and concurrent backups.
 import { readdirSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
+import { type AddressInfo, connect } from 'node:net'
 import t, { type Test } from 'tap'
 import { signToken } from '../api/auth.ts'
 import { ADMIN_KEY, makeApp, makeTopology, type TestApp } from './helpers/app.ts'
@@ -317,4 +317,49 @@ t.test('requests the HTTP parser refuses: Go-style plain text, then the connecti
   t.equal(pipelined.body.toString(), 'Hello from Heketi')
 
   t.equal((await app.call('GET', '/hello')).statusCode, 200, 'the server still answers')
+})
+
+/** Send `request`, read until `answered` says so, then half-close and keep the socket open. */
+function answeredThenHalfClosed(port: number, request: string, answered: (text: string) => boolean) {
+  return new Promise<{ text: string; destroy: () => void }>((resolve, reject) => {
+    const socket = connect({ port, host: '127.0.0.1' })
+    let text = ''
+    socket.on('error', reject)
+    socket.on('data', (chunk) => {
+      text += chunk.toString('latin1')
+      if (answered(text)) {
+        // more bytes, then the close: a socket nobody reads buffers them and never ends
+        socket.end('more bytes')
+        resolve({ text, destroy: () => socket.destroy() })
+      }
+    })
+    socket.write(request)
+  })
+}
+
+t.test('connections answered outside the router still let the server close', async (t) => {
+  // a socket node stopped reading never saw the client's close, and held server.close() forever
+  for (const [what, request, done] of [
+    ['CONNECT', 'CONNECT /volumes HTTP/1.1\r\nHost: x\r\n\r\n', (s: string) => s.endsWith('not found\n')],
+    [
+      'parser refusal',
+      'GET /volumes HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n',
+      (s: string) => s.endsWith('400 Bad Request'),
+    ],
+  ] as const) {
+    const app = await makeApp(t)
+    const port = await listen(app)
+    const client = await answeredThenHalfClosed(port, request, done)
+    t.match(client.text, /^HTTP\/1\.1 4\d\d /, `${what}: answered`)
+    let timer: NodeJS.Timeout | undefined
+    const outcome = await Promise.race([
+      app.app.close().then(() => 'closed'),
+      new Promise((resolve) => {
+        timer = setTimeout(() => resolve('still open after 5 s'), 5000)
+      }),
+    ])
+    clearTimeout(timer)
+    client.destroy()
+    t.equal(outcome, 'closed', `${what}: the server closes`)
+  }
 })
