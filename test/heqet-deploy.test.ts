@@ -14,6 +14,7 @@ const ROOT = join(import.meta.dirname, '..')
 const FAKE_KUBECTL = `#!/usr/bin/env bash
 echo "$*" >> "$FAKE_LOG"
 case "$*" in
+  "version -o json") echo "{\\"serverVersion\\":{\\"major\\":\\"1\\",\\"minor\\":\\"$FAKE_MINOR\\"}}" ;;
   *"get secret heqet-keys -o jsonpath"*) printf %s "$FAKE_ADMIN_KEY" | base64 ;;
   *"get secret "*) exit 1 ;;
   *"get pods -l glusterfs-node=pod -o json"*)
@@ -27,7 +28,7 @@ esac
 exit 0
 `
 
-async function heqetDeploy(t: Test, extra: string[]) {
+async function heqetDeploy(t: Test, extra: string[], minor: string) {
   const app = await makeApp(t)
   await app.app.listen({ port: 0, host: '127.0.0.1' })
   const address = app.app.server.address()
@@ -51,6 +52,7 @@ async function heqetDeploy(t: Test, extra: string[]) {
         FAKE_REPO: ROOT,
         FAKE_SERVER: `http://127.0.0.1:${port}`,
         FAKE_ADMIN_KEY: ADMIN_KEY,
+        FAKE_MINOR: minor,
       },
       timeout: 120_000,
     },
@@ -63,8 +65,9 @@ const deploy = join(ROOT, 'deploy')
 const redact = (c: string) => c.replace(/--from-literal=(admin|user)-key=\S+/g, '--from-literal=$1-key=KEY')
 
 t.test('heqet-deploy: label, keys, apply, wait, load', async (t) => {
-  const { app, stdout, calls } = await heqetDeploy(t, [])
+  const { app, stdout, calls } = await heqetDeploy(t, [], '29+')
   t.same(calls.map(redact), [
+    'version -o json',
     'label node worker-1 storagenode=glusterfs --overwrite',
     'label node worker-2 storagenode=glusterfs --overwrite',
     'label node worker-3 storagenode=glusterfs --overwrite',
@@ -78,7 +81,7 @@ t.test('heqet-deploy: label, keys, apply, wait, load', async (t) => {
     '-n glusterfs rollout status deployment/heqet-csi-controller --timeout=30s',
     '-n glusterfs rollout status daemonset/heqet-csi-node --timeout=30s',
   ])
-  const keys = /admin-key=(\S+) --from-literal=user-key=(\S+)/.exec(calls[5]!)
+  const keys = /admin-key=(\S+) --from-literal=user-key=(\S+)/.exec(calls[6]!)
   t.ok(keys && keys[1]!.length >= 32 && keys[1] !== keys[2], 'two random keys')
   t.match(stdout, /Adding device \/dev\/sdc \.\.\. OK/)
   const clusters = (await app.call('GET', '/clusters')).json().clusters
@@ -87,8 +90,8 @@ t.test('heqet-deploy: label, keys, apply, wait, load', async (t) => {
 })
 
 t.test('heqet-deploy --legacy: in-tree StorageClass and its Secret, no CSI', async (t) => {
-  const { app, calls } = await heqetDeploy(t, ['--legacy'])
-  const tail = calls.slice(6).map(redact)
+  const { app, calls } = await heqetDeploy(t, ['--legacy'], '24')
+  const tail = calls.slice(7).map(redact)
   t.same(tail, [
     '-n glusterfs get secret heqet-admin-secret',
     '-n glusterfs get secret heqet-keys -o jsonpath={.data.admin-key}',
@@ -99,4 +102,17 @@ t.test('heqet-deploy --legacy: in-tree StorageClass and its Secret, no CSI', asy
     '-n glusterfs exec -i deployment/heqet -c heqet -- node /opt/heqet/bin/heqet-topology-load.js --server=http://localhost:8080 --user=admin',
   ])
   t.equal((await app.call('GET', '/clusters')).json().clusters.length, 1, 'topology loaded')
+})
+
+t.test('heqet-deploy refuses a layout the cluster cannot run', async (t) => {
+  for (const [extra, minor, text] of [
+    [[], '19', /too old for the CSI driver: use --legacy/],
+    [['--legacy'], '26', /no in-tree glusterfs provisioner: drop --legacy/],
+  ] as const) {
+    await t.rejects(
+      heqetDeploy(t, [...extra], minor),
+      { code: 2, stderr: text },
+      `1.${minor} ${extra.join(' ')}`,
+    )
+  }
 })
