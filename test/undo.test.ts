@@ -115,6 +115,28 @@ t.test('cleanup answers 500 naming the operations it could not clean', async (t)
   t.same(await operations(app), [])
 })
 
+t.test('cleanup names what it skipped for want of a slot', async (t) => {
+  const { app, injector, cluster } = await fakeNodeApp(t)
+  const node = idOf((await addNode(app, cluster, 0)).location)
+  injector.setRules([
+    { pattern: 'vgdisplay', action: 'fail', message: 'vgdisplay: boom', count: 1 },
+    // the executor's own clean-up after the failed size query, then the undo
+    { pattern: 'vgremove', action: 'fail', message: 'vgremove: device busy', count: 2 },
+  ])
+  t.equal((await app.run('POST', '/devices', { name: '/dev/sdb', node })).statusCode, 500)
+  const [op] = await operations(app)
+  const release = app.ctx.throttle.tryAcquireBackground()!
+  const busy = await app.run('POST', '/operations/pending/cleanup', { operations: [op!.id] })
+  release()
+  t.equal(busy.statusCode, 500)
+  t.equal(
+    busy.body,
+    `Unable to clean 1 pending operation:\n${op!.id} (add-device): not tried, server busy; retried later\n`,
+  )
+  t.equal((await app.run('POST', '/operations/pending/cleanup', { operations: [op!.id] })).statusCode, 204)
+  t.same(await operations(app), [])
+})
+
 t.test('volume create: undo with every node marked down still deletes the gluster volume', async (t) => {
   const mock = new MockExecutor()
   let ctx: AppContext | undefined
