@@ -14,7 +14,7 @@ import { MockExecutor } from '../executors/mock.ts'
 import { RecordingRunner } from '../executors/recording.ts'
 import { RemoteExecutor } from '../executors/remote.ts'
 import type { AppContext } from '../src/context.ts'
-import { cleanOperations } from '../src/operations/cleaner.ts'
+import { cleanOperations, nextCleanDelaySec } from '../src/operations/cleaner.ts'
 import { markFailed } from '../src/operations/operation.ts'
 import { FakeNodes } from './contract/fake-nodes.ts'
 import { makeApp, type TestApp } from './helpers/app.ts'
@@ -110,6 +110,8 @@ t.test('cleanup answers 500 naming the operations it could not clean', async (t)
   // the background cleaner honours the backoff; an explicit request does not
   const background = await cleanOperations(app.ctx, undefined, { background: true })
   t.same(background, { cleaned: [], failed: [], skipped: [] }, 'background run waits for retryAt')
+  const delay = nextCleanDelaySec(app.ctx)
+  t.ok(delay >= 29 && delay <= 30, `the next background run comes when the retry is due (${delay} s)`)
   injector.setRules([])
   t.equal((await app.run('POST', '/operations/pending/cleanup', {})).statusCode, 204)
   t.same(await operations(app), [])

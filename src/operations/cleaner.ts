@@ -154,7 +154,11 @@ async function cleanOne(ctx: AppContext, entry: PendingOperationEntry): Promise<
   }
 }
 
-/** Seconds until the next background run: the refresh interval, or sooner for a due retry. */
+/**
+ * Seconds until the next background run: the refresh interval, or sooner
+ * for a retry that falls due - but never sooner than the first retry step,
+ * so a record skipped for want of a slot does not spin the cleaner.
+ */
 export function nextCleanDelaySec(ctx: AppContext): number {
   const now = nowSec()
   const due = ctx.store.read((tx) =>
@@ -163,7 +167,7 @@ export function nextCleanDelaySec(ctx: AppContext): number {
       .filter((op) => op.status === 'failed' && op.retryAt !== undefined)
       .map((op) => op.retryAt! - now),
   )
-  return Math.max(1, Math.min(ctx.config.cleanerRefreshSec, ...due))
+  return Math.min(ctx.config.cleanerRefreshSec, Math.max(CLEAN_RETRY_BASE_SEC, Math.min(...due)))
 }
 
 /** The background cleaner: first run after startSec, then every refreshSec (sooner for retries). */
