@@ -14,10 +14,13 @@
 // nothing; the store reloads from etcd, tells the commit listeners what
 // changed, and runs the callback again (bounded). A write never half-applies.
 //
-// The cache is loaded at open and updated by this process's own commits and
-// by the reload after a conflict. It does NOT yet follow other writers through
-// an etcd watch (issue 14 item 2): with several replicas a read can be stale
-// until this replica's next conflicting write.
+// The cache is loaded at open, updated by this process's own commits, and
+// kept current by an etcd watch on the prefix from the load's revision: other
+// writers' puts/deletes are applied when newer than what the cache holds
+// (per-key mod_revision; deleted keys keep a tombstone revision until the
+// watch has passed it) and told to the commit listeners. The watch skips this
+// process's own Txns (recognised by its writer key); a watch error (e.g. a
+// compacted revision) triggers a full reload and a new watch.
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -74,7 +77,21 @@ interface EtcdClient {
     }>
     deleteRange(req: { key: Buffer }): Promise<unknown>
   }
+  watch(): WatchBuilder
   close(): void
+}
+interface WatchResponse {
+  events: { type: 'Put' | 'Delete'; kv: IKeyValue }[]
+}
+interface WatchBuilder {
+  prefix(p: string): WatchBuilder
+  startRevision(rev: string): WatchBuilder
+  create(): Promise<Watcher>
+}
+interface Watcher {
+  on(event: 'data', handler: (res: WatchResponse) => void): Watcher
+  on(event: 'error', handler: (err: Error) => void): Watcher
+  cancel(): Promise<void>
 }
 const ETCD3_MODULE: string = 'etcd3'
 
@@ -95,6 +112,8 @@ export interface EtcdStoreOptions {
   /** etcdctl's `--user name:password` */
   user?: string
   readOnly?: boolean
+  /** follow other writers through an etcd watch (default true) */
+  watch?: boolean
   /** how often one write is retried after losing to another writer (default 20) */
   maxConflictRetries?: number
   onListenerError?: (err: Error) => void
@@ -153,6 +172,8 @@ interface Cached {
 
 class BucketCache {
   readonly entries = new Map<string, Cached>()
+  /** revision at which a key was deleted, until the watch has passed it */
+  readonly tombstones = new Map<string, bigint>()
   /** mod_revision of P/_meta/<bucket> (0 when absent) */
   metaRev = 0n
   private sorted: string[] | undefined
@@ -169,6 +190,24 @@ class BucketCache {
 
   delete(key: string): void {
     if (this.entries.delete(key)) this.sorted = undefined
+  }
+
+  /**
+   * Apply a put (value) or delete (undefined) made at etcd revision `rev`,
+   * unless the cache already holds that key at the same or a later revision
+   * (own commit echoed by the watch, or an event older than a snapshot).
+   */
+  apply(key: string, value: unknown, rev: bigint, floor: bigint): boolean {
+    const seen = this.entries.get(key)?.rev ?? this.tombstones.get(key) ?? 0n
+    if (rev <= floor || rev <= seen) return false
+    if (value === undefined) {
+      this.delete(key)
+      this.tombstones.set(key, rev)
+    } else {
+      this.tombstones.delete(key)
+      this.set(key, value, rev)
+    }
+    return true
   }
 }
 
@@ -191,11 +230,22 @@ export class EtcdStore implements Store {
   /** the largest number of operations (puts + deletes) one committed Txn carried */
   largestTxnOps = 0
   private txnSeq = 0
+  /** revision of the last full load: events at or below it are already in the cache */
+  private snapshotRev = 0n
+  private watcher: Watcher | undefined
+  private readonly watchEnabled: boolean
+  private reloading = false
+  private txnInFlight = false
+  private watchedRev = 0n
+  private buffered: WatchResponse[] = []
+  /** watch failures (each followed by a full reload and a new watch) */
+  watchErrors = 0
   /** P/_meta/writer/<random>: the token of this process's last Txn (deleted at close) */
   private readonly writerKey: Buffer
 
   private constructor(opts: EtcdStoreOptions, Etcd3: new (o: IOptions) => EtcdClient) {
     this.prefix = opts.prefix
+    this.watchEnabled = opts.watch ?? true
     this.writerKey = Buffer.from(`${opts.prefix}/${META}/writer/${randomBytes(8).toString('hex')}`)
     this.maxTxnOps = opts.maxTxnOps ?? ETCD_DEFAULT_MAX_TXN_OPS
     this.readOnly = opts.readOnly ?? false
@@ -232,7 +282,10 @@ export class EtcdStore implements Store {
     const { Etcd3 } = (await import(ETCD3_MODULE)) as { Etcd3: new (o: IOptions) => EtcdClient }
     const store = new EtcdStore(opts, Etcd3)
     try {
-      store.cache = await store.load()
+      const { caches, rev } = await store.load()
+      store.cache = caches
+      store.snapshotRev = rev
+      if (store.watchEnabled) await store.startWatch()
     } catch (err) {
       store.client.close()
       throw err
@@ -249,7 +302,7 @@ export class EtcdStore implements Store {
   }
 
   /** Every key under the prefix, read page by page at one revision (one consistent snapshot). */
-  private async load(): Promise<Map<BucketName, BucketCache>> {
+  private async load(): Promise<{ caches: Map<BucketName, BucketCache>; rev: bigint }> {
     const caches = new Map<BucketName, BucketCache>(BUCKETS.map((b) => [b, new BucketCache()]))
     const start = Buffer.from(`${this.prefix}/`)
     const end = Buffer.from(`${this.prefix}0`) // '/' + 1: the whole prefix
@@ -263,7 +316,7 @@ export class EtcdStore implements Store {
       if (!res.more || res.kvs.length === 0) break
       from = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])])
     }
-    return caches
+    return { caches, rev: BigInt(revision!) }
   }
 
   private loadOne(caches: Map<BucketName, BucketCache>, kv: IKeyValue, known: Set<string>): void {
@@ -302,23 +355,35 @@ export class EtcdStore implements Store {
       const token = `${process.pid}-${++this.txnSeq}-${randomBytes(6).toString('hex')}`
       success.push({ request_put: { key: this.writerKey, value: Buffer.from(token) } })
       if (success.length > this.maxTxnOps) throw new TxnTooLargeError(success.length, this.maxTxnOps)
-      const res = await this.client.kv.txn({
-        compare,
-        success,
-        failure: [{ request_range: { key: this.writerKey } }],
-      })
+      this.txnInFlight = true
+      let res: Awaited<ReturnType<EtcdClient['kv']['txn']>>
+      try {
+        res = await this.client.kv.txn({
+          compare,
+          success,
+          failure: [{ request_range: { key: this.writerKey } }],
+        })
+      } finally {
+        this.txnInFlight = false
+      }
       const applied = res.succeeded
         ? BigInt(res.header.revision)
         : appliedEarlier(res.responses[0]?.response_range?.kvs[0], token)
       if (applied !== undefined) {
         const rev = applied
+        // a later write by someone else, already seen through the watch, is kept
+        const stale: Change[] = []
         for (const c of finals.values()) {
-          const bucket = this.cache.get(c.bucket)!
-          c.value === undefined ? bucket.delete(c.key) : bucket.set(c.key, c.value, rev)
+          if (!this.cache.get(c.bucket)!.apply(c.key, c.value, rev, 0n)) stale.push(c)
         }
-        for (const b of touched) this.cache.get(b)!.metaRev = rev
+        for (const b of touched) {
+          const bucket = this.cache.get(b)!
+          if (bucket.metaRev < rev) bucket.metaRev = rev
+        }
         this.largestTxnOps = Math.max(this.largestTxnOps, success.length)
-        notifyListeners(this, this.listeners, changes, this.onListenerError)
+        const told = stale.length === 0 ? changes : [...finals.values()].filter((c) => !stale.includes(c))
+        this.pruneTombstones()
+        if (told.length > 0) notifyListeners(this, this.listeners, told, this.onListenerError)
         return result
       }
       // another writer changed something this transaction read: nothing was
@@ -427,18 +492,108 @@ export class EtcdStore implements Store {
 
   /** Catch up with etcd after a lost Txn, telling the listeners what others changed. */
   private async reload(): Promise<void> {
-    const fresh = await this.load()
+    this.reloading = true
+    let fresh: Awaited<ReturnType<EtcdStore['load']>>
+    try {
+      fresh = await this.load()
+    } catch (err) {
+      this.reloading = false
+      this.replayBuffered()
+      throw err
+    }
     const changes: Change[] = []
     for (const b of BUCKETS) {
       const before = this.cache.get(b)!.entries
-      const after = fresh.get(b)!.entries
+      const after = fresh.caches.get(b)!.entries
       for (const key of before.keys()) if (!after.has(key)) changes.push({ bucket: b, key, value: undefined })
       for (const [key, now] of after) {
         const old = before.get(key)
         if (!old || old.rev !== now.rev) changes.push({ bucket: b, key, value: now.value })
       }
     }
-    this.cache = fresh
+    this.cache = fresh.caches
+    this.snapshotRev = fresh.rev
+    this.reloading = false
+    if (changes.length > 0) notifyListeners(this, this.listeners, changes, this.onListenerError)
+    // events that arrived while loading: those newer than the snapshot still apply
+    this.replayBuffered()
+  }
+
+  private replayBuffered(): void {
+    const pending = this.buffered
+    this.buffered = []
+    for (const res of pending) this.applyWatch(res)
+  }
+
+  private async startWatch(): Promise<void> {
+    const watcher = await this.client
+      .watch()
+      .prefix(`${this.prefix}/`)
+      .startRevision((this.snapshotRev + 1n).toString())
+      .create()
+    this.watcher = watcher
+    watcher.on('data', (res) => {
+      if (this.reloading) this.buffered.push(res)
+      else this.applyWatch(res)
+    })
+    watcher.on('error', (err) => {
+      // e.g. the revision was compacted away: start over from a full load
+      this.watchErrors++
+      this.onListenerError(new Error(`etcd watch failed, reloading: ${err.message}`))
+      this.queue = this.queue.then(() => this.restartWatch())
+    })
+  }
+
+  private async restartWatch(): Promise<void> {
+    const old = this.watcher
+    this.watcher = undefined
+    if (old) await old.cancel()
+    await this.reload()
+    await this.startWatch()
+  }
+
+  /**
+   * Events arrive in revision order, so nothing older than watchedRev can
+   * come any more. Not while a Txn is in flight: its answer may still be
+   * checked against a delete the watch already echoed.
+   */
+  private pruneTombstones(): void {
+    for (const b of BUCKETS) {
+      const bucket = this.cache.get(b)!
+      for (const [key, rev] of bucket.tombstones) if (rev <= this.watchedRev) bucket.tombstones.delete(key)
+    }
+  }
+
+  /** Other writers' commits (and echoes of our own, skipped by revision). */
+  private applyWatch(res: WatchResponse): void {
+    const changes: Change[] = []
+    let upTo = 0n
+    // this process's own Txns (they put its writer key): applied and told by write()
+    const own = new Set<string>()
+    for (const ev of res.events)
+      if (ev.type === 'Put' && ev.kv.key.equals(this.writerKey)) own.add(ev.kv.mod_revision)
+    for (const ev of res.events) {
+      const rev = BigInt(ev.kv.mod_revision)
+      if (rev > upTo) upTo = rev
+      if (own.has(ev.kv.mod_revision)) continue
+      const rest = ev.kv.key.toString().slice(this.prefix.length + 1)
+      const slash = rest.indexOf('/')
+      const bucketName = rest.slice(0, slash)
+      const key = rest.slice(slash + 1)
+      if (bucketName === META) {
+        const bucket = this.cache.get(key as BucketName)
+        if (bucket && ev.type === 'Put' && bucket.metaRev < rev) bucket.metaRev = rev
+        continue
+      }
+      const bucket = this.cache.get(bucketName as BucketName)
+      if (!bucket) continue
+      const value = ev.type === 'Put' ? (JSON.parse(ev.kv.value.toString()) as unknown) : undefined
+      if (bucket.apply(key, value, rev, this.snapshotRev)) {
+        changes.push({ bucket: bucketName as BucketName, key, value })
+      }
+    }
+    if (upTo > this.watchedRev) this.watchedRev = upTo
+    if (!this.txnInFlight) this.pruneTombstones()
     if (changes.length > 0) notifyListeners(this, this.listeners, changes, this.onListenerError)
   }
 
@@ -451,7 +606,7 @@ export class EtcdStore implements Store {
    * gives: `heqet db export` and a restore into LMDB read it unchanged.
    */
   async backup(): Promise<Buffer> {
-    const snapshot = await this.load()
+    const snapshot = (await this.load()).caches
     const dir = mkdtempSync(join(tmpdir(), 'heqet-etcd-backup-'))
     try {
       const lmdb = new LmdbStore({ path: join(dir, 'heketi.db') })
@@ -473,6 +628,7 @@ export class EtcdStore implements Store {
   async close(): Promise<void> {
     await this.queue
     try {
+      if (this.watcher) await this.watcher.cancel()
       await this.client.kv.deleteRange({ key: this.writerKey })
     } finally {
       this.client.close()

@@ -56,7 +56,7 @@ t.test('on a real etcd', async (t) => {
     async (t) => {
       const prefix = newPrefix()
       const a = await open(t, prefix)
-      const b = await open(t, prefix) // loaded now: will not see a's write until it conflicts
+      const b = await open(t, prefix, { watch: false }) // will not see a's write until it conflicts
       const heard: Change[][] = []
       b.onCommit((c) => heard.push(c))
       await a.write((tx) => tx.put('attribute', 'n', { key: 'n', value: '1' }))
@@ -91,8 +91,8 @@ t.test('on a real etcd', async (t) => {
 
   t.test('two stores bumping one counter concurrently lose no update', async (t) => {
     const prefix = newPrefix()
-    const a = await open(t, prefix)
-    const b = await open(t, prefix)
+    const a = await open(t, prefix, { watch: false })
+    const b = await open(t, prefix, { watch: false })
     const bump = (s: EtcdStore) =>
       s.write((tx) => {
         const n = Number(tx.get('attribute', 'n')?.value ?? '0')
@@ -110,7 +110,7 @@ t.test('on a real etcd', async (t) => {
   t.test('a whole-bucket read is guarded too: a key another writer added makes the Txn retry', async (t) => {
     const prefix = newPrefix()
     const a = await open(t, prefix)
-    const b = await open(t, prefix)
+    const b = await open(t, prefix, { watch: false })
     await a.write((tx) => tx.put('hostname', 'manage:n1', { nodeId: 'a' }))
     const counts: number[] = []
     await b.write((tx) => {
@@ -127,7 +127,7 @@ t.test('on a real etcd', async (t) => {
   t.test('a conflicting multi-key write applies nothing when it gives up', async (t) => {
     const prefix = newPrefix()
     const a = await open(t, prefix)
-    const b = await open(t, prefix, { maxConflictRetries: 0 })
+    const b = await open(t, prefix, { maxConflictRetries: 0, watch: false })
     await a.write((tx) => tx.put('attribute', 'n', { key: 'n', value: '1' }))
     await t.rejects(
       b.write((tx) => {
@@ -147,6 +147,47 @@ t.test('on a real etcd', async (t) => {
       t.equal(tx.get('attribute', 'n')?.value, '1')
     })
   })
+
+  t.test(
+    "the watch keeps every store current: others' puts and deletes reach cache and listeners",
+    async (t) => {
+      const prefix = newPrefix()
+      const a = await open(t, prefix)
+      const b = await open(t, prefix)
+      const heard: Change[] = []
+      b.onCommit((c) => heard.push(...c))
+      const until = async (what: string, ok: () => boolean) => {
+        for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 10))
+        t.ok(ok(), what)
+      }
+      await a.write((tx) => {
+        tx.put('attribute', 'x', { key: 'x', value: '1' })
+        tx.put('hostname', 'manage:n1', { nodeId: 'n1' })
+      })
+      await until("b sees a's put", () => b.read((tx) => tx.get('attribute', 'x')?.value) === '1')
+      t.same(
+        b.read((tx) => tx.keys('hostname')),
+        ['manage:n1'],
+      )
+      await b.write((tx) => tx.del('attribute', 'x'))
+      await until("a sees b's delete", () => a.read((tx) => tx.get('attribute', 'x')) === undefined)
+      await a.write((tx) => tx.put('attribute', 'y', { key: 'y', value: '2' }))
+      await until('b sees y', () => b.read((tx) => tx.get('attribute', 'y')?.value) === '2')
+      // every change heard once, in order (b's own delete is not heard twice)
+      t.same(heard, [
+        { bucket: 'attribute', key: 'x', value: { key: 'x', value: '1' } },
+        { bucket: 'hostname', key: 'manage:n1', value: { nodeId: 'n1' } },
+        { bucket: 'attribute', key: 'x', value: undefined },
+        { bucket: 'attribute', key: 'y', value: { key: 'y', value: '2' } },
+      ])
+      // b's view is current, so its write commits first time
+      await b.write((tx) =>
+        tx.put('attribute', 'y', { key: 'y', value: String(Number(tx.get('attribute', 'y')!.value) + 1) }),
+      )
+      t.equal(b.conflicts, 0)
+      t.equal(a.watchErrors + b.watchErrors, 0)
+    },
+  )
 
   t.test(
     'a Txn the client re-sent after a lost response (already applied) is not applied twice',
