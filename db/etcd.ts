@@ -540,7 +540,14 @@ export class EtcdStore implements Store {
       // e.g. the revision was compacted away: start over from a full load
       this.watchErrors++
       this.onListenerError(new Error(`etcd watch failed, reloading: ${err.message}`))
-      this.queue = this.queue.then(() => this.restartWatch())
+      // a failed restart is counted and reported; the cache then stays as it
+      // is (writes stay correct: their Txns are guarded) until the next open
+      this.queue = this.queue
+        .then(() => this.restartWatch())
+        .catch((e: unknown) => {
+          this.watchErrors++
+          this.onListenerError(new Error(`etcd watch could not be restarted: ${(e as Error).message}`))
+        })
     })
   }
 
