@@ -8,13 +8,15 @@ import { fileURLToPath } from 'node:url'
 
 const ROOT = dirname(dirname(dirname(dirname(fileURLToPath(import.meta.url)))))
 
-/** $CSI_SANITY, then PATH, then ../shared/tools beside the checkout (or beside a worktree's parent) */
+/** $CSI_SANITY, then PATH, then ../shared/tools beside the checkout (or beside a worktree's parent), then /work/shared/tools */
 export function findCsiSanity(env: NodeJS.ProcessEnv = process.env): string | undefined {
   const candidates = [
     env['CSI_SANITY'],
     ...(env['PATH'] ?? '').split(':').map((d) => (d ? join(d, 'csi-sanity') : undefined)),
     join(ROOT, '../shared/tools/csi-sanity'),
     join(ROOT, '../../shared/tools/csi-sanity'),
+    // CI clones main wherever it likes; the workplace keeps the tools here
+    '/work/shared/tools/csi-sanity',
   ]
   return candidates.find((c): c is string => !!c && existsSync(c))
 }
