@@ -5,7 +5,7 @@
 // mount line.
 import type { RemoteExecutorConfig } from '../config.ts'
 import { lvmPrefix, type PrefixConfig } from './prefix.ts'
-import { assertPath } from './validate.ts'
+import { assertPath, shellArg } from './validate.ts'
 
 export const BRICK_MOUNTS_ROOT = '/var/lib/heketi/mounts'
 
@@ -21,7 +21,7 @@ export function brickMountsCommand(): string {
 
 /** mount points of the fstab lines under the brick area */
 export function brickFstabCommand(cfg: Pick<RemoteExecutorConfig, 'fstab'>): string {
-  return `awk '$2 ~ "^${BRICK_MOUNTS_ROOT}/" {print $2}' '${assertPath(cfg.fstab, 'fstab')}'`
+  return `awk '$2 ~ "^${BRICK_MOUNTS_ROOT}/" {print $2}' ${shellArg(assertPath(cfg.fstab, 'fstab'))}`
 }
 
 /** vg_<id>/brick_<id> directories (none when the area does not exist yet) */
