@@ -292,3 +292,53 @@ t.test('after replace-brick the heal is started, followed and shown', async (t) 
     new RegExp(`heqet_volume_heal_pending_entries\\{volume="${vol.name}"\\} 0`),
   )
 })
+
+t.test('a device remove cut short by a crash is finished by the cleaner and can be run again', async (t) => {
+  const mock = new MockExecutor()
+  let hang = false
+  const crashing = spy(mock, {
+    replaceBrick: (async (...args: Parameters<MockExecutor['replaceBrick']>) => {
+      await mock.replaceBrick(...args)
+      if (hang) await new Promise(() => {}) // the process "dies" right after gluster swapped the brick
+    }) as never,
+  }).executor
+  const first = await makeApp(t, { executor: crashing })
+  const vol = await volumeOnFourNodes(first)
+  const victim = vol.bricks[0]
+  t.equal((await first.run('POST', `/devices/${victim.device}/state`, { state: 'offline' })).statusCode, 204)
+  hang = true
+  t.equal((await first.call('POST', `/devices/${victim.device}/state`, { state: 'failed' })).statusCode, 202)
+  for (let i = 0; i < 200 && (await first.call('GET', '/operations')).json().total === 0; i++)
+    await new Promise((r) => setTimeout(r, 5))
+  await new Promise((r) => setTimeout(r, 50))
+  await first.close()
+
+  const second = await makeApp(t, { dir: first.dir, executor: mock })
+  t.equal(
+    (await second.call('GET', '/operations')).json().stale,
+    1,
+    'the evict record is stale after restart',
+  )
+  t.equal((await second.run('POST', '/operations/pending/cleanup', {})).statusCode, 204)
+  t.equal((await second.call('GET', '/operations')).json().total, 0)
+  const after = (await second.call('GET', `/volumes/${vol.id}`)).json()
+  t.notOk(
+    after.bricks.some((b: { id: string }) => b.id === victim.id),
+    'gluster served the new brick: the move was finished',
+  )
+  t.same(
+    mock
+      .glusterBricks(vol.name)!
+      .map((b) => b.path)
+      .sort(),
+    after.bricks.map((b: { path: string }) => b.path).sort(),
+    'gluster and the DB agree',
+  )
+  t.equal((await second.call('GET', `/devices/${victim.device}`)).json().state, 'offline', 'device as before')
+  const again = await second.run('POST', `/devices/${victim.device}/state`, { state: 'failed' })
+  t.equal(again.statusCode, 204, 'running the removal again completes it')
+  const dev = (await second.call('GET', `/devices/${victim.device}`)).json()
+  t.equal(dev.state, 'failed')
+  t.same(dev.bricks, [])
+  t.equal((await second.call('GET', '/db/check')).json().totalinconsistencies, 0)
+})
