@@ -342,3 +342,17 @@ t.test('a device remove cut short by a crash is finished by the cleaner and can 
   t.same(dev.bricks, [])
   t.equal((await second.call('GET', '/db/check')).json().totalinconsistencies, 0)
 })
+
+t.test('a distribute-only volume is moved without heal (healcheck disable)', async (t) => {
+  const mock = new MockExecutor()
+  const { executor, calls } = spy(mock)
+  const app = await makeApp(t, { executor })
+  await makeTopology(app, { nodes: 2, devices: 1 })
+  const created = await app.run('POST', '/volumes', { size: 5, durability: { type: 'none' } })
+  const vol = (await app.call('GET', created.location!)).json()
+  const res = await app.run('POST', `/bricks/to-evict/${vol.bricks[0].id}`, { healcheck: 'disable' })
+  t.equal(res.statusCode, 204, res.body)
+  t.equal((calls.replaceBrick ?? []).length, 1)
+  t.equal((calls.healStart ?? []).length, 0, 'no heal started: there is no copy to heal from')
+  t.equal((await app.call('GET', '/operations')).json().heals, undefined, 'nothing followed')
+})

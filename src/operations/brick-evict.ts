@@ -198,7 +198,7 @@ export class BrickEvictOperation implements Operation {
         actions: [...entry.actions, { change: 'add-brick', id: created!.id }],
       })
     })
-    const { oldReq, newReq, oldBrick, newBrick, volumeName, newHost, clusterId } = this.ctx.store.read(
+    const { oldReq, newReq, oldBrick, newBrick, volumeName, newHost, clusterId, heals } = this.ctx.store.read(
       (tx) => {
         const old = tx.get('brick', this.brickId)!
         const fresh = this.newBrick(tx)!
@@ -210,6 +210,8 @@ export class BrickEvictOperation implements Operation {
           newBrick: volumeBrick(tx, fresh),
           volumeName: volume.name,
           clusterId: volume.clusterId,
+          // a distribute-only volume has no copy to heal from (and gluster refuses `volume heal`)
+          heals: effectiveDurability(volume).type !== 'none',
           newHost: brickRequest(tx, fresh, 0).host,
         }
       },
@@ -228,7 +230,7 @@ export class BrickEvictOperation implements Operation {
     // (issue 15), while the old brick is destroyed (an unreachable old node is
     // expected when a node has died)
     const [, destroyed] = await Promise.allSettled([
-      this.ctx.heal.afterReplace(this.ctx, clusterId, volumeName),
+      heals ? this.ctx.heal.afterReplace(this.ctx, clusterId, volumeName) : undefined,
       this.destroyOld(oldReq),
     ])
     if (destroyed.status === 'rejected') throw destroyed.reason
