@@ -181,7 +181,7 @@ export class HealTracker {
     }
     const before = p.pendingEntries
     this.record(volume, rows)
-    p.lastError = ''
+    if (!p.startPending) p.lastError = ''
     if (p.pendingEntries !== before)
       ctx.log.info(`self-heal of volume ${volume}: ${p.pendingEntries} entries pending`)
     const down = rows.filter((b) => Number.isNaN(entriesOf(b))).length
@@ -196,6 +196,9 @@ export class HealTracker {
   private async follow(ctx: AppContext, clusterId: string, volume: string): Promise<void> {
     let best = Number.POSITIVE_INFINITY
     let bestAt = Date.now()
+    // a start glusterd keeps refusing is tried again with growing pauses (2, 4, 8 … 60 s)
+    let refused = 0
+    let nextStart = 0
     for (;;) {
       const p = this.heals.get(volume)
       if (!p || this.stopped || (await this.look(ctx, clusterId, volume))) return
@@ -211,7 +214,10 @@ export class HealTracker {
         return
       }
       if (p.startPending) {
-        await this.trigger(ctx, clusterId, volume)
+        if (now >= nextStart) {
+          refused = (await this.trigger(ctx, clusterId, volume)) ? 0 : refused + 1
+          nextStart = Date.now() + Math.min(this.settings.pollMs * 2 ** Math.max(0, refused - 1), 60_000)
+        }
       } else if (now - bestAt >= this.settings.retriggerMs) {
         ctx.log.info(`self-heal of volume ${volume} is not progressing; starting it again`)
         await this.trigger(ctx, clusterId, volume)
