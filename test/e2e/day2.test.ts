@@ -379,9 +379,8 @@ t.test('disk and node failure under a live writer', async (t) => {
 
 /** pid of the brick process serving `brick` (from `gluster volume status`) */
 async function brickPid(tb: Testbed, volume: string, brick: string): Promise<number> {
-  const res = await tb.nodes[0]!.exec(`${GLUSTER} volume status ${volume} ${brick}`)
-  const row = res.stdout.split('\n').find((l) => l.startsWith('Brick '))
-  const pid = Number(row?.trim().split(/\s+/).pop())
+  const res = await tb.nodes[0]!.exec(`${GLUSTER} volume status ${volume} ${brick} --xml`)
+  const pid = Number(/<pid>(\d+)<\/pid>/.exec(res.stdout)?.[1])
   if (!Number.isInteger(pid) || pid <= 0) throw new Error(`no pid for ${brick}: ${res.stdout}${res.stderr}`)
   return pid
 }
