@@ -128,7 +128,12 @@ export class BrickEvictOperation implements Operation {
           ? d.data
           : 1
     const peers = members.filter((b) => b.id !== this.brickId)
-    const online = peers.filter((b) => heal.some((h) => h.name === names.get(b.id))).length
+    // heketi counts a peer listed in heal info as online; gluster 10 also lists
+    // bricks that are down, by name, with status "Transport endpoint is not
+    // connected" and "-" entries — so a listed peer must also be connected
+    const online = peers.filter((b) =>
+      heal.some((h) => h.name === names.get(b.id) && h.status === 'Connected'),
+    ).length
     if (online < quorum) {
       throw new Error(
         `Cannot replace brick ${this.brickId} as only ${online} of ${quorum} required peer bricks are online`,
