@@ -128,9 +128,9 @@ export class BrickEvictOperation implements Operation {
           ? d.data
           : 1
     const peers = members.filter((b) => b.id !== this.brickId)
-    // heketi counts a peer listed in heal info as online; gluster 10 also lists
-    // bricks that are down, by name, with status "Transport endpoint is not
-    // connected" and "-" entries — so a listed peer must also be connected
+    // heketi counts a peer listed in heal info as online; a peer listed by
+    // name whose status is not "Connected" (e.g. "Transport endpoint is not
+    // connected", entries "-") is down and must not count
     const online = peers.filter((b) =>
       heal.some((h) => h.name === names.get(b.id) && h.status === 'Connected'),
     ).length
