@@ -135,7 +135,7 @@ export interface Executor {
   nodeInventory(host: string): Promise<NodeInventory>
   /** mount an existing brick LV again (the brick create's mount line; the fstab line added if missing) */
   brickMount(req: BrickRequest): Promise<void>
-  /** `volume heal <name>`: ask every self-heal daemon to crawl its bricks' heal indices now */
+  /** `volume heal <name> full`: ask every self-heal daemon to crawl its bricks now */
   healStart(host: string, name: string): Promise<void>
   /** snapshot + clone + start; returns the clone's gluster volume info */
   volumeClone(req: CloneRequest): Promise<GlusterVolumeInfo>

@@ -2,8 +2,10 @@
 // self-heal daemons crawl their bricks' heal indices when a brick comes up
 // and then only every 10 minutes; a crawl that ran before replace-brick had
 // marked the new brick as needing data finds nothing, and the volume keeps
-// one copy fewer until the next full crawl. So after every replace-brick heqet
-// starts the heal itself (`gluster volume heal <vol>`) and follows it: the
+// one copy fewer until the next full crawl. Worse, when glusterd misses that
+// mark, heal info reads 0 while the new brick lacks every older file. So after
+// every replace-brick heqet starts a full heal itself (`gluster volume heal
+// <vol> full`, which merges missing entries without the mark) and follows it: the
 // pending entries per volume are polled until they reach 0 (re-starting the
 // heal while they do not shrink), and shown in /operations, the logs and
 // /metrics. Before a replacement, `waitForSourceHealed` holds a brick that is

@@ -220,7 +220,7 @@ t.test('volume lifecycle and information', async (t) => {
   t.equal(volumeInfoCommand(cfg, 'vol_1'), `${G} volume info 'vol_1' --xml`)
   t.equal(volumeInfoAllCommand(cfg), `${G} volume info --xml`)
   t.equal(healInfoCommand(cfg, 'vol_1'), `${G} volume heal 'vol_1' info --xml`)
-  t.equal(healStartCommand(cfg, 'vol_1'), `${G} volume heal 'vol_1'`)
+  t.equal(healStartCommand(cfg, 'vol_1'), `${G} volume heal 'vol_1' full`)
   t.equal(
     replaceBrickCommand(
       cfg,

@@ -168,9 +168,15 @@ export function healInfoCommand(cfg: PrefixConfig, name: string): string {
   return `${glusterPrefix(cfg)} volume heal ${vol(name)} info --xml`
 }
 
-/** Beyond heketi: start the index self-heal of the volume at once (after a replace-brick). */
+/**
+ * Beyond heketi: start a full self-heal of the volume at once (after a
+ * replace-brick). Not the index heal: glusterd marks the new brick as a sink
+ * on the surviving bricks' root after replace-brick, and when that mark is
+ * missed, heal info reads 0 while the new brick lacks every older file (seen
+ * on the testbed, issue 15); a full crawl merges the missing entries anyway.
+ */
 export function healStartCommand(cfg: PrefixConfig, name: string): string {
-  return `${glusterPrefix(cfg)} volume heal ${vol(name)}`
+  return `${glusterPrefix(cfg)} volume heal ${vol(name)} full`
 }
 
 export function replaceBrickCommand(
