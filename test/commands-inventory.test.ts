@@ -10,7 +10,7 @@ import {
 import { DEFAULT_REMOTE_EXECUTOR_CONFIG as cfg } from '../executors/config.ts'
 
 t.test('inventory commands', async (t) => {
-  t.equal(lvsReportCommand(cfg), '/usr/sbin/lvm lvs --reportformat json')
+  t.equal(lvsReportCommand(cfg), '/usr/sbin/lvm lvs --reportformat json --units k')
   t.equal(brickMountsCommand(), `awk '$2 ~ "^/var/lib/heketi/mounts/" {print $2}' /proc/self/mounts`)
   t.equal(brickFstabCommand(cfg), `awk '$2 ~ "^/var/lib/heketi/mounts/" {print $2}' '/etc/fstab'`)
   t.equal(

@@ -9,9 +9,9 @@ import { assertPath, shellArg } from './validate.ts'
 
 export const BRICK_MOUNTS_ROOT = '/var/lib/heketi/mounts'
 
-/** LVs of every VG as JSON (`lvs --reportformat json`) */
+/** LVs of every VG as JSON (`lvs --reportformat json --units k`) */
 export function lvsReportCommand(cfg: PrefixConfig): string {
-  return `${lvmPrefix(cfg)} lvs --reportformat json`
+  return `${lvmPrefix(cfg)} lvs --reportformat json --units k`
 }
 
 /** brick mount points now mounted */

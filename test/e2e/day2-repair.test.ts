@@ -114,7 +114,7 @@ async function refusalAndRepair(t: Test, tb: Testbed, app: TestApp, executor: Ex
     const dirOf = (b: B) => b.path.replace(/\/brick$/, '')
     t.equal((await hostOf(x.node).exec(`umount ${dirOf(x)}`)).code, 0, 'brick x unmounted')
     const yLv = `vg_${y.device}/brick_${y.id}`
-    const removeY = await hostOf(y.node).exec(`umount ${dirOf(y)} && lvm lvremove -f ${yLv}`)
+    const removeY = await hostOf(y.node).exec(`umount ${dirOf(y)} && lvm lvremove --autobackup=n -f ${yLv}`)
     t.equal(removeY.code, 0, `brick y LV removed ${removeY.stderr}`)
     const foreign = await n0.exec(
       `mkdir -p /var/lib/heqet-foreign && ${GLUSTER} volume create vol_foreign ${n0.ip}:/var/lib/heqet-foreign/b force`,
