@@ -146,6 +146,11 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
     // node keeps the first of several Host headers; Go refuses them
     if (req.raw.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === 'host').length > 1)
       return sendRefusal(reply, ServerRefusals.tooManyHosts)
+    // a request body framed by a coding other than chunked has no knowable end
+    // (node would wait for the client to close): refuse it, as RFC 9112 says
+    const te = req.headers['transfer-encoding']
+    if (te !== undefined && te.split(',').pop()?.trim().toLowerCase() !== 'chunked')
+      return sendRefusal(reply, ServerRefusals.unsupportedTransferEncoding)
     const { path, query } = targetOf(req)
     if (path === undefined) return sendRefusal(reply, ServerRefusals.badRequest)
     const clean = cleanPath(path)

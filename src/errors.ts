@@ -129,6 +129,8 @@ export const ServerRefusals = {
   badRequest: { status: 400, text: '400 Bad Request' },
   missingHost: { status: 400, text: '400 Bad Request: missing required Host header' },
   tooManyHosts: { status: 400, text: '400 Bad Request: too many Host headers' },
+  // Go answers 501 "Unsupported transfer encoding"; a malformed request gets a 4xx here
+  unsupportedTransferEncoding: { status: 400, text: '400 Bad Request: unsupported transfer encoding' },
   headersTooLarge: { status: 431, text: '431 Request Header Fields Too Large' },
   // Go has no read timeout in heketi; node's request timeout answers this
   timeout: { status: 408, text: '408 Request Timeout' },
