@@ -1,14 +1,15 @@
-// The etcd store against a REAL etcd (Debian's etcd-server, one member on
-// loopback, started here and ended by PID): the shared Store contract,
-// conflicting writers (retry, never half-apply), etcd's per-Txn op limit,
-// and the heqet app creating a volume on it.
+// The etcd store against a REAL etcd (Debian's etcd-server on loopback,
+// started here and ended by PID): the shared Store contract, conflicting
+// writers (retry, never half-apply), etcd's per-Txn op limit, the heqet app
+// creating a volume on it, a 3-member cluster losing a member, and a TLS
+// etcd with client-cert and user auth.
 import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import { EtcdStore, type EtcdStoreOptions, parseEtcdUrl, TxnTooLargeError } from '../db/etcd.ts'
 import type { Change } from '../db/store.ts'
 import { runStoreContract } from './contract/store.case.ts'
 import { makeApp, makeTopology } from './helpers/app.ts'
-import { requireEtcd, startEtcd, type TestEtcd } from './helpers/etcd.ts'
+import { makeEtcdCerts, requireEtcd, startEtcd, startEtcdCluster, type TestEtcd } from './helpers/etcd.ts'
 
 t.test('db URL parsing', async (t) => {
   t.same(parseEtcdUrl('etcd://h1:2379,10.0.0.2:2379/heqet/prod'), {
@@ -333,3 +334,81 @@ t.test('on a real etcd', async (t) => {
     },
   )
 })
+
+t.test('on a 3-member etcd cluster: writes go on while one member is killed', async (t) => {
+  if (!requireEtcd(t)) return
+  let at = Date.now()
+  const cluster = await startEtcdCluster(t, { members: 3 })
+  t.equal(new Set(cluster.members.map((m) => m.pid)).size, 3, 'three etcd processes')
+  const prefix = `test-${randomBytes(6).toString('hex')}`
+  const url = `etcd://${cluster.hostList}/${prefix}`
+  const store = await EtcdStore.open(parseEtcdUrl(url))
+  t.teardown(() => store.close())
+  const bump = () =>
+    store.write((tx) => {
+      const n = Number(tx.get('attribute', 'n')?.value ?? '0')
+      tx.put('attribute', 'n', { key: 'n', value: String(n + 1) })
+    })
+  const lap = () => {
+    const ms = Date.now() - at
+    at = Date.now()
+    return ms
+  }
+  t.comment(`3 members healthy in ${lap()} ms`)
+  for (let i = 0; i < 5; i++) await bump()
+  await cluster.members[0]!.kill()
+  t.notOk(cluster.members[0]!.running(), 'member m0 is gone (SIGKILL by PID)')
+  lap()
+  for (let i = 0; i < 5; i++) await bump()
+  t.comment(`5 writes with m0 dead: ${lap()} ms`)
+  await cluster.members[0]!.start()
+  t.comment(`m0 healthy again in ${lap()} ms`)
+  t.ok(cluster.members[0]!.running(), 'm0 restarted on its data dir and rejoined')
+  // a reader that only knows the restarted member sees every write
+  const solo = await EtcdStore.open({ hosts: [cluster.members[0]!.endpoint], prefix })
+  t.teardown(() => solo.close())
+  t.equal(
+    solo.read((tx) => tx.get('attribute', 'n')?.value),
+    '10',
+  )
+})
+
+t.test(
+  'on a TLS etcd with client-cert auth and user auth (etcds://…?cacert=&cert=&key=&user=)',
+  async (t) => {
+    if (!requireEtcd(t)) return
+    const certs = makeEtcdCerts(t)
+    const password = randomBytes(9).toString('hex')
+    const etcd = await startEtcd(t, { tls: certs, rootPassword: password })
+    t.match(etcd.endpoint, /^https:/)
+    const prefix = `test-${randomBytes(6).toString('hex')}`
+    const tlsQuery = `cacert=${certs.cacert}&cert=${certs.clientCert}&key=${certs.clientKey}`
+    const url = `etcds://${etcd.hostPort}/${prefix}?${tlsQuery}&user=root:${password}`
+    const store = await EtcdStore.open(parseEtcdUrl(url))
+    t.teardown(() => store.close())
+    await store.write((tx) => tx.put('attribute', 'tls', { key: 'tls', value: 'yes' }))
+    const again = await EtcdStore.open(parseEtcdUrl(url))
+    t.teardown(() => again.close())
+    t.equal(
+      again.read((tx) => tx.get('attribute', 'tls')?.value),
+      'yes',
+      'a second client reads it back over TLS',
+    )
+    // the same etcd refuses a client without the password, and one without a client cert
+    await t.rejects(
+      EtcdStore.open(parseEtcdUrl(`etcds://${etcd.hostPort}/${prefix}?${tlsQuery}&user=root:wrong`)),
+      'wrong password refused',
+    )
+    await t.rejects(
+      EtcdStore.open(parseEtcdUrl(`etcds://${etcd.hostPort}/${prefix}?${tlsQuery}`)),
+      'no user refused once auth is enabled',
+    )
+    await t.rejects(
+      EtcdStore.open({
+        ...parseEtcdUrl(`etcds://${etcd.hostPort}/${prefix}?cacert=${certs.cacert}&user=root:${password}`),
+        connectTimeoutMs: 3000,
+      } as EtcdStoreOptions),
+      'no client certificate refused',
+    )
+  },
+)
