@@ -3,13 +3,31 @@
 // server must not be running on the DB, an export never overwrites a file,
 // an import never overwrites a DB unless `--force` is given (heqet's own
 // flag: the old file is kept beside it).
-import { chmodSync, existsSync, linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+//
+// `--dbfile` may also be an etcd URL (etcd://h1:2379,h2:2379/prefix?...).
+// Export and check read one consistent revision (servers may keep running);
+// an import goes into an EMPTY prefix in chunks behind a marker that keeps
+// the store from opening it until the last chunk is in (db/etcd-import.ts).
+import {
+  chmodSync,
+  existsSync,
+  linkSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
+import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { Command } from 'commander'
 import { newGenerationId } from '../db/attributes.ts'
+import { EtcdStore, isEtcdUrl, parseEtcdUrl, redactEtcdUrl } from '../db/etcd.ts'
+import { type EtcdImportEntry, EtcdImportRefused, importIntoEtcd } from '../db/etcd-import.ts'
 import { heketiDump } from '../db/heketi-export.ts'
 import { ImportError, importHeketiExport, writeImported } from '../db/heketi-import.ts'
 import { LmdbStore } from '../db/lmdb.ts'
+import { BUCKETS, type ReadTxn } from '../db/store.ts'
 import { type CheckReport, checkConsistency } from '../src/dbcheck.ts'
 import { goJson } from './http.ts'
 
@@ -34,6 +52,30 @@ const lockFile = (dbPath: string) => `${dbPath}-lock`
 function removeDbFiles(dbPath: string): void {
   rmSync(dbPath, { force: true })
   rmSync(lockFile(dbPath), { force: true })
+}
+
+/** Read an existing DB (LMDB file, or an etcd prefix at one revision). */
+async function readDb<R>(db: string, fn: (tx: ReadTxn) => R): Promise<R> {
+  const store = isEtcdUrl(db) ? await openEtcd(db) : await openIdle(db, true)
+  try {
+    return store.read(fn)
+  } finally {
+    await store.close()
+  }
+}
+
+async function openEtcd(db: string): Promise<EtcdStore> {
+  let opts: ReturnType<typeof parseEtcdUrl>
+  try {
+    opts = parseEtcdUrl(db)
+  } catch (err) {
+    throw new DbCommandError((err as Error).message)
+  }
+  try {
+    return await EtcdStore.open({ ...opts, readOnly: true, watch: false })
+  } catch (err) {
+    throw new DbCommandError(`Unable to open database: ${redactEtcdUrl(db)}: ${(err as Error).message}`)
+  }
 }
 
 /** Open an existing DB, refusing while another process (a server) has it open. */
@@ -76,27 +118,15 @@ export async function importDb(opts: {
     if (err instanceof ImportError) throw new DbCommandError(err.message)
     throw err
   }
+  if (isEtcdUrl(dbFile)) return importIntoEtcdPrefix(imported, dbFile, opts.force ?? false)
   const exists = existsSync(dbFile)
   if (exists && !opts.force) throw new DbCommandError(`${dbFile} file already exists`)
   if (exists) await (await openIdle(dbFile, true)).close()
 
   // built beside the target and moved into place whole: no half-written DB ever sits at dbFile
   const tmp = join(dirname(dbFile), `.heqet-import-${process.pid}-${Date.now()}.db`)
-  let report: CheckReport
   try {
-    const store = new LmdbStore({ path: tmp })
-    try {
-      await store.write((tx) => writeImported(tx, imported))
-      report = store.read((tx) => checkConsistency(tx))
-    } finally {
-      await store.close()
-    }
-    if (report.totalinconsistencies > 0) {
-      const problems = Object.values(report).flatMap((s) =>
-        typeof s === 'object' && s.inconsistencies ? s.inconsistencies : [],
-      )
-      throw new DbCommandError(`the imported DB is not consistent: ${problems.join('; ')}`)
-    }
+    await buildChecked(tmp, imported)
     let replacedBy: string | undefined
     if (exists) {
       replacedBy = `${dbFile}.replaced-${Date.now()}`
@@ -117,21 +147,70 @@ export async function importDb(opts: {
   }
 }
 
+/** Write the import to an LMDB file at `path` and refuse it when inconsistent; returns every entry. */
+async function buildChecked(
+  path: string,
+  imported: ReturnType<typeof importHeketiExport>,
+): Promise<EtcdImportEntry[]> {
+  const store = new LmdbStore({ path })
+  let report: CheckReport
+  let entries: EtcdImportEntry[]
+  try {
+    await store.write((tx) => writeImported(tx, imported))
+    ;({ report, entries } = store.read((tx) => ({
+      report: checkConsistency(tx),
+      entries: BUCKETS.flatMap((bucket) =>
+        tx.keys(bucket).map((key) => ({ bucket, key, value: tx.get(bucket, key) })),
+      ),
+    })))
+  } finally {
+    await store.close()
+  }
+  if (report.totalinconsistencies > 0) {
+    const problems = Object.values(report).flatMap((s) =>
+      typeof s === 'object' && s.inconsistencies ? s.inconsistencies : [],
+    )
+    throw new DbCommandError(`the imported DB is not consistent: ${problems.join('; ')}`)
+  }
+  return entries
+}
+
+async function importIntoEtcdPrefix(
+  imported: ReturnType<typeof importHeketiExport>,
+  db: string,
+  force: boolean,
+): Promise<ImportResult> {
+  let opts: ReturnType<typeof parseEtcdUrl>
+  try {
+    opts = parseEtcdUrl(db)
+  } catch (err) {
+    throw new DbCommandError((err as Error).message)
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'heqet-import-'))
+  try {
+    const entries = await buildChecked(join(dir, 'check.db'), imported)
+    const result = await importIntoEtcd(opts, entries, { force })
+    const notes = [...imported.notes]
+    if (result.discardedUnfinished)
+      notes.push('an unfinished earlier import in the prefix was discarded (--force)')
+    notes.push(
+      `${result.keys} keys written in ${result.chunks} etcd transactions of at most ${opts.maxTxnOps} puts`,
+    )
+    return { notes }
+  } catch (err) {
+    if (err instanceof EtcdImportRefused) throw new DbCommandError(err.message)
+    throw err
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 /** The export's text: heketi's JSON, 4-space indented, newline-terminated (Go's json.Encoder). */
 export async function exportDb(opts: { dbFile: string; jsonFile: string }): Promise<string> {
   const { dbFile, jsonFile } = opts
   if (jsonFile !== '-' && existsSync(jsonFile))
     throw new DbCommandError(`Could not create json file: ${goOpenError(jsonFile, { code: 'EEXIST' })}`)
-  const store = await openIdle(dbFile, true)
-  let text: string
-  try {
-    text = goJson(
-      store.read((tx) => heketiDump(tx)),
-      4,
-    )
-  } finally {
-    await store.close()
-  }
+  const text = goJson(await readDb(dbFile, (tx) => heketiDump(tx)), 4)
   if (jsonFile === '-') {
     process.stdout.write(text)
   } else {
@@ -145,12 +224,7 @@ export async function exportDb(opts: { dbFile: string; jsonFile: string }): Prom
 }
 
 export async function consistencyCheckDb(dbFile: string): Promise<CheckReport> {
-  const store = await openIdle(dbFile, true)
-  try {
-    return store.read((tx) => checkConsistency(tx))
-  } finally {
-    await store.close()
-  }
+  return readDb(dbFile, (tx) => checkConsistency(tx))
 }
 
 interface FileOptions {
@@ -187,7 +261,10 @@ export function dbCommand(): Command {
   db.command('import')
     .description('import creates a db file from JSON input (a heketi or heqet export)')
     .option('--jsonfile <file>', 'JSON file written by `heketi db export` or `heqet db export`')
-    .option('--dbfile <file>', 'DB file to create')
+    .option(
+      '--dbfile <file>',
+      'DB file to create, or an etcd URL (etcd://host:port,.../prefix: an empty prefix)',
+    )
     .option('--force', 'replace an existing DB file (it is kept as <dbfile>.replaced-<time>)')
     .option('--debug', 'accepted for heketi compatibility')
     .action(async (opts: FileOptions) => {
@@ -196,12 +273,12 @@ export function dbCommand(): Command {
         const result = await importDb({ jsonFile, dbFile, force: opts.force })
         for (const note of result.notes) console.error(note)
         if (result.replacedBy) console.error(`previous DB kept as ${result.replacedBy}`)
-        console.error('DB imported to', dbFile)
+        console.error('DB imported to', redactEtcdUrl(dbFile))
       })
     })
   db.command('export')
     .description('export creates a JSON file from a db file')
-    .option('--dbfile <file>', 'DB file to read')
+    .option('--dbfile <file>', 'DB file to read, or an etcd URL')
     .option('--jsonfile <file>', 'JSON file to create (must not exist), or - for stdout')
     .option('--debug', 'accepted for heketi compatibility')
     .action(async (opts: FileOptions) => {
@@ -213,7 +290,7 @@ export function dbCommand(): Command {
     })
   db.command('consistency-check')
     .description('check the DB for inconsistencies (report as JSON on stdout)')
-    .option('--dbfile <file>', 'DB file to check')
+    .option('--dbfile <file>', 'DB file to check, or an etcd URL')
     .option('--debug', 'accepted for heketi compatibility')
     .action(async (opts: FileOptions) => {
       const { dbFile } = requireFiles(opts, false)

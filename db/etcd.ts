@@ -41,20 +41,18 @@ import {
 // only when an etcd db is opened, so a heqet that never uses etcd (and a
 // checkout whose node_modules predates the dependency) neither loads nor
 // type-checks against it.
-interface IKeyValue {
+export interface IKeyValue {
   key: Buffer
   value: Buffer
   mod_revision: string
 }
-interface ICompare {
-  key: Buffer
-  target: 'Mod'
-  result: 'Equal'
-  mod_revision: string
-}
-interface IRequestOp {
+export type ICompare =
+  | { key: Buffer; target: 'Mod'; result: 'Equal'; mod_revision: string }
+  | { key: Buffer; target: 'Create'; result: 'Equal'; create_revision: string }
+  | { key: Buffer; target: 'Value'; result: 'Equal'; value: Buffer }
+export interface IRequestOp {
   request_put?: { key: Buffer; value: Buffer }
-  request_delete_range?: { key: Buffer }
+  request_delete_range?: { key: Buffer; range_end?: Buffer }
   request_range?: { key: Buffer }
 }
 interface IOptions {
@@ -62,20 +60,21 @@ interface IOptions {
   credentials?: { rootCertificate: Buffer; privateKey?: Buffer; certChain?: Buffer }
   auth?: { username: string; password: string }
 }
-interface EtcdClient {
+export interface EtcdClient {
   kv: {
     range(req: {
       key: Buffer
       range_end: Buffer
       limit: number
       revision?: string
-    }): Promise<{ header: { revision: string }; kvs: IKeyValue[]; more: boolean }>
+      count_only?: boolean
+    }): Promise<{ header: { revision: string }; kvs: IKeyValue[]; more: boolean; count: string }>
     txn(req: { compare: ICompare[]; success: IRequestOp[]; failure: IRequestOp[] }): Promise<{
       header: { revision: string }
       succeeded: boolean
       responses: { response_range?: { kvs: IKeyValue[] } }[]
     }>
-    deleteRange(req: { key: Buffer }): Promise<unknown>
+    deleteRange(req: { key: Buffer; range_end?: Buffer }): Promise<unknown>
   }
   watch(): WatchBuilder
   close(): void
@@ -150,6 +149,64 @@ export function parseEtcdUrl(db: string): EtcdStoreOptions {
   return { hosts, prefix, maxTxnOps, cacert, cert, key, user: params.get('user') ?? undefined }
 }
 
+/**
+ * `P/_meta/import`: put by `heqet db import` before the first entry and
+ * deleted in the Txn after the last. While it exists the prefix holds a
+ * partial import, and the store refuses to open it.
+ */
+export const IMPORT_MARKER = '_meta/import'
+
+/** The prefix holds an import that never finished (its marker is still there). */
+export class UnfinishedImportError extends Error {
+  constructor(
+    readonly prefix: string,
+    readonly marker: string,
+  ) {
+    super(
+      `etcd store: prefix "${prefix}" holds an unfinished \`heqet db import\` (${marker}); ` +
+        'run the import again with --force to discard it, or delete the prefix',
+    )
+  }
+}
+
+/** etcd3 client options from a store's options (TLS files and user as etcdctl names them). */
+function clientOptions(opts: EtcdStoreOptions): IOptions {
+  const clientOpts: IOptions = { hosts: opts.hosts }
+  if (opts.cacert || opts.cert || opts.key) {
+    clientOpts.credentials = {
+      rootCertificate: opts.cacert ? readFileSync(opts.cacert) : Buffer.alloc(0),
+      privateKey: opts.key ? readFileSync(opts.key) : undefined,
+      certChain: opts.cert ? readFileSync(opts.cert) : undefined,
+    }
+  }
+  if (opts.user) {
+    const at = opts.user.indexOf(':')
+    if (at < 0) throw new Error('db: etcd user must be name:password')
+    clientOpts.auth = { username: opts.user.slice(0, at), password: opts.user.slice(at + 1) }
+  }
+  return clientOpts
+}
+
+async function loadEtcd3(): Promise<new (o: IOptions) => EtcdClient> {
+  return ((await import(ETCD3_MODULE)) as { Etcd3: new (o: IOptions) => EtcdClient }).Etcd3
+}
+
+/** A bare etcd3 client for tools that work below the Store (db import). */
+export async function connectEtcd(opts: EtcdStoreOptions): Promise<EtcdClient> {
+  const Etcd3 = await loadEtcd3()
+  return new Etcd3(clientOptions(opts))
+}
+
+/** The etcd key of one entry: `<prefix>/<bucket>/<key>`. */
+export function etcdEntryKey(prefix: string, bucket: BucketName, key: string): Buffer {
+  return Buffer.from(`${prefix}/${bucket}/${key}`)
+}
+
+/** The URL with a user's password masked, for messages and logs. */
+export function redactEtcdUrl(db: string): string {
+  return db.replace(/([?&]user=[^:&]*):[^&]*/, '$1:***')
+}
+
 /** A transaction that does not fit one etcd Txn: refused before anything is sent. */
 export class TxnTooLargeError extends Error {
   constructor(
@@ -219,6 +276,8 @@ export class EtcdStore implements Store {
   readonly maxTxnOps: number
   private cache = new Map<BucketName, BucketCache>()
   private readonly reader: ReadTxn
+  /** puts/deletes to one bucket that fit one Txn (its meta key and the writer token take two more) */
+  readonly maxChangesPerWrite: number
   private readonly listeners: ((changes: Change[]) => void)[] = []
   private readonly onListenerError: (err: Error) => void
   private readonly readOnly: boolean
@@ -248,23 +307,11 @@ export class EtcdStore implements Store {
     this.watchEnabled = opts.watch ?? true
     this.writerKey = Buffer.from(`${opts.prefix}/${META}/writer/${randomBytes(8).toString('hex')}`)
     this.maxTxnOps = opts.maxTxnOps ?? ETCD_DEFAULT_MAX_TXN_OPS
+    this.maxChangesPerWrite = this.maxTxnOps - 2
     this.readOnly = opts.readOnly ?? false
     this.maxConflictRetries = opts.maxConflictRetries ?? 20
     this.onListenerError = opts.onListenerError ?? (() => {})
-    const clientOpts: IOptions = { hosts: opts.hosts }
-    if (opts.cacert || opts.cert || opts.key) {
-      clientOpts.credentials = {
-        rootCertificate: opts.cacert ? readFileSync(opts.cacert) : Buffer.alloc(0),
-        privateKey: opts.key ? readFileSync(opts.key) : undefined,
-        certChain: opts.cert ? readFileSync(opts.cert) : undefined,
-      }
-    }
-    if (opts.user) {
-      const at = opts.user.indexOf(':')
-      if (at < 0) throw new Error('db: etcd user must be name:password')
-      clientOpts.auth = { username: opts.user.slice(0, at), password: opts.user.slice(at + 1) }
-    }
-    this.client = new Etcd3(clientOpts)
+    this.client = new Etcd3(clientOptions(opts))
     const cached = (b: BucketName) => this.cache.get(b)!
     this.reader = {
       get: (b, key) => cached(b).entries.get(key)?.value as never,
@@ -279,10 +326,10 @@ export class EtcdStore implements Store {
 
   /** Connect and load every entry under the prefix. */
   static async open(opts: EtcdStoreOptions): Promise<EtcdStore> {
-    const { Etcd3 } = (await import(ETCD3_MODULE)) as { Etcd3: new (o: IOptions) => EtcdClient }
-    const store = new EtcdStore(opts, Etcd3)
+    const store = new EtcdStore(opts, await loadEtcd3())
     try {
-      const { caches, rev } = await store.load()
+      const { caches, rev, unfinishedImport } = await store.load()
+      if (unfinishedImport !== undefined) throw new UnfinishedImportError(store.prefix, unfinishedImport)
       store.cache = caches
       store.snapshotRev = rev
       if (store.watchEnabled) await store.startWatch()
@@ -302,21 +349,31 @@ export class EtcdStore implements Store {
   }
 
   /** Every key under the prefix, read page by page at one revision (one consistent snapshot). */
-  private async load(): Promise<{ caches: Map<BucketName, BucketCache>; rev: bigint }> {
+  private async load(): Promise<{
+    caches: Map<BucketName, BucketCache>
+    rev: bigint
+    /** the value of P/_meta/import when the prefix holds a partial import */
+    unfinishedImport?: string
+  }> {
     const caches = new Map<BucketName, BucketCache>(BUCKETS.map((b) => [b, new BucketCache()]))
     const start = Buffer.from(`${this.prefix}/`)
     const end = Buffer.from(`${this.prefix}0`) // '/' + 1: the whole prefix
     let from = start
     let revision: string | undefined
     const known = new Set<string>(BUCKETS)
+    const marker = `${this.prefix}/${IMPORT_MARKER}`
+    let unfinishedImport: string | undefined
     for (;;) {
       const res = await this.client.kv.range({ key: from, range_end: end, limit: 1000, revision })
       revision ??= res.header.revision
-      for (const kv of res.kvs) this.loadOne(caches, kv, known)
+      for (const kv of res.kvs) {
+        if (kv.key.toString() === marker) unfinishedImport = kv.value.toString()
+        else this.loadOne(caches, kv, known)
+      }
       if (!res.more || res.kvs.length === 0) break
       from = Buffer.concat([res.kvs[res.kvs.length - 1]!.key, Buffer.from([0])])
     }
-    return { caches, rev: BigInt(revision!) }
+    return { caches, rev: BigInt(revision!), unfinishedImport }
   }
 
   private loadOne(caches: Map<BucketName, BucketCache>, kv: IKeyValue, known: Set<string>): void {

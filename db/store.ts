@@ -79,6 +79,12 @@ export interface Store {
    * error hook, so an index that missed a change is visible (/metrics).
    */
   readonly listenerFailures: number
+  /**
+   * The most puts/deletes to one bucket a single write may carry, when the
+   * engine has such a limit (etcd's --max-txn-ops); undefined = no limit.
+   * Bulk idempotent changes (marking the journal stale) are split to fit.
+   */
+  readonly maxChangesPerWrite?: number
   /** A consistent copy of the whole store as one file's bytes. */
   backup(): Promise<Buffer>
   close(): Promise<void>

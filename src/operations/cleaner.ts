@@ -15,28 +15,45 @@ export const CLEAN_RETRY_BASE_SEC = 30
 const nowSec = () => Math.floor(Date.now() / 1000)
 
 export async function markAllStale(ctx: AppContext): Promise<number> {
-  return ctx.store.write((tx) => {
-    let n = 0
-    for (const op of tx.values('pendingop')) {
-      if (op.status !== 'stale') {
-        tx.put('pendingop', op.id, { ...op, status: 'stale' })
-        n++
-      }
-    }
-    return n
-  })
+  return markStaleInChunks(ctx, (op) => op.status !== 'stale')
 }
 
 /** Records that are new, older than `ageSec` and not running here become stale. */
 export async function markAbandonedStale(ctx: AppContext, ageSec = 60): Promise<void> {
   const now = nowSec()
-  await ctx.store.write((tx) => {
-    for (const op of tx.values('pendingop')) {
-      if (op.status === '' && now - op.timestamp >= ageSec && !ctx.running.has(op.id)) {
-        tx.put('pendingop', op.id, { ...op, status: 'stale' })
+  await markStaleInChunks(
+    ctx,
+    (op) => op.status === '' && now - op.timestamp >= ageSec && !ctx.running.has(op.id),
+  )
+}
+
+/**
+ * Mark every matching journal record stale, in as many writes as the store's
+ * per-write limit needs (etcd: --max-txn-ops). Marking is idempotent, so a
+ * crash between chunks leaves records the next pass marks; each chunk is
+ * atomic. Bounded: every pass but the last marks a full chunk.
+ */
+async function markStaleInChunks(
+  ctx: AppContext,
+  matches: (op: PendingOperationEntry) => boolean,
+): Promise<number> {
+  const chunk = ctx.store.maxChangesPerWrite ?? Number.POSITIVE_INFINITY
+  let total = 0
+  for (;;) {
+    const marked = await ctx.store.write((tx) => {
+      let n = 0
+      for (const op of tx.values('pendingop')) {
+        if (n >= chunk) break
+        if (matches(op)) {
+          tx.put('pendingop', op.id, { ...op, status: 'stale' })
+          n++
+        }
       }
-    }
-  })
+      return n
+    })
+    total += marked
+    if (marked < chunk) return total
+  }
 }
 
 export interface CleanReport {
