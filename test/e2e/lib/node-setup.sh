@@ -83,7 +83,14 @@ setup_identity() {
   echo "$NODE_IP $NODE_HOSTNAME" >>/etc/hosts
   printf '# /etc/fstab of testbed node %s\n' "$NODE_HOSTNAME" >/etc/fstab
   mkdir -p /etc/heqet-testbed
-  printf '{"node": "%s", "lvmStateDir": "%s/lvm"}\n' "$NODE_HOSTNAME" "$NODE_DIR" >/etc/heqet-testbed/node.json
+  # gluster-block stand-in: one state file per export host, in a directory
+  # the testbed's nodes share (see fixtures/usr/sbin/gluster-block)
+  local block_dir
+  block_dir="$(dirname "$(dirname "$NODE_DIR")")/gluster-block"
+  mkdir -p "$block_dir"
+  printf '{"node": "%s", "targets": {}}\n' "$NODE_HOSTNAME" >"$block_dir/$NODE_IP.json"
+  printf '{"node": "%s", "lvmStateDir": "%s/lvm", "blockStateDir": "%s"}\n' \
+    "$NODE_HOSTNAME" "$NODE_DIR" "$block_dir" >/etc/heqet-testbed/node.json
   printf '%s\n' "$AUTHORIZED_KEY" >/root/.ssh/authorized_keys
   chmod 600 /root/.ssh/authorized_keys
 }

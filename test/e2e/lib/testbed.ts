@@ -222,8 +222,8 @@ function removeLeftovers(name: string): void {
 }
 
 /**
- * The top layer of each node's /usr: the lvm, udevadm and systemctl
- * stand-ins, and the gsyncd stand-in over glusterd's geo-replication helper
+ * The top layer of each node's /usr: the lvm, udevadm, systemctl and
+ * gluster-block stand-ins, and the gsyncd stand-in over glusterd's geo-replication helper
  * (see fixtures/glusterfs/gsyncd). Copied so the overlay's lower directory
  * does not change while nodes run.
  */
@@ -232,7 +232,13 @@ async function prepareUsrLayer(dir: string): Promise<string> {
   cpSync(`${FIXTURES}/usr`, layer, { recursive: true })
   // Compiled once here: the overlay is read-only, so each lvm call would
   // otherwise compile the simulator anew.
-  await runOk('/usr/bin/python3', ['-m', 'compileall', '-q', `${layer}/lib/heqet-lvm-sim`])
+  await runOk('/usr/bin/python3', [
+    '-m',
+    'compileall',
+    '-q',
+    `${layer}/lib/heqet-lvm-sim`,
+    `${layer}/lib/heqet-gluster-block`,
+  ])
   const gsyncd = findGsyncd()
   if (gsyncd) {
     const target = `${layer}/${gsyncd.slice('/usr/'.length)}`
