@@ -143,23 +143,50 @@ async function standInChecks(t: Test, tb: Testbed, app: TestApp) {
   await t.test('refused argv: gluster-block parse errors and stand-in refusals', async (t) => {
     const cases: [string, RegExp][] = [
       ['frobnicate', /^Unknown option: frobnicate\n$/],
-      [`create ${vol} ha 3 --json`, /^argument '<volname\/blockname>'\(bhv_standin\) is incorrect\ngluster-block create /],
-      [`create ${vol}/b1 ha three auth enable prealloc full ${hosts} 1GiB --json`, /^'ha' option is incorrect\n/],
-      [`create ${vol}/b1 ha 3 auth maybe prealloc full ${hosts} 1GiB --json`, /^'auth' option is incorrect\n/],
-      [`create ${vol}/b1 ha 3 auth enable prealloc some ${hosts} 1GiB --json`, /^'prealloc' option is incorrect\n/],
+      [
+        `create ${vol} ha 3 --json`,
+        /^argument '<volname\/blockname>'\(bhv_standin\) is incorrect\ngluster-block create /,
+      ],
+      [
+        `create ${vol}/b1 ha three auth enable prealloc full ${hosts} 1GiB --json`,
+        /^'ha' option is incorrect\n/,
+      ],
+      [
+        `create ${vol}/b1 ha 3 auth maybe prealloc full ${hosts} 1GiB --json`,
+        /^'auth' option is incorrect\n/,
+      ],
+      [
+        `create ${vol}/b1 ha 3 auth enable prealloc some ${hosts} 1GiB --json`,
+        /^'prealloc' option is incorrect\n/,
+      ],
       [`create ${vol}/b1 ha 3 auth enable prealloc full ${hosts} 1XB --json`, /^'\[size\]' is incorrect\n/],
-      [`create ${vol}/b1 ha 3 auth enable prealloc full ${hosts} 1GiB --jsonx`, /^expecting '--json\*', got '--jsonx'\n$/],
-      [`create ${vol}/b@d ha 3 auth enable prealloc full ${hosts} 1GiB --json`, /^block name\(\) should contain only/],
+      [
+        `create ${vol}/b1 ha 3 auth enable prealloc full ${hosts} 1GiB --jsonx`,
+        /^expecting '--json\*', got '--jsonx'\n$/,
+      ],
+      [
+        `create ${vol}/b@d ha 3 auth enable prealloc full ${hosts} 1GiB --json`,
+        /^block name\(\) should contain only/,
+      ],
       [`delete ${vol}/b1 bogus --json`, /^Unknown option: 'bogus'\ngluster-block delete /],
       [`modify ${vol}/b1 colour 2GiB --json`, /^unknown option 'colour' for modify:\n/],
       [`modify ${vol}/b1 size 2GiB extra --json`, /^unknown option 'extra' for modify size:\n/],
       [`info ${vol} --json`, /^argument '<volname\/blockname>'\(bhv_standin\) is incorrect\n/],
       ['list --json', /^Inadequate arguments for list:\ngluster-block list <volname> \[--json\*\]\n$/],
       // valid for gluster-block, but not what heketi sends
-      [`create ${vol}/b1 ha 3 auth enable prealloc full ${hosts} 1GiB`, /^heqet gluster-block stand-in: unsupported/],
-      [`create ${vol}/b1 auth enable ha 3 prealloc full ${hosts} 1GiB --json`, /^heqet gluster-block stand-in/],
+      [
+        `create ${vol}/b1 ha 3 auth enable prealloc full ${hosts} 1GiB`,
+        /^heqet gluster-block stand-in: unsupported/,
+      ],
+      [
+        `create ${vol}/b1 auth enable ha 3 prealloc full ${hosts} 1GiB --json`,
+        /^heqet gluster-block stand-in/,
+      ],
       [`create ${vol}/b1 ha 3 auth enable prealloc full ${hosts} 1G --json`, /^heqet gluster-block stand-in/],
-      [`create ${vol}/b1 ha 3 auth enable prealloc full ${hosts} 1GiB --json-pretty`, /^heqet gluster-block stand-in/],
+      [
+        `create ${vol}/b1 ha 3 auth enable prealloc full ${hosts} 1GiB --json-pretty`,
+        /^heqet gluster-block stand-in/,
+      ],
       [`delete ${vol}/b1 force --json`, /^heqet gluster-block stand-in/],
       [`modify ${vol}/b1 size 2GiB force --json`, /^heqet gluster-block stand-in/],
       [`modify ${vol}/b1 auth enable --json`, /^heqet gluster-block stand-in/],
@@ -183,12 +210,19 @@ async function standInChecks(t: Test, tb: Testbed, app: TestApp) {
       'create answers in json-c spaced form',
     )
     const c = JSON.parse(created.stdout)
-    t.same(c['PORTAL(S)'], ips.map((ip) => `${ip}:3260`), 'portals: the hosts asked for, in order')
+    t.same(
+      c['PORTAL(S)'],
+      ips.map((ip) => `${ip}:3260`),
+      'portals: the hosts asked for, in order',
+    )
     const gbid = c.IQN.slice(IQN_PREFIX.length) as string
 
     const again = await gb(n2, `create ${vol}/bv1 ha 3 auth enable prealloc full ${hosts} 1GiB --json`)
     t.equal(again.code, 17, 'EEXIST from another node: the metadata is in the volume')
-    t.equal(again.stderr, `{ "RESULT": "FAIL", "errCode": 17, "errMsg": "block ${vol}\\/bv1 already exist" }\n`)
+    t.equal(
+      again.stderr,
+      `{ "RESULT": "FAIL", "errCode": 17, "errMsg": "block ${vol}\\/bv1 already exist" }\n`,
+    )
 
     for (const b of bricks) {
       const f = await blockFileOnBrick(b, gbid)
@@ -209,16 +243,27 @@ async function standInChecks(t: Test, tb: Testbed, app: TestApp) {
       'EXPORTED ON': ips,
     })
     t.match(info.stdout, /^\{ "NAME": "bv1", "VOLUME": "bhv_standin", "GBID": /, 'info key order')
-    t.same(await standInTargets(tb), Object.fromEntries(ips.map((ip) => [ip, [`${vol}/bv1`]])), 'exported on each host')
+    t.same(
+      await standInTargets(tb),
+      Object.fromEntries(ips.map((ip) => [ip, [`${vol}/bv1`]])),
+      'exported on each host',
+    )
 
     const thin = await gb(n2, `create ${vol}/bv2 ha 1 auth disable prealloc no ${ips[1]} 1GiB --json`)
     t.equal(thin.code, 0, `prealloc no ${thin.stderr}`)
-    t.same(Object.keys(JSON.parse(thin.stdout)), ['IQN', 'PORTAL(S)', 'RESULT'], 'no credentials without auth')
+    t.same(
+      Object.keys(JSON.parse(thin.stdout)),
+      ['IQN', 'PORTAL(S)', 'RESULT'],
+      'no credentials without auth',
+    )
     const gbid2 = JSON.parse(thin.stdout).IQN.slice(IQN_PREFIX.length)
     const sparse = await blockFileOnBrick(bricks[0]!, gbid2)
     t.equal(sparse.sizeBytes, GIB, 'prealloc no: 1 GiB recorded')
     t.ok(sparse.allocatedBytes < 64 * 1024 ** 2, `prealloc no: sparse (${sparse.allocatedBytes} bytes)`)
-    t.equal((await gb(n1, `list ${vol} --json`)).stdout, '{ "blocks": [ "bv1", "bv2" ], "RESULT": "SUCCESS" }\n')
+    t.equal(
+      (await gb(n1, `list ${vol} --json`)).stdout,
+      '{ "blocks": [ "bv1", "bv2" ], "RESULT": "SUCCESS" }\n',
+    )
 
     const grown = await gb(n2, `modify ${vol}/bv1 size 2GiB --json`)
     t.equal(grown.code, 0, `modify ${grown.stderr}`)
@@ -231,7 +276,11 @@ async function standInChecks(t: Test, tb: Testbed, app: TestApp) {
       t.equal(f.sizeBytes, 2 * GIB, `grown to 2 GiB on ${b.node.name}`)
       t.ok(f.allocatedBytes >= 2 * GIB, `and preallocated (${f.allocatedBytes} bytes)`)
     }
-    t.equal(JSON.parse((await gb(n1, `info ${vol}/bv1 --json`)).stdout).SIZE, '2.0 GiB', 'info shows the new size')
+    t.equal(
+      JSON.parse((await gb(n1, `info ${vol}/bv1 --json`)).stdout).SIZE,
+      '2.0 GiB',
+      'info shows the new size',
+    )
     const same = await gb(n1, `modify ${vol}/bv1 size 2GiB --json`)
     t.equal(JSON.parse(same.stdout)['SKIPPED ON']?.length, 3, 'same size: skipped on every host')
     const shrink = await gb(n1, `modify ${vol}/bv1 size 1GiB --json`)
@@ -249,17 +298,32 @@ async function standInChecks(t: Test, tb: Testbed, app: TestApp) {
     t.equal((await gb(n1, `info ${vol}/bv1 --json`)).code, 2, 'info: ENOENT')
     t.equal((await gb(n1, `modify ${vol}/bv1 size 3GiB --json`)).code, 2, 'modify: ENOENT')
     t.same(await blockEntriesOnBricks(bricks), [], 'no block file or metadata left on the bricks')
-    t.same(await standInTargets(tb), Object.fromEntries(ips.map((ip) => [ip, []])), 'no export left on any host')
-    t.same((await gb(n1, 'list no_such_volume --json')).stderr, '{ "RESULT": "FAIL", "errCode": 2, "errMsg": "Volume no_such_volume does not exist" }\n', 'unknown volume')
+    t.same(
+      await standInTargets(tb),
+      Object.fromEntries(ips.map((ip) => [ip, []])),
+      'no export left on any host',
+    )
+    t.same(
+      (await gb(n1, 'list no_such_volume --json')).stderr,
+      '{ "RESULT": "FAIL", "errCode": 2, "errMsg": "Volume no_such_volume does not exist" }\n',
+      'unknown volume',
+    )
   })
 
-  await t.test('failures leave nothing: no space, an unknown host', async (t) => {
-    const big = await gb(n1, `create ${vol}/huge ha 3 auth disable prealloc full ${hosts} 64GiB --json`)
-    t.not(big.code, 0, 'a block larger than the volume fails with prealloc full')
-    t.match(JSON.parse(big.stderr), { RESULT: 'FAIL', errMsg: /Not able to create storage/ })
-    const stranger = await gb(n1, `create ${vol}/lost ha 2 auth disable prealloc no ${ips[0]},10.255.0.9 1GiB --json`)
+  await t.test('failures leave nothing: an unknown host, no space', async (t) => {
+    const stranger = await gb(
+      n1,
+      `create ${vol}/lost ha 2 auth disable prealloc no ${ips[0]},10.255.0.9 1GiB --json`,
+    )
     t.equal(stranger.code, 255, 'a host without gluster-blockd fails the create')
     t.match(JSON.parse(stranger.stderr).errMsg, /failed to configure on 10\.255\.0\.9/)
+    const big = await gb(n1, `create ${vol}/huge ha 3 auth disable prealloc full ${hosts} 64GiB --json`)
+    t.not(big.code, 0, 'a block larger than the volume fails with prealloc full')
+    t.match(
+      big.stderr,
+      /^\{ "RESULT": "FAIL", "errCode": 28, "errMsg": "Not able to create storage for /,
+      big.stderr,
+    )
     t.same(JSON.parse((await gb(n2, `list ${vol} --json`)).stdout).blocks, [], 'nothing listed')
     t.same(await blockEntriesOnBricks(bricks), [], 'nothing on the bricks')
     t.same(await standInTargets(tb), Object.fromEntries(ips.map((ip) => [ip, []])), 'no export left')
@@ -291,12 +355,12 @@ t.test('block volumes on the testbed', async (t) => {
     const id = res.location!.split('/').pop()!
     t.equal((await app.run('POST', '/devices', { name: node.devices[0], node: id })).statusCode, 204)
   }
-  let phase = performance.now()
+  let phase = started
   const timed = (what: string) => {
     t.comment(`timing: ${what}: ${((performance.now() - phase) / 1000).toFixed(1)} s`)
     phase = performance.now()
   }
-  timed(`testbed ${(tb.createMs / 1000).toFixed(1)} s + topology`)
+  timed(`testbed (${(tb.createMs / 1000).toFixed(1)} s) and topology`)
 
   await t.test('the gluster-block stand-in', (t) => standInChecks(t, tb, app))
   timed('stand-in checks')
