@@ -92,6 +92,47 @@ export interface CloneRequest {
   snapshotId: string
 }
 
+/** gluster-block create (heketi node commands §8.1) */
+export interface BlockCreateRequest {
+  /** manage host the command runs on */
+  host: string
+  /** gluster volume name of the block-hosting volume */
+  hostingVolume: string
+  name: string
+  haCount: number
+  auth: boolean
+  /** storage hostnames that export the LUN */
+  hosts: string[]
+  sizeGiB: number
+}
+
+/** what gluster-block create answers (the portals are ignored, as heketi does) */
+export interface BlockCreated {
+  iqn: string
+  /** '' without auth */
+  username: string
+  password: string
+}
+
+/** `gluster-block info` (§8.4), with heketi's derived values */
+export interface BlockVolumeNodeInfo {
+  name: string
+  hostingVolume: string
+  gbid: string
+  sizeGiB: number
+  ha: number
+  password: string
+  exportedOn: string[]
+  /** host → size GiB the resize left there */
+  resizeFailedOn: Record<string, number>
+  /** iqn.2016-12.org.gluster-block:<GBID> */
+  iqn: string
+  /** the GBID */
+  username: string
+  /** the smallest size of `RESIZE FAILED ON`, else the size */
+  usableSizeGiB: number
+}
+
 export type { NodeInventory } from './commands/inventory.ts'
 
 import type { NodeInventory } from './commands/inventory.ts'
@@ -139,6 +180,17 @@ export interface Executor {
   healStart(host: string, name: string): Promise<void>
   /** snapshot + clone + start; returns the clone's gluster volume info */
   volumeClone(req: CloneRequest): Promise<GlusterVolumeInfo>
+
+  /** `gluster-block create`: the block file in the hosting volume, exported as an iSCSI LUN */
+  blockVolumeCreate(req: BlockCreateRequest): Promise<BlockCreated>
+  /** `gluster-block delete`; resolves when the block volume (or its hosting volume) does not exist */
+  blockVolumeDelete(host: string, hostingVolume: string, name: string): Promise<void>
+  /** `gluster-block modify … size` to the new total size */
+  blockVolumeExpand(host: string, hostingVolume: string, name: string, sizeGiB: number): Promise<void>
+  /** `gluster-block info`; undefined when the block volume (or its hosting volume) does not exist */
+  blockVolumeInfo(host: string, hostingVolume: string, name: string): Promise<BlockVolumeNodeInfo | undefined>
+  /** `gluster-block list`: names of the block volumes in the hosting volume */
+  blockVolumeList(host: string, hostingVolume: string): Promise<string[]>
 
   close(): Promise<void>
 }

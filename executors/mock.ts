@@ -4,6 +4,9 @@
 // clone answer like a real cluster would. A product feature, not a test hack.
 import { randomUUID } from 'node:crypto'
 import type {
+  BlockCreated,
+  BlockCreateRequest,
+  BlockVolumeNodeInfo,
   BrickRequest,
   CloneRequest,
   DeviceInfo,
@@ -30,6 +33,8 @@ export class MockExecutor implements Executor {
   private readonly deviceSizeKiB: number
   private readonly delayMs: number
   private readonly volumes = new Map<string, { id: string; bricks: VolumeBrick[] }>()
+  /** block volumes by `<hosting volume>/<name>` */
+  private readonly blocks = new Map<string, { req: BlockCreateRequest; gbid: string }>()
   /** bricks made on each host, so the state repair sees what a node would hold */
   private readonly bricksByHost = new Map<string, Map<string, BrickRequest>>()
 
@@ -180,6 +185,60 @@ export class MockExecutor implements Executor {
     }))
     this.volumes.set(req.clone, { id, bricks })
     return this.volumeInfo(req.host, req.clone)
+  }
+
+  // heketi's mock answers IQN `fakeIQN` and, with auth, heketi-user / secret
+  async blockVolumeCreate(req: BlockCreateRequest): Promise<BlockCreated> {
+    await this.pause()
+    const key = `${req.hostingVolume}/${req.name}`
+    if (this.blocks.has(key))
+      throw new Error(`Failed to create block volume: BLOCK with name: '${req.name}' already EXIST`)
+    this.blocks.set(key, { req: { ...req, hosts: [...req.hosts] }, gbid: randomUUID() })
+    return req.auth
+      ? { iqn: 'fakeIQN', username: 'heketi-user', password: 'secret' }
+      : { iqn: 'fakeIQN', username: '', password: '' }
+  }
+  async blockVolumeDelete(_host: string, hostingVolume: string, name: string): Promise<void> {
+    await this.pause()
+    this.blocks.delete(`${hostingVolume}/${name}`)
+  }
+  async blockVolumeExpand(_host: string, hostingVolume: string, name: string, sizeGiB: number): Promise<void> {
+    await this.pause()
+    const block = this.blocks.get(`${hostingVolume}/${name}`)
+    if (!block)
+      throw new Error(
+        `Failed to expand block volume: block ${hostingVolume}/${name} doesn't exist (see logs for details, and retry the operation)`,
+      )
+    block.req.sizeGiB = sizeGiB
+  }
+  async blockVolumeInfo(
+    _host: string,
+    hostingVolume: string,
+    name: string,
+  ): Promise<BlockVolumeNodeInfo | undefined> {
+    await this.pause()
+    const block = this.blocks.get(`${hostingVolume}/${name}`)
+    if (!block) return undefined
+    const { req, gbid } = block
+    return {
+      name,
+      hostingVolume,
+      gbid,
+      sizeGiB: req.sizeGiB,
+      ha: req.haCount,
+      password: req.auth ? 'secret' : '',
+      exportedOn: [...req.hosts],
+      resizeFailedOn: {},
+      iqn: 'fakeIQN',
+      username: req.auth ? 'heketi-user' : '',
+      usableSizeGiB: req.sizeGiB,
+    }
+  }
+  async blockVolumeList(_host: string, hostingVolume: string): Promise<string[]> {
+    await this.pause()
+    return [...this.blocks.keys()]
+      .filter((key) => key.startsWith(`${hostingVolume}/`))
+      .map((key) => key.slice(hostingVolume.length + 1))
   }
 
   /** The bricks of a volume in gluster order, as a real `volume info` would list them. */

@@ -43,6 +43,9 @@ import { isLvmNotFound, parseLvmIdentityReport, parseUdevSymlinks, parseVgdispla
 import { batchTimeoutsMinutes } from './commands/prefix.ts'
 import type { RemoteExecutorConfig } from './config.ts'
 import {
+  type BlockCreated,
+  type BlockCreateRequest,
+  type BlockVolumeNodeInfo,
   type BrickRequest,
   type CloneRequest,
   type DeviceInfo,
@@ -56,6 +59,7 @@ import {
   type VolumeRequest,
 } from './executor.ts'
 import { type BatchOutcome, BatchRunner, type ExecutorLogger, outcomeError } from './remote-batch.ts'
+import { blockCreate, blockDelete, blockExpand, blockInfo, blockList } from './remote-block.ts'
 import { destroyBrick } from './remote-brick.ts'
 import { cloneVolume } from './remote-clone.ts'
 import type { CommandRunner } from './runner.ts'
@@ -446,6 +450,34 @@ export class RemoteExecutor implements Executor {
       volumeInfo: (name) => this.volumeInfo(req.host, name),
       logger: this.logger,
     })
+  }
+
+  private get block() {
+    return {
+      config: this.config,
+      run: (host: string, command: string, quiet: boolean) =>
+        this.run(host, [command], this.timeouts.glusterBlock, quiet),
+    }
+  }
+
+  blockVolumeCreate(req: BlockCreateRequest): Promise<BlockCreated> {
+    return blockCreate(this.block, req)
+  }
+
+  blockVolumeDelete(host: string, hostingVolume: string, name: string): Promise<void> {
+    return blockDelete(this.block, host, hostingVolume, name)
+  }
+
+  blockVolumeExpand(host: string, hostingVolume: string, name: string, sizeGiB: number): Promise<void> {
+    return blockExpand(this.block, host, hostingVolume, name, sizeGiB)
+  }
+
+  blockVolumeInfo(host: string, hostingVolume: string, name: string): Promise<BlockVolumeNodeInfo | undefined> {
+    return blockInfo(this.block, host, hostingVolume, name)
+  }
+
+  blockVolumeList(host: string, hostingVolume: string): Promise<string[]> {
+    return blockList(this.block, host, hostingVolume)
   }
 
   close(): Promise<void> {

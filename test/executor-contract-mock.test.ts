@@ -91,6 +91,22 @@ const broken: { what: string; catches: string; make: () => MockExecutor }[] = [
       })(),
   },
   {
+    what: 'a block expand forgotten',
+    catches: 'gluster-block in a replica-3 volume: create, list, info, expand, delete',
+    make: () =>
+      new (class extends MockExecutor {
+        override async blockVolumeExpand() {}
+      })(),
+  },
+  {
+    what: 'a block delete that leaves the block volume',
+    catches: 'gluster-block in a replica-3 volume: create, list, info, expand, delete',
+    make: () =>
+      new (class extends MockExecutor {
+        override async blockVolumeDelete() {}
+      })(),
+  },
+  {
     what: 'peer detach fails',
     catches: 'peer probe and detach',
     make: () =>

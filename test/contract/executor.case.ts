@@ -14,6 +14,10 @@
 // * volumeDestroy of a volume that does not exist resolves; after a destroy,
 //   volume info fails or no longer lists the volume's bricks.
 // * peerProbe of a node's storage host and peerDetach of it resolve.
+// * gluster-block in a replica-3 volume: create answers a non-empty IQN (and
+//   username/password with auth), list and info show the block volume with
+//   its size, HA count and export hosts; expand changes the size info reports;
+//   after delete, list and info no longer know it, and a second delete resolves.
 import { randomBytes } from 'node:crypto'
 import type { Test } from 'tap'
 import type { BrickRequest, DeviceInfo, DeviceRef, Executor, VolumeBrick } from '../../executors/executor.ts'
@@ -38,6 +42,12 @@ export interface ContractOptions {
   make(): ContractSubject | Promise<ContractSubject>
   /** brick size used by the suite (default 1 GiB; XFS needs ~300 MiB at least) */
   brickSizeKiB?: number
+  /**
+   * run the gluster-block case (default true). It makes a 1 GiB block volume
+   * and grows it to 2 GiB, so on real nodes with `prealloc full` the bricks
+   * need about 3 GiB.
+   */
+  block?: boolean
 }
 
 /** hosts for in-process executors that contact no node */
@@ -86,7 +96,10 @@ function assertSizes(t: Test, info: DeviceInfo, what: string): void {
   t.ok(Array.isArray(info.paths), `${what}: paths is a list`)
 }
 
-export function runExecutorContract(t: Test, { make, brickSizeKiB = 1048576 }: ContractOptions): void {
+export function runExecutorContract(
+  t: Test,
+  { make, brickSizeKiB = 1048576, block = true }: ContractOptions,
+): void {
   /** run a case with a fresh subject; undo steps run last-in first-out, errors reported */
   const withSubject = (
     name: string,
@@ -230,4 +243,65 @@ export function runExecutorContract(t: Test, { make, brickSizeKiB = 1048576 }: C
       'probe again (leave the cluster whole)',
     )
   })
+
+  if (!block) return
+
+  withSubject(
+    'gluster-block in a replica-3 volume: create, list, info, expand, delete',
+    async (t, { executor, hosts }, undo) => {
+      const three = hosts.slice(0, 3)
+      for (const peer of three.slice(1)) await executor.peerProbe(three[0].manage, peer.storage)
+      const bricks: VolumeBrick[] = []
+      for (const host of three) {
+        const { info, ref } = await setupDevice(executor, host)
+        undo(() => executor.deviceTeardown(ref, false))
+        const req = brickOn(host, ref, info, brickSizeKiB)
+        await executor.brickCreate(req)
+        undo(() => executor.brickDestroy(req))
+        bricks.push({ storageHost: host.storage, path: req.path })
+      }
+      const bhv = `vol_${newId()}`
+      const manage = three[0].manage
+      await executor.volumeCreate({
+        host: manage,
+        id: bhv.slice(4),
+        name: bhv,
+        durability: { type: 'replicate', replica: 3, arbiter: false },
+        bricks,
+        options: [],
+      })
+      undo(() => executor.volumeDestroy(manage, bhv))
+
+      const name = `blockvol_${newId()}`
+      const exportHosts = three.map((h) => h.storage)
+      const created = await executor.blockVolumeCreate({
+        host: manage,
+        hostingVolume: bhv,
+        name,
+        haCount: 3,
+        auth: true,
+        hosts: exportHosts,
+        sizeGiB: 1,
+      })
+      undo(() => executor.blockVolumeDelete(manage, bhv, name))
+      t.ok(created.iqn.length > 0, 'create answers an IQN')
+      t.ok(created.username.length > 0 && created.password.length > 0, 'auth: username and password')
+      t.same(await executor.blockVolumeList(manage, bhv), [name], 'list shows the block volume')
+      const info = await executor.blockVolumeInfo(manage, bhv, name)
+      t.equal(info?.name, name)
+      t.equal(info?.sizeGiB, 1, 'info: size')
+      t.equal(info?.ha, 3, 'info: HA count')
+      t.same([...(info?.exportedOn ?? [])].sort(), [...exportHosts].sort(), 'info: exported on the hosts')
+
+      await executor.blockVolumeExpand(manage, bhv, name, 2)
+      const grown = await executor.blockVolumeInfo(manage, bhv, name)
+      t.equal(grown?.sizeGiB, 2, 'info after expand: the new size')
+      t.equal(grown?.usableSizeGiB, 2, 'usable everywhere')
+
+      await executor.blockVolumeDelete(manage, bhv, name)
+      t.same(await executor.blockVolumeList(manage, bhv), [], 'list after delete: empty')
+      t.equal(await executor.blockVolumeInfo(manage, bhv, name), undefined, 'info after delete: gone')
+      await t.resolves(executor.blockVolumeDelete(manage, bhv, name), 'deleting it again resolves')
+    },
+  )
 }

@@ -26,11 +26,21 @@ interface FakeNode {
   fstab: string[]
 }
 
+interface FakeBlock {
+  gbid: string
+  sizeGiB: number
+  ha: number
+  hosts: string[]
+  password: string
+}
+
 interface FakeVolume {
   id: string
   bricks: string[]
   options: Map<string, string>
   started: boolean
+  /** gluster-block volumes in this (block-hosting) volume */
+  blocks: Map<string, FakeBlock>
 }
 
 const fail = (stderr: string, exitCode = 5): Reply => ({ exitCode, stderr })
@@ -64,6 +74,7 @@ export class FakeNodes {
     if (lvm) return this.lvm(node, lvm[1], lvm[2])
     const gluster = command.match(/^gluster --mode=script --timeout=\d+ (?:--xml )?(.*)$/)
     if (gluster) return this.gluster(gluster[1].trim().split(/\s+/))
+    if (words[0] === 'gluster-block') return this.glusterBlock(words.slice(1))
     return this.shell(node, command)
   }
 
@@ -118,6 +129,11 @@ export class FakeNodes {
     const node = this.nodes.get(host)
     if (!node) return []
     return [...[...node.pvs.keys()].map((d) => `pv ${d}`), ...[...node.vgs.keys()].map((v) => `vg ${v}`)]
+  }
+
+  /** every gluster-block volume, as `<hosting volume>/<name>` */
+  blocks(): string[] {
+    return [...this.volumes].flatMap(([vol, v]) => [...v.blocks.keys()].map((b) => `${vol}/${b}`))
   }
 
   /** what is left behind on the nodes and in the cluster, '' when clean */
@@ -203,6 +219,10 @@ export class FakeNodes {
     return fail(`  Unknown LVM command ${verb}`)
   }
 
+  private glusterBlock(words: string[]): Reply {
+    return glusterBlockOn(this.volumes, words)
+  }
+
   private gluster(words: string[]): Reply | undefined {
     const [group, verb, name] = words
     if (group === 'snapshot') return undefined
@@ -220,7 +240,7 @@ export class FakeNodes {
     switch (verb) {
       case 'create':
         if (volume) return fail(`volume create: ${name}: failed: Volume ${name} already exists`, 1)
-        this.volumes.set(name, { id: randomUUID(), bricks, options: new Map(), started: false })
+        this.volumes.set(name, { id: randomUUID(), bricks, options: new Map(), started: false, blocks: new Map() })
         return undefined
       case 'add-brick':
         if (!volume) return missing
@@ -256,6 +276,88 @@ export class FakeNodes {
     }
     return fail(`unrecognized word: ${verb}`, 1)
   }
+}
+
+/** gluster-block's JSON failure, on stderr */
+const gbFail = (errMsg: string, errCode = 2): Reply => ({
+  exitCode: 1,
+  stderr: JSON.stringify({ RESULT: 'FAIL', errCode, errMsg }),
+})
+
+const gbSize = (sizeGiB: number) => `${sizeGiB.toFixed(1)} GiB`
+
+/**
+ * gluster-block for FakeNodes: exactly heketi's argv (§8), state kept in the
+ * hosting volume, answers in gluster-block's JSON forms.
+ */
+function glusterBlockOn(volumes: Map<string, FakeVolume>, words: string[]): Reply {
+  const [verb, target = ''] = words
+  if (words.at(-1) !== '--json') return gbFail(`unexpected arguments: ${words.join(' ')}`, 22)
+  const [hosting = '', name = ''] = target.split('/')
+  const volume = volumes.get(hosting)
+  if (!volume) return gbFail(`volume ${hosting} does not exist`, 2)
+  const block = volume.blocks.get(name)
+  const missing = gbFail(`block ${name} doesn't exist`, 2)
+  switch (verb) {
+    case 'create': {
+      // create <bhv>/<name> ha <n> auth <enable|disable> prealloc <p> <hosts> <size>GiB --json
+      const m = words.join(' ').match(
+        /^create (\S+) ha (\d+) auth (enable|disable) prealloc ([a-zA-Z0-9_-]+) (\S+) (\d+)GiB --json$/,
+      )
+      if (!m || words.length !== 11) return gbFail(`unexpected arguments: ${words.join(' ')}`, 22)
+      if (block) return gbFail(`BLOCK with name: '${name}' already EXIST`, 17)
+      const hosts = m[5]!.split(',')
+      const gbid = randomUUID()
+      const created: FakeBlock = { gbid, sizeGiB: Number(m[6]), ha: Number(m[2]), hosts, password: '' }
+      if (m[3] === 'enable') created.password = randomUUID()
+      volume.blocks.set(name, created)
+      return {
+        stdout: JSON.stringify({
+          IQN: `iqn.2016-12.org.gluster-block:${gbid}`,
+          ...(created.password ? { USERNAME: gbid, PASSWORD: created.password } : {}),
+          'PORTAL(S)': hosts.map((h) => `${h}:3260`),
+          RESULT: 'SUCCESS',
+        }),
+      }
+    }
+    case 'delete':
+      if (words.length !== 3) return gbFail(`unexpected arguments: ${words.join(' ')}`, 22)
+      if (!block) return missing
+      volume.blocks.delete(name)
+      return { stdout: JSON.stringify({ 'SUCCESSFUL ON': block.hosts, RESULT: 'SUCCESS' }) }
+    case 'modify': {
+      const m = words.join(' ').match(/^modify \S+ size (\d+)GiB --json$/)
+      if (!m) return gbFail(`unexpected arguments: ${words.join(' ')}`, 22)
+      if (!block) return missing
+      block.sizeGiB = Number(m[1])
+      return {
+        stdout: JSON.stringify({
+          IQN: `iqn.2016-12.org.gluster-block:${block.gbid}`,
+          SIZE: gbSize(block.sizeGiB),
+          'SUCCESSFUL ON': block.hosts,
+          RESULT: 'SUCCESS',
+        }),
+      }
+    }
+    case 'info':
+      if (!block) return missing
+      return {
+        stdout: JSON.stringify({
+          NAME: name,
+          VOLUME: hosting,
+          GBID: block.gbid,
+          SIZE: gbSize(block.sizeGiB),
+          HA: block.ha,
+          PASSWORD: block.password,
+          'EXPORTED ON': block.hosts,
+        }),
+      }
+    case 'list':
+      if (words.length !== 3 || target.includes('/'))
+        return gbFail(`unexpected arguments: ${words.join(' ')}`, 22)
+      return { stdout: JSON.stringify({ blocks: [...volume.blocks.keys()], RESULT: 'SUCCESS' }) }
+  }
+  return gbFail(`unknown command: ${verb}`, 22)
 }
 
 const xml = (body: string) =>
