@@ -14,6 +14,7 @@ import { markAllStale, startCleaner } from '../src/operations/cleaner.ts'
 import { Throttle } from '../src/operations/throttle.ts'
 import { brickLimitsFromConfig } from '../src/placement/geometry.ts'
 import { TopologyIndex } from '../src/placement/topology-index.ts'
+import { registerBlockVolumeRoutes } from './routes/blockvolumes.ts'
 import { registerBrickRoutes } from './routes/bricks.ts'
 import { registerClusterRoutes } from './routes/clusters.ts'
 import { pinoLevel, registerCoreRoutes } from './routes/core.ts'
@@ -71,6 +72,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   registerClusterRoutes(api)
   registerTopologyRoutes(api)
   registerVolumeRoutes(api)
+  registerBlockVolumeRoutes(api)
   registerOperationRoutes(api)
   registerDbRoutes(api)
   registerBrickRoutes(api)

@@ -1,10 +1,17 @@
 // Entities rendered in heketi's wire shapes: field order, omitted-when-empty
 // rules and sorted map keys exactly as heketi's Go structs produce them.
 
-import type { BrickEntry, ClusterEntry, DeviceEntry, NodeEntry, VolumeEntry } from '../db/entries.ts'
+import type {
+  BlockVolumeEntry,
+  BrickEntry,
+  ClusterEntry,
+  DeviceEntry,
+  NodeEntry,
+  VolumeEntry,
+} from '../db/entries.ts'
 import { volumeMount } from '../db/heketi-export.ts'
 import type { ReadTxn } from '../db/store.ts'
-import { isVolumeListed } from '../src/clusters.ts'
+import { isBlockVolumeVisible, isVolumeListed } from '../src/clusters.ts'
 
 export function sortedMap(map: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {}
@@ -27,7 +34,7 @@ export function clusterView(tx: ReadTxn, c: ClusterEntry) {
     file: c.file,
     blockvolumes: c.blockVolumes.filter((id) => {
       const bv = tx.get('blockvolume', id)
-      return bv !== undefined && !bv.pendingId
+      return bv !== undefined && isBlockVolumeVisible(bv)
     }),
   }
 }
@@ -100,7 +107,7 @@ export function volumeView(tx: ReadTxn, v: VolumeEntry) {
       blockvolume: nonEmpty(
         bi.blockVolumes.filter((id) => {
           const bv = tx.get('blockvolume', id)
-          return bv !== undefined && !bv.pendingId
+          return bv !== undefined && isBlockVolumeVisible(bv)
         }),
       ),
       restriction: bi.restriction || undefined,
@@ -109,5 +116,29 @@ export function volumeView(tx: ReadTxn, v: VolumeEntry) {
       const b = tx.get('brick', id)
       return b ? [brickView(b)] : []
     }),
+  }
+}
+
+/**
+ * BlockVolumeInfoResponse: `clusters` and `auth` are never returned;
+ * `hacount`, `cluster`, `blockhostingvolume`, `usablesize` omitted when
+ * empty; `blockvolume.*` always present; usable size 0 reads as the size.
+ */
+export function blockVolumeView(bv: BlockVolumeEntry) {
+  return {
+    size: bv.sizeGiB,
+    name: bv.name,
+    hacount: bv.hacount || undefined,
+    id: bv.id,
+    blockvolume: {
+      hosts: bv.hosts,
+      iqn: bv.iqn,
+      lun: bv.lun,
+      username: bv.username,
+      password: bv.password,
+    },
+    cluster: bv.clusterId || undefined,
+    blockhostingvolume: bv.blockHostingVolume || undefined,
+    usablesize: bv.usableSizeGiB || bv.sizeGiB || undefined,
   }
 }

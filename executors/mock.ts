@@ -202,7 +202,12 @@ export class MockExecutor implements Executor {
     await this.pause()
     this.blocks.delete(`${hostingVolume}/${name}`)
   }
-  async blockVolumeExpand(_host: string, hostingVolume: string, name: string, sizeGiB: number): Promise<void> {
+  async blockVolumeExpand(
+    _host: string,
+    hostingVolume: string,
+    name: string,
+    sizeGiB: number,
+  ): Promise<void> {
     await this.pause()
     const block = this.blocks.get(`${hostingVolume}/${name}`)
     if (!block)

@@ -472,7 +472,11 @@ export class RemoteExecutor implements Executor {
     return blockExpand(this.block, host, hostingVolume, name, sizeGiB)
   }
 
-  blockVolumeInfo(host: string, hostingVolume: string, name: string): Promise<BlockVolumeNodeInfo | undefined> {
+  blockVolumeInfo(
+    host: string,
+    hostingVolume: string,
+    name: string,
+  ): Promise<BlockVolumeNodeInfo | undefined> {
     return blockInfo(this.block, host, hostingVolume, name)
   }
 

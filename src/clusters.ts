@@ -1,6 +1,6 @@
 // Clusters: plain synchronous records.
 
-import type { ClusterEntry, VolumeEntry } from '../db/entries.ts'
+import type { BlockVolumeEntry, ClusterEntry, VolumeEntry } from '../db/entries.ts'
 import type { ReadTxn } from '../db/store.ts'
 import type { AppContext } from './context.ts'
 import { Errors } from './errors.ts'
@@ -38,6 +38,11 @@ export async function deleteCluster(ctx: AppContext, id: string): Promise<void> 
   ctx.log.info(`Deleted cluster ${id}`)
 }
 
+/** Block volumes of a pending operation (create, delete, expand) are hidden and answer 404. */
+export function isBlockVolumeVisible(bv: BlockVolumeEntry): boolean {
+  return bv.pendingId === ''
+}
+
 /**
  * Volumes hidden from lists: those of a pending create, delete or clone
  * target. An expanding volume or a clone source stays listed.
@@ -47,6 +52,9 @@ export function isVolumeListed(tx: ReadTxn, vol: VolumeEntry): boolean {
   const op = tx.get('pendingop', vol.pendingId)
   if (!op) return true
   if (op.type === 'create-volume' || op.type === 'delete-volume') return false
+  // a hosting volume a block volume create is making
+  if (op.type === 'create-block-volume')
+    return !op.actions.some((a) => a.change === 'add-volume' && a.id === vol.id)
   if (op.type === 'clone-volume')
     return !op.actions.some((a) => a.change === 'add-volume-clone' && a.id === vol.id)
   return true

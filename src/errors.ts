@@ -105,6 +105,18 @@ export const Errors = {
     new HeqetError(500, `Failed clone volume ${id}: Cloning of block hosting volumes is not supported`),
   blockRestriction: (reason: string) => new HeqetError(500, `Failed to set block restriction: ${reason}`),
 
+  // block volumes
+  invalidBlockVolumeSize: e(400, 'Invalid block volume size'),
+  allocateBlockVolume: (reason: string) =>
+    new HeqetError(500, `Failed to allocate new block volume: ${reason}`),
+  allocateBlockExpansion: (reason: string) =>
+    new HeqetError(500, `Failed to allocate block volume expansion: ${reason}`),
+  blockVolumeDeleteInUse: () =>
+    new HeqetError(
+      500,
+      'Failed to set up block volume delete: The target exists, contains other items, or is in use.',
+    ),
+
   // operations
   operationNotFound: (id: string) => new HeqetError(404, `Id not found: ${id}`),
   /** heqet's own: heketi answers 204 and keeps quiet about what it could not clean */
@@ -119,6 +131,22 @@ export const Errors = {
   // admin / logging
   onlyGlusterfsLogger: e(422, 'Only "glusterfs" logger may be modified'),
   invalidLogLevel: (level: string) => new HeqetError(422, `invalid log level: ${level}`),
+} as const
+
+/** Reasons inside the block volume errors above, and texts of failed block operations. */
+export const BlockTexts = {
+  autoCreateDisabled:
+    'Block Hosting Volume Creation is disabled. Create a Block hosting volume and try again.',
+  hostingTooSmall: (hostingGiB: number, sizeGiB: number, reducedGiB: number) =>
+    `The size configured for automatic creation of block hosting volumes (${hostingGiB}) is too small to host the requested block volume of size ${sizeGiB}. The available size on this block hosting volume, minus overhead, is ${reducedGiB}. Please create a sufficiently large block hosting volume manually.`,
+  inUse: 'The target exists, contains other items, or is in use.',
+  sameSize: (newGiB: number, sizeGiB: number) =>
+    `Requested new-size ${newGiB} is same as current block volume size ${sizeGiB}, nothing to be done.`,
+  shrink: (newGiB: number, sizeGiB: number) =>
+    `Requested new-size ${newGiB} is less than current block volume size ${sizeGiB}, shrinking is not allowed.`,
+  noSpace: 'No space',
+  insufficientHosts: 'insufficient block hosts online',
+  noGlusterd: 'None of the nodes in cluster has glusterd running',
 } as const
 
 /**

@@ -12,7 +12,7 @@ import { VolumeCloneOperation } from './operations/volume-clone.ts'
 import { effectiveDurability, VolumeCreateOperation } from './operations/volume-create.ts'
 import { VolumeDeleteOperation } from './operations/volume-delete.ts'
 import { VolumeExpandOperation } from './operations/volume-expand.ts'
-import { splitOptions } from './operations/volume-options.ts'
+import { volumeOptionList } from './operations/volume-options.ts'
 
 export interface VolumeCreateRequest {
   size: number
@@ -50,12 +50,7 @@ export async function createVolume(ctx: AppContext, req: VolumeCreateRequest): P
   if (existing) return awaitExisting(ctx, existing)
 
   const id = newId()
-  const options = [
-    ...splitOptions(config.preRequestVolumeOptions),
-    ...(req.block ? splitOptions(config.blockHostingVolumeOptions) : []),
-    ...req.glustervolumeoptions,
-    ...splitOptions(config.postRequestVolumeOptions),
-  ]
+  const options = volumeOptionList(config, req.block, req.glustervolumeoptions)
   requireValid(volumeOptionProblems(options))
   const freeGiB = req.block ? Math.floor((req.size * 98) / 100) : 0
   const template: VolumeEntry = {

@@ -10,7 +10,9 @@ export type GbJson = Record<string, unknown>
 export function parseGbJson(text: string): GbJson | undefined {
   try {
     const value: unknown = JSON.parse(text)
-    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as GbJson) : undefined
+    return value !== null && typeof value === 'object' && !Array.isArray(value)
+      ? (value as GbJson)
+      : undefined
   } catch {
     return undefined
   }

@@ -1,8 +1,11 @@
 // Rebuilding operations from their journal records, so a restarted server
 // (or the cleaner) can finish or undo what a previous process left behind.
 
-import type { PendingOperationEntry, VolumeEntry } from '../../db/entries.ts'
+import type { BlockVolumeEntry, PendingOperationEntry, VolumeEntry } from '../../db/entries.ts'
 import type { AppContext } from '../context.ts'
+import { type BlockCreateData, BlockVolumeCreateOperation } from './block-volume-create.ts'
+import { type BlockTarget, BlockVolumeDeleteOperation } from './block-volume-delete.ts'
+import { type BlockExpandData, BlockVolumeExpandOperation } from './block-volume-expand.ts'
 import { BrickEvictOperation } from './brick-evict.ts'
 import { type DeviceAddData, DeviceAddOperation, DeviceDeleteOperation } from './device-ops.ts'
 import { type NodeAddData, NodeAddOperation, NodeDeleteOperation } from './node-ops.ts'
@@ -30,6 +33,21 @@ export function operationFromJournal(ctx: AppContext, entry: PendingOperationEnt
       return new VolumeCloneOperation(ctx, entry.id, str('sourceId'), str('cloneId'), str('cloneName'))
     case 'evict-brick':
       return new BrickEvictOperation(ctx, entry.id, str('brickId'), 'disable')
+    case 'create-block-volume': {
+      const data = entry.data as unknown as BlockCreateData
+      const stored = ctx.store.read((tx) => tx.get('blockvolume', data.blockVolumeId))
+      const template = stored ?? ({ id: data.blockVolumeId, name: data.blockVolumeName } as BlockVolumeEntry)
+      return new BlockVolumeCreateOperation(ctx, entry.id, template, data)
+    }
+    case 'delete-block-volume': {
+      const data = entry.data as unknown as BlockTarget
+      return new BlockVolumeDeleteOperation(ctx, entry.id, data.blockVolumeId, data)
+    }
+    case 'expand-block-volume': {
+      const data = entry.data as unknown as BlockExpandData
+      const newSize = entry.actions.find((a) => a.change === 'expand-block-volume')?.delta ?? 0
+      return new BlockVolumeExpandOperation(ctx, entry.id, data.blockVolumeId, newSize, data)
+    }
     case 'add-device':
       return new DeviceAddOperation(ctx, entry.id, entry.data as unknown as DeviceAddData)
     case 'add-node':

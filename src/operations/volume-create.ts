@@ -6,7 +6,7 @@ import type { ReadTxn, WriteTxn } from '../../db/store.ts'
 import type { VolumeDurability } from '../../executors/executor.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { insertSorted, without } from '../context.ts'
-import { Errors } from '../errors.ts'
+import { Errors, type HeqetError } from '../errors.ts'
 import { allocateBricks } from '../placement/allocator.ts'
 import { createFailureText, PlacementError } from '../placement/errors.ts'
 import type { Durability } from '../placement/geometry.ts'
@@ -89,19 +89,24 @@ export class VolumeCreateOperation implements Operation {
   readonly retries: number
   private attempt = 0
 
+  private readonly allocationError: (reason: string) => HeqetError
+
   constructor(
     private readonly ctx: AppContext,
     readonly id: string,
     /** the volume as it will be stored (cluster and bricks filled by build) */
     private readonly template: VolumeEntry,
+    /** a block volume create that plans its hosting volume: its own error prefix, no retries */
+    opts: { allocationError?: (reason: string) => HeqetError; retries?: number } = {},
   ) {
-    this.retries = ctx.config.volumeCreateRetries
+    this.retries = opts.retries ?? ctx.config.volumeCreateRetries
+    this.allocationError = opts.allocationError ?? Errors.allocateVolume
   }
 
   private eligibleClusters(tx: ReadTxn): string[] {
     const v = this.template
     const candidates = v.requestedClusters.length > 0 ? v.requestedClusters : tx.keys('cluster')
-    if (candidates.length === 0) throw Errors.allocateVolume('No clusters configured')
+    if (candidates.length === 0) throw this.allocationError('No clusters configured')
     const problems: [string, string][] = []
     const eligible = candidates.filter((id) => {
       const c = tx.get('cluster', id)
@@ -121,10 +126,10 @@ export class VolumeCreateOperation implements Operation {
       return problem === undefined
     })
     if (eligible.length > 0) return eligible
-    if (problems.length === 1) throw Errors.allocateVolume(problems[0]![1])
+    if (problems.length === 1) throw this.allocationError(problems[0]![1])
     if (problems.length > 1)
-      throw Errors.allocateVolume(joinClusterErrors('No eligible cluster for volume', problems))
-    throw Errors.allocateVolume('No space')
+      throw this.allocationError(joinClusterErrors('No eligible cluster for volume', problems))
+    throw this.allocationError('No space')
   }
 
   build(tx: WriteTxn) {
@@ -137,7 +142,7 @@ export class VolumeCreateOperation implements Operation {
       } catch (err) {
         if (!(err instanceof PlacementError)) throw err
         if (err.kind === 'bad-tag-rule' || err.kind === 'arbiter-size')
-          throw Errors.allocateVolume(err.message)
+          throw this.allocationError(err.message)
         failures.push([clusterId, createFailureText(err)])
         continue
       }
@@ -160,8 +165,8 @@ export class VolumeCreateOperation implements Operation {
         data: { volumeId: v.id, glusterOrder: placed.map((p) => p.brickId) },
       }
     }
-    if (failures.length === 1) throw Errors.allocateVolume(failures[0]![1])
-    throw Errors.allocateVolume(joinClusterErrors('Unable to create volume on any cluster:', failures))
+    if (failures.length === 1) throw this.allocationError(failures[0]![1])
+    throw this.allocationError(joinClusterErrors('Unable to create volume on any cluster:', failures))
   }
 
   async exec(): Promise<void> {

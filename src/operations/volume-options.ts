@@ -35,3 +35,24 @@ export function heketiOptions(options: string[]): HeketiVolumeOptions {
 export function splitOptions(text: string): string[] {
   return text.split(',')
 }
+
+/**
+ * The stored option list (heketi allocation §6.1):
+ * split(pre) ++ [split(block options) if block-hosting] ++ request ++ split(post).
+ */
+export function volumeOptionList(
+  config: {
+    preRequestVolumeOptions: string
+    postRequestVolumeOptions: string
+    blockHostingVolumeOptions: string
+  },
+  block: boolean,
+  requested: string[],
+): string[] {
+  return [
+    ...splitOptions(config.preRequestVolumeOptions),
+    ...(block ? splitOptions(config.blockHostingVolumeOptions) : []),
+    ...requested,
+    ...splitOptions(config.postRequestVolumeOptions),
+  ]
+}

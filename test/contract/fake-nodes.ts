@@ -240,7 +240,13 @@ export class FakeNodes {
     switch (verb) {
       case 'create':
         if (volume) return fail(`volume create: ${name}: failed: Volume ${name} already exists`, 1)
-        this.volumes.set(name, { id: randomUUID(), bricks, options: new Map(), started: false, blocks: new Map() })
+        this.volumes.set(name, {
+          id: randomUUID(),
+          bricks,
+          options: new Map(),
+          started: false,
+          blocks: new Map(),
+        })
         return undefined
       case 'add-brick':
         if (!volume) return missing
@@ -301,9 +307,11 @@ function glusterBlockOn(volumes: Map<string, FakeVolume>, words: string[]): Repl
   switch (verb) {
     case 'create': {
       // create <bhv>/<name> ha <n> auth <enable|disable> prealloc <p> <hosts> <size>GiB --json
-      const m = words.join(' ').match(
-        /^create (\S+) ha (\d+) auth (enable|disable) prealloc ([a-zA-Z0-9_-]+) (\S+) (\d+)GiB --json$/,
-      )
+      const m = words
+        .join(' ')
+        .match(
+          /^create (\S+) ha (\d+) auth (enable|disable) prealloc ([a-zA-Z0-9_-]+) (\S+) (\d+)GiB --json$/,
+        )
       if (!m || words.length !== 11) return gbFail(`unexpected arguments: ${words.join(' ')}`, 22)
       if (block) return gbFail(`BLOCK with name: '${name}' already EXIST`, 17)
       const hosts = m[5]!.split(',')
