@@ -12,6 +12,7 @@ import type { EntityState } from '../db/entries.ts'
 import { LmdbStore } from '../db/lmdb.ts'
 import type { WriteTxn } from '../db/store.ts'
 import { type AllocationRequest, allocateBricks, PlacementError } from '../src/placement/allocator.ts'
+import { dealEqualSets } from '../src/placement/equal-sets.ts'
 import {
   arbiterBrickSizeKiB,
   type BrickLimits,
@@ -24,6 +25,7 @@ import {
   feasibleSetCounts,
   GiB_IN_KiB,
 } from '../src/placement/geometry.ts'
+import { BrickNeed } from '../src/placement/set-search.ts'
 import { TopologyIndex } from '../src/placement/topology-index.ts'
 import { MemoryStore } from './fixtures/memory-store.ts'
 import { clusterEntry, deviceEntry, type NodeSpec, nodeEntry, seedCluster } from './fixtures/topology.ts'
@@ -310,7 +312,8 @@ t.test('allocations respect every placement rule', async (t) => {
 // Tight topologies where only the number of bricks each device can still take
 // matters: every device holds 0–3 bricks of exactly one size, and the limits
 // allow exactly one set count. The allocator must place the sets whenever the
-// exact oracle above says they fit, and must refuse only when they do not.
+// exact oracle above says they fit, and must refuse only when they do not;
+// without zone checking, zones must be spread as far as what is left allows.
 const BRICK_GiB = 10
 const tightArb = fc.record({
   zones: fc.integer({ min: 1, max: 4 }),
@@ -331,30 +334,37 @@ const tightArb = fc.record({
   strict: fc.boolean(),
   extentSizeKiB: fc.constantFrom(4096, 1024),
 })
+type Tight = typeof tightArb extends fc.Arbitrary<infer G> ? G : never
+
+/** the topology of a tight case: each device takes exactly its number of bricks */
+function tightTopology(g: Tight): { topo: Topology; brickKiB: number; total: number } {
+  const brickKiB = BRICK_GiB * GiB_IN_KiB
+  const total = brickSpaceOnDevice(brickKiB, 1, g.extentSizeKiB).totalKiB
+  const topo: Topology = {
+    down: new Set(),
+    nodes: g.nodes.map((n, i) => ({
+      id: `n${i}`,
+      zone: (n.zonePick % g.zones) + 1,
+      state: 'online',
+      tags: {},
+      devices: n.devices.map((bricks, j) => ({
+        id: `n${i}d${j}`,
+        state: 'online',
+        tags: {},
+        freeKiB: bricks * total + 1,
+        extentSizeKiB: g.extentSizeKiB,
+      })),
+    })),
+  }
+  return { topo, brickKiB, total }
+}
 
 t.test('equal bricks: the sets are placed exactly when they fit', async (t) => {
   let placed = 0
   let refused = 0
   await fc.assert(
     fc.asyncProperty(tightArb, async (g) => {
-      const brickKiB = BRICK_GiB * GiB_IN_KiB
-      const total = brickSpaceOnDevice(brickKiB, 1, g.extentSizeKiB).totalKiB
-      const topo: Topology = {
-        down: new Set(),
-        nodes: g.nodes.map((n, i) => ({
-          id: `n${i}`,
-          zone: (n.zonePick % g.zones) + 1,
-          state: 'online',
-          tags: {},
-          devices: n.devices.map((bricks, j) => ({
-            id: `n${i}d${j}`,
-            state: 'online',
-            tags: {},
-            freeKiB: bricks * total + 1,
-            extentSizeKiB: g.extentSizeKiB,
-          })),
-        })),
-      }
+      const { topo, brickKiB, total } = tightTopology(g)
       const r: Req = {
         sizeGiB: g.setCount * dataBricksPerSet(g.durability) * BRICK_GiB,
         durability: g.durability,
@@ -379,12 +389,86 @@ t.test('equal bricks: the sets are placed exactly when they fit', async (t) => {
       }
       if (!fits) throw new Error('placed sets the oracle says cannot fit')
       if (alloc.sets.length !== g.setCount) throw new Error(`${alloc.sets.length} sets`)
+      if (!g.strict)
+        checkZoneSpread(
+          topo,
+          alloc.sets.map((set) => set.map((b) => b.deviceId)),
+          total,
+        )
       placed++
     }),
     { numRuns: 500, seed: propertySeed(t, FILE) },
   )
   t.ok(placed > 50 && refused > 50, `both outcomes exercised (${placed} placed, ${refused} refused)`)
 })
+
+t.test('equal bricks dealt on distinct nodes spread zones as far as moves and trades can', async (t) => {
+  let repeated = 0
+  await fc.assert(
+    fc.asyncProperty(tightArb, async (g) => {
+      const { topo, brickKiB, total } = tightTopology(g)
+      const index = await indexOf(topo)
+      const filters = {
+        useArbiterRoles: false,
+        excludeDevices: new Set<string>(),
+        excludeNodes: new Set<string>(),
+      }
+      const need = new BrickNeed('data', brickKiB, 1, 0)
+      const k = bricksPerSet(g.durability)
+      const sets = dealEqualSets(index.cluster('c1')!, filters, need, k, g.setCount, 'node')
+      if (sets === undefined) return
+      const deviceSets = sets.map((set) => set.map((p) => p.device.id))
+      for (const set of sets) {
+        if (new Set(set.map((p) => p.node.id)).size !== k) throw new Error('a set shares a node')
+      }
+      checkZoneSpread(topo, deviceSets, total)
+      if (sets.some((set) => zoneRepeats(set.map((p) => p.node.zone)) > 0)) repeated++
+    }),
+    { numRuns: 500, seed: propertySeed(t, FILE) },
+  )
+  t.ok(repeated > 20, `sets that must repeat a zone exercised (${repeated})`)
+})
+
+const zoneRepeats = (zones: number[]) => zones.length - new Set(zones).size
+
+/**
+ * zone_checking none, alike bricks: a set may repeat a zone only when nothing
+ * better is left. No device of a zone the set lacks can still take a brick,
+ * and no trade of one brick with another set keeps nodes distinct and repeats
+ * fewer zones in the two sets together.
+ */
+function checkZoneSpread(topo: Topology, deviceSets: string[][], brickTotalKiB: number): void {
+  const zoneOf = new Map(topo.nodes.map((n) => [n.id, n.zone]))
+  const nodeOf = new Map(topo.nodes.flatMap((n) => n.devices.map((d) => [d.id, n.id] as const)))
+  const left = new Map(
+    topo.nodes.flatMap((n) =>
+      n.devices.map((d) => [d.id, deviceCapacity(d.freeKiB!, brickTotalKiB)] as const),
+    ),
+  )
+  for (const d of deviceSets.flat()) left.set(d, left.get(d)! - 1)
+  if ([...left.values()].some((n) => n < 0))
+    throw new Error('a device takes more bricks than it has room for')
+  const sets = deviceSets.map((set) => set.map((d) => nodeOf.get(d)!))
+  const repeats = (nodes: string[]) => zoneRepeats(nodes.map((n) => zoneOf.get(n)!))
+  for (const [s, set] of sets.entries()) {
+    if (repeats(set) === 0) continue
+    const zones = new Set(set.map((n) => zoneOf.get(n)))
+    const room = topo.nodes.find((n) => !zones.has(n.zone) && n.devices.some((d) => left.get(d.id)! > 0))
+    if (room !== undefined) throw new Error(`set ${s} [${set}] repeats a zone while ${room.id} has room`)
+    for (const [o, other] of sets.entries()) {
+      if (o === s) continue
+      for (let i = 0; i < set.length; i++) {
+        for (let j = 0; j < other.length; j++) {
+          const a = set.map((n, k) => (k === i ? other[j]! : n))
+          const b = other.map((n, k) => (k === j ? set[i]! : n))
+          if (new Set(a).size !== a.length || new Set(b).size !== b.length) continue
+          if (repeats(a) + repeats(b) < repeats(set) + repeats(other))
+            throw new Error(`sets ${s} [${set}] and ${o} [${other}] repeat fewer zones as [${a}] and [${b}]`)
+        }
+      }
+    }
+  }
+}
 
 /** A failure must be legitimate: a single set or a distribute layout the oracle can place means a bug. */
 function checkFailure(t: Test, err: unknown, topo: Topology, r: Req, request: AllocationRequest): void {

@@ -4,12 +4,13 @@
 // doublings), devices are chosen by free space instead of a random ring,
 // distinct zones are preferred even when zone checking is off, and when that
 // greedy search gives up on alike bricks an exact method decides
-// (equal-sets.ts): "No space" only when the sets really do not fit.
+// (equal-sets.ts): "No space" only when the sets really do not fit. Where
+// alike bricks must repeat zones, moves and trades keep the repeats few.
 
 import { createHash } from 'node:crypto'
 import type { Id } from '../../db/entries.ts'
 import { parseTagMatchRule } from './device-filters.ts'
-import { dealEqualSets, maxEqualSets, type SetUnit } from './equal-sets.ts'
+import { dealEqualSets, maxEqualSets, type SetUnit, tradeForZones } from './equal-sets.ts'
 import { HEKETI_PLACEMENT_TEXT, PlacementError, placementError } from './errors.ts'
 import { explainNoDevices, explainNoReplacement, explainShortage, formatKiB } from './explain.ts'
 import {
@@ -129,7 +130,13 @@ export function allocateBricks(index: TopologyIndex, request: AllocationRequest)
         continue
       }
       const sets = placeSets(cluster, filters, needs, setCount, volumeSeed, allowSharedZones)
-      if (sets.length === setCount) return toAllocation(request, needs, sets, attempt)
+      if (sets.length === setCount) {
+        // sets placed one after another may repeat zones a trade of alike bricks avoids
+        while (allowSharedZones && !request.arbiter && tradeForZones(sets)) {
+          // each trade removed a zone repeat
+        }
+        return toAllocation(request, needs, sets, attempt)
+      }
       shortage = { needs, setCount, setsPlaced: sets.length }
     }
     if (request.arbiter) continue

@@ -12,6 +12,13 @@
 // each unit min(capacity, n) times and deal the first k·n entries round-robin
 // over the sets; a unit's entries are consecutive and at most n, so they land
 // in distinct sets.
+//
+// When the sets only fit on distinct nodes (not zones), the dealt sets are
+// then improved for zones (zone_checking none, where heqet prefers distinct
+// zones): a brick on a zone its set uses twice moves to free room in a zone
+// the set lacks, or trades places with a brick of another set, whenever that
+// lowers the number of zone repeats. Both keep every set on distinct nodes
+// and every device within its room, so the exactness above is unchanged.
 
 import type { Id } from '../../db/entries.ts'
 import {
@@ -103,7 +110,7 @@ export function dealEqualSets(
   for (const unit of units) for (let i = 0; i < Math.min(unit.capacity, setCount); i++) entries.push(unit)
   if (entries.length < setSize * setCount) return undefined
 
-  const sets: BrickPick[][] = Array.from({ length: setCount }, () => [])
+  const sets: Slot[][] = Array.from({ length: setCount }, () => [])
   const used: Set<Id>[] = Array.from({ length: setCount }, () => new Set())
   for (let j = 0; j < setSize * setCount; j++) {
     const s = j % setCount
@@ -116,7 +123,83 @@ export function dealEqualSets(
     if (slot === undefined) throw new Error(`equal-sets: no slot left in ${unit.key} (a bug)`)
     slot.left--
     used[s]!.add(slot.node.id)
-    sets[s]!.push({ node: slot.node, device: slot.device, space: need.spaceOn(slot.device.extentSizeKiB) })
+    sets[s]!.push(slot)
   }
-  return sets
+  if (by === 'node')
+    spreadZones(
+      sets,
+      units.flatMap((u) => u.slots),
+    )
+  return sets.map((set) =>
+    set.map((slot) => ({
+      node: slot.node,
+      device: slot.device,
+      space: need.spaceOn(slot.device.extentSizeKiB),
+    })),
+  )
+}
+
+/** How many bricks of a set sit in a zone another brick of the set already uses. */
+export function zoneRepeats(zones: readonly number[]): number {
+  return zones.length - new Set(zones).size
+}
+
+/**
+ * Lowers the zone repeats of dealt sets by moves into free room and trades
+ * between sets, until neither helps. Each step removes at least one repeat,
+ * so this ends after at most as many steps as there were repeats.
+ */
+function spreadZones(sets: Slot[][], slots: readonly Slot[]): void {
+  const moveOnce = (): boolean => {
+    for (const set of sets) {
+      for (let i = 0; i < set.length; i++) {
+        const zone = set[i]!.node.zone
+        if (set.filter((x) => x.node.zone === zone).length < 2) continue
+        // free room on a node of a zone this set lacks
+        const zones = new Set(set.map((x) => x.node.zone))
+        const free = slots.find((x) => x.left > 0 && !zones.has(x.node.zone))
+        if (free === undefined) continue
+        set[i]!.left++
+        free.left--
+        set[i] = free
+        return true
+      }
+    }
+    return false
+  }
+  while (moveOnce() || tradeForZones(sets)) {
+    // each pass removed a repeat
+  }
+}
+
+/**
+ * One trade of alike bricks between two sets (each keeps distinct nodes)
+ * that lowers their zone repeats together; false when there is none. The
+ * bricks keep their devices, so no device takes more than before.
+ */
+export function tradeForZones<T extends { node: { id: Id; zone: number } }>(sets: T[][]): boolean {
+  const repeats = (set: readonly T[]) => zoneRepeats(set.map((x) => x.node.zone))
+  const onNodeOf = (set: readonly T[], except: number, pick: T) =>
+    set.some((x, i) => i !== except && x.node.id === pick.node.id)
+  for (const set of sets) {
+    if (repeats(set) === 0) continue
+    for (let i = 0; i < set.length; i++) {
+      const mine = set[i]!
+      if (set.filter((x) => x.node.zone === mine.node.zone).length < 2) continue
+      for (const other of sets) {
+        if (other === set) continue
+        for (let j = 0; j < other.length; j++) {
+          const theirs = other[j]!
+          if (onNodeOf(set, i, theirs) || onNodeOf(other, j, mine)) continue
+          const before = repeats(set) + repeats(other)
+          set[i] = theirs
+          other[j] = mine
+          if (repeats(set) + repeats(other) < before) return true
+          set[i] = mine
+          other[j] = theirs
+        }
+      }
+    }
+  }
+  return false
 }
