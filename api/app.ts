@@ -14,6 +14,7 @@ import { markAllStale, startCleaner } from '../src/operations/cleaner.ts'
 import { Throttle } from '../src/operations/throttle.ts'
 import { brickLimitsFromConfig } from '../src/placement/geometry.ts'
 import { TopologyIndex } from '../src/placement/topology-index.ts'
+import { RebalanceTracker } from '../src/rebalance.ts'
 import { registerBlockVolumeRoutes } from './routes/blockvolumes.ts'
 import { registerBrickRoutes } from './routes/bricks.ts'
 import { registerClusterRoutes } from './routes/clusters.ts'
@@ -57,6 +58,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     throttle: new Throttle(config.maxInflightOperations),
     health: monitor,
     heal: new HealTracker(),
+    rebalance: new RebalanceTracker(),
     running: new Set(),
     counters: { journalWriteFailures: 0 },
     placement: new TopologyIndex(store),
@@ -83,6 +85,8 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     await ensureDbAttributes(store)
     const stale = await markAllStale(ctx)
     if (stale > 0) log.warn(`${stale} pending operations from a previous run marked stale`)
+    // rebalance starts a previous process owed: nothing to undo, sent again now
+    ctx.rebalance.resume(ctx, { includeFailed: true })
   }
   const stopCleaner = config.disableBackgroundCleaner ? () => {} : startCleaner(ctx)
   if (!config.disableMonitor) monitor.start(ctx)
@@ -92,6 +96,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       stopCleaner()
       monitor.stop()
       ctx.heal.stop()
+      ctx.rebalance.stop()
       await api.app.close()
       await executor.close()
       await store.close()

@@ -146,6 +146,8 @@ export type OperationType =
   | 'delete-device'
   | 'add-node'
   | 'delete-node'
+  // heqet's own: the rebalance start an expand owes, until gluster accepted it
+  | 'rebalance-volume'
 
 /** heketi's change kinds, as an ordered list so the index is heketi's integer. */
 export const CHANGE_KINDS = [

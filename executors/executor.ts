@@ -84,6 +84,22 @@ export interface HealInfoBrick {
   numberOfEntries: string
 }
 
+/** What `volume rebalance <name> status --xml` reports, summed over the nodes. */
+export interface RebalanceStatus {
+  /** gluster's aggregate statusStr: `not started`, `in progress`, `completed`, `stopped`, `failed`, `fix-layout …` */
+  state: string
+  /** some node still moves files */
+  running: boolean
+  /** the rebalance ended (completed, stopped or failed) on every node that ran it */
+  done: boolean
+  /** it ended in failure, or some files failed to move */
+  failed: boolean
+  files: number
+  failures: number
+  /** seconds the rebalance ran, largest over the nodes */
+  runtimeSec: number
+}
+
 export interface CloneRequest {
   host: string
   source: string
@@ -163,8 +179,20 @@ export interface Executor {
   brickDestroy(req: BrickRequest): Promise<{ spaceReclaimed: boolean }>
 
   volumeCreate(req: VolumeRequest): Promise<void>
-  /** add the request's bricks to an existing volume (then rebalance if enabled) */
+  /** add the request's bricks to an existing volume (`add-brick` only; the rebalance is separate) */
   volumeExpand(req: VolumeRequest): Promise<void>
+  /**
+   * heketi's `rebalance_on_expansion` (executor setting, on by default): an
+   * expand is followed by `rebalanceStart`, which the domain tracks
+   * (src/rebalance.ts) instead of waiting for it.
+   */
+  readonly rebalanceOnExpansion: boolean
+  /** `volume rebalance <name> start`; resolves when gluster accepted it or one already runs */
+  rebalanceStart(host: string, name: string): Promise<void>
+  /** `volume rebalance <name> status --xml` */
+  rebalanceStatus(host: string, name: string): Promise<RebalanceStatus>
+  /** `volume rebalance <name> stop` (before a delete); resolves when none runs */
+  rebalanceStop(host: string, name: string): Promise<void>
   /** stop (force, errors ignored) and delete; resolves when the volume does not exist */
   volumeDestroy(host: string, name: string): Promise<void>
   volumeInfo(host: string, name: string): Promise<GlusterVolumeInfo>

@@ -16,6 +16,7 @@ import type {
   GlusterVolumeInfo,
   HealInfoBrick,
   NodeInventory,
+  RebalanceStatus,
   VolumeBrick,
   VolumeRequest,
 } from './executor.ts'
@@ -25,6 +26,8 @@ export interface MockExecutorOptions {
   deviceSizeGiB?: number
   /** artificial latency per action, ms (tests of throttling and concurrency) */
   delayMs?: number
+  /** start a rebalance after every expand (heketi's rebalance_on_expansion; default true) */
+  rebalanceOnExpansion?: boolean
 }
 
 const GiB_IN_KiB = 1048576
@@ -37,10 +40,14 @@ export class MockExecutor implements Executor {
   private readonly blocks = new Map<string, { req: BlockCreateRequest; gbid: string }>()
   /** bricks made on each host, so the state repair sees what a node would hold */
   private readonly bricksByHost = new Map<string, Map<string, BrickRequest>>()
+  /** rebalance per volume: status queries seen since its start (the first says in progress) */
+  private readonly rebalances = new Map<string, { looks: number }>()
+  readonly rebalanceOnExpansion: boolean
 
   constructor(opts: MockExecutorOptions = {}) {
     this.deviceSizeKiB = (opts.deviceSizeGiB ?? 500) * GiB_IN_KiB
     this.delayMs = opts.delayMs ?? 0
+    this.rebalanceOnExpansion = opts.rebalanceOnExpansion ?? true
   }
 
   private async pause(): Promise<void> {
@@ -114,6 +121,25 @@ export class MockExecutor implements Executor {
   async volumeDestroy(_host: string, name: string): Promise<void> {
     await this.pause()
     this.volumes.delete(name)
+    this.rebalances.delete(name)
+  }
+  async rebalanceStart(_host: string, name: string): Promise<void> {
+    await this.pause()
+    this.rebalances.set(name, { looks: 0 })
+  }
+  /** a started rebalance reads `in progress` once, then `completed` */
+  async rebalanceStatus(_host: string, name: string): Promise<RebalanceStatus> {
+    await this.pause()
+    const r = this.rebalances.get(name)
+    const running = r !== undefined && r.looks++ === 0
+    const done = r !== undefined && !running
+    const state = r === undefined ? 'not started' : running ? 'in progress' : 'completed'
+    return { state, running, done, failed: false, files: 0, failures: 0, runtimeSec: 0 }
+  }
+  async rebalanceStop(_host: string, name: string): Promise<void> {
+    await this.pause()
+    const r = this.rebalances.get(name)
+    if (r) r.looks = Math.max(r.looks, 1)
   }
   async volumeInfo(host: string, name: string): Promise<GlusterVolumeInfo> {
     await this.pause()

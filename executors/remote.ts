@@ -28,9 +28,11 @@ import {
   volumeInfoAllCommand,
   volumeInfoCommand,
   volumeRebalanceStartCommand,
+  volumeRebalanceStatusCommand,
+  volumeRebalanceStopCommand,
   volumeStopForceCommand,
 } from './commands/gluster.ts'
-import { parseHealInfoXml, parseVolumeInfoXml } from './commands/gluster-xml.ts'
+import { parseHealInfoXml, parseRebalanceStatusXml, parseVolumeInfoXml } from './commands/gluster-xml.ts'
 import {
   brickDirsCommand,
   brickFstabCommand,
@@ -55,6 +57,7 @@ import {
   type GlusterVolumeInfo,
   type HealInfoBrick,
   NodeCommandError,
+  type RebalanceStatus,
   type VolumeBrick,
   type VolumeRequest,
 } from './executor.ts'
@@ -71,6 +74,17 @@ export interface RemoteExecutorOptions {
   exitErrorText?: (exitCode: number) => string
   logger?: ExecutorLogger
 }
+
+/** what `rebalance status` means when gluster says none was ever started */
+const NOT_STARTED: RebalanceStatus = Object.freeze({
+  state: 'not started',
+  running: false,
+  done: false,
+  failed: false,
+  files: 0,
+  failures: 0,
+  runtimeSec: 0,
+})
 
 export class RemoteExecutor implements Executor {
   private readonly batches: BatchRunner
@@ -319,14 +333,67 @@ export class RemoteExecutor implements Executor {
   async volumeExpand(req: VolumeRequest): Promise<void> {
     const commands = addBrickCommands(this.config, req.name, req.durability, req.bricks)
     await this.runOrThrow(req.host, commands, this.timeouts.gluster)
-    if (!this.config.rebalanceOnExpansion) return
-    const rebalance = await this.run(
-      req.host,
-      [volumeRebalanceStartCommand(this.config, req.name)],
+  }
+
+  get rebalanceOnExpansion(): boolean {
+    return this.config.rebalanceOnExpansion
+  }
+
+  async rebalanceStart(host: string, name: string): Promise<void> {
+    const started = await this.run(
+      host,
+      [volumeRebalanceStartCommand(this.config, name)],
       this.timeouts.gluster,
     )
-    if (!rebalance.ok)
-      this.logger.warn(`rebalance of volume ${req.name} failed (ignored): ${rebalance.error}`)
+    // a start whose answer was lost (timeout, crash) may have gone through
+    if (started.ok || (!started.transport && /already started/i.test(started.error))) return
+    throw new NodeCommandError(
+      `Unable to start rebalance of volume ${name}: ${started.error}`,
+      host,
+      started.failed?.command,
+      started.failed?.exitCode,
+    )
+  }
+
+  async rebalanceStatus(host: string, name: string): Promise<RebalanceStatus> {
+    const query = await this.run(
+      host,
+      [volumeRebalanceStatusCommand(this.config, name)],
+      this.timeouts.gluster,
+    )
+    if (query.transport) throw outcomeError(query, host)
+    const stdout = query.results[0]?.stdout ?? ''
+    let parsed: ReturnType<typeof parseRebalanceStatusXml> | undefined
+    try {
+      parsed = parseRebalanceStatusXml(stdout)
+    } catch (err) {
+      if (query.ok)
+        throw new NodeCommandError(
+          `Unable to determine rebalance status of volume ${name}: ${(err as Error).message}`,
+          host,
+        )
+    }
+    const reason = parsed?.opErrstr || query.error
+    if (query.ok && parsed && parsed.opRet === 0) return parsed.status
+    if (/not started/i.test(reason)) return NOT_STARTED
+    throw new NodeCommandError(`Unable to get rebalance status of volume ${name}: ${reason}`, host)
+  }
+
+  async rebalanceStop(host: string, name: string): Promise<void> {
+    const stopped = await this.run(
+      host,
+      [volumeRebalanceStopCommand(this.config, name)],
+      this.timeouts.gluster,
+    )
+    if (stopped.ok) return
+    // refused because none runs (never started, or already over): nothing to stop
+    if (!stopped.transport && !(await this.rebalanceStatus(host, name)).running) return
+    throw new NodeCommandError(
+      `Unable to stop rebalance of volume ${name}: ${stopped.error}`,
+      host,
+      stopped.failed?.command,
+      stopped.failed?.exitCode,
+    )
   }
 
   async volumeDestroy(host: string, name: string): Promise<void> {

@@ -8,6 +8,7 @@ import type { HealTracker } from './heal.ts'
 import type { Throttle } from './operations/throttle.ts'
 import type { BrickLimits } from './placement/geometry.ts'
 import type { TopologyIndex } from './placement/topology-index.ts'
+import type { RebalanceTracker } from './rebalance.ts'
 
 export interface HealthView {
   /** false only for nodes the monitor has seen down; unknown nodes count as up */
@@ -23,6 +24,8 @@ export interface AppContext {
   health: HealthView
   /** self-heal after brick replacements: started, followed, shown */
   heal: HealTracker
+  /** the rebalance start an expand leaves behind: journaled, started, followed, shown */
+  rebalance: RebalanceTracker
   /** in-memory placement index, kept current by store commits */
   placement: TopologyIndex
   limits: BrickLimits

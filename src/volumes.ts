@@ -124,7 +124,13 @@ export async function deleteVolume(ctx: AppContext, id: string): Promise<Job> {
 
 export async function expandVolume(ctx: AppContext, id: string, addGiB: number): Promise<Job> {
   getReadableVolume(ctx, id)
-  return startOperation(ctx, new VolumeExpandOperation(ctx, newOperationId(), id, addGiB))
+  const job = await startOperation(ctx, new VolumeExpandOperation(ctx, newOperationId(), id, addGiB))
+  return async () => {
+    const result = await job()
+    // the answer goes out now; the rebalance start it journaled runs behind it
+    ctx.rebalance.resume(ctx)
+    return result
+  }
 }
 
 export async function cloneVolume(ctx: AppContext, id: string, name: string): Promise<Job> {

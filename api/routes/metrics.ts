@@ -92,7 +92,30 @@ async function createMetrics(ctx: AppContext): Promise<Metrics> {
     help: '`volume heal` starts refused on every host (tried again until one goes through)',
     registers: [registry],
   })
+  // beyond heketi: the rebalance after an expand (issue 12)
+  const rebalancePhase = gauge(
+    'heqet_volume_rebalance',
+    'Rebalances after an expand, by volume and state (1 per volume; pending = start journaled, not yet accepted)',
+    ['volume', 'state'],
+  )
+  const rebalanceSeconds = gauge(
+    'heqet_volume_rebalance_seconds',
+    'Seconds since the rebalance was started (or requested, while pending), until gluster reported its end',
+    ['volume'],
+  )
+  const rebalanceStarts = new Gauge({
+    name: 'heqet_rebalance_starts_total',
+    help: '`volume rebalance start` accepted by gluster since start',
+    registers: [registry],
+  })
+  const rebalanceStartFailures = new Gauge({
+    name: 'heqet_rebalance_start_failures_total',
+    help: '`volume rebalance start` refused on every host (each retried; the start stays journaled)',
+    registers: [registry],
+  })
   const perScrape = [
+    rebalancePhase,
+    rebalanceSeconds,
     healPending,
     healSeconds,
     volumes,
@@ -114,6 +137,13 @@ async function createMetrics(ctx: AppContext): Promise<Metrics> {
       healPending.set({ volume: h.volume }, Number.isNaN(h.pendingEntries) ? -1 : h.pendingEntries)
       healSeconds.set({ volume: h.volume }, ((h.finishedAt ?? Date.now()) - h.startedAt) / 1000)
     }
+    for (const r of ctx.rebalance.list()) {
+      rebalancePhase.set({ volume: r.volume, state: r.phase }, 1)
+      const since = r.startedAt ?? r.requestedAt
+      rebalanceSeconds.set({ volume: r.volume }, ((r.finishedAt ?? Date.now()) - since) / 1000)
+    }
+    rebalanceStarts.set(ctx.rebalance.starts)
+    rebalanceStartFailures.set(ctx.rebalance.startFailures)
     healWaiting.set(ctx.heal.waiting.size)
     replacements.set(ctx.heal.replacements)
     healStartFailures.set(ctx.heal.healStartFailures)

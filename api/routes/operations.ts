@@ -4,6 +4,7 @@ import { Errors } from '../../src/errors.ts'
 import type { HealProgress } from '../../src/heal.ts'
 import { ID_PATTERN } from '../../src/ids.ts'
 import { cleanOperations, throwIfNotCleaned } from '../../src/operations/cleaner.ts'
+import type { RebalanceProgress } from '../../src/rebalance.ts'
 import { decodeBody, sendJson, Validation } from '../http.ts'
 import { type Api, addRoute } from '../server.ts'
 
@@ -38,6 +39,25 @@ function healView(h: HealProgress) {
   }
 }
 
+/** The rebalance after an expand: pending (journaled start) → started → completed/failed/… */
+function rebalanceView(r: RebalanceProgress) {
+  const since = r.startedAt ?? r.requestedAt
+  return {
+    volume: r.volume,
+    volume_id: r.volumeId,
+    state: r.phase,
+    gluster_status: r.gluster,
+    ...(r.recordId ? { operation: r.recordId } : {}),
+    requested: Math.floor(r.requestedAt / 1000),
+    ...(r.startedAt !== undefined ? { started: Math.floor(r.startedAt / 1000) } : {}),
+    seconds: Math.round(((r.finishedAt ?? Date.now()) - since) / 1000),
+    start_attempts: r.startAttempts,
+    files: r.files,
+    failures: r.failures,
+    error: r.lastError,
+  }
+}
+
 /** A replacement held back because its brick is still a heal source. */
 function waitingView(w: { volume: string; brick: string; entries: number; since: number } | undefined) {
   if (!w) return {}
@@ -60,6 +80,7 @@ export function registerOperationRoutes(api: Api): void {
     handler: async (_req, reply) => {
       const ops = ctx.store.read((tx) => tx.values('pendingop'))
       const heals = ctx.heal.list()
+      const rebalances = ctx.rebalance.list()
       return sendJson(reply, 200, {
         total: ops.length,
         in_flight: ctx.throttle.inFlight,
@@ -68,6 +89,8 @@ export function registerOperationRoutes(api: Api): void {
         new: ops.filter((o) => o.status === '').length,
         // beyond heketi, only once a brick was replaced: heketi's answer otherwise
         ...(heals.length > 0 ? { heals: heals.map(healView) } : {}),
+        // beyond heketi, only after an expand: heketi's answer otherwise
+        ...(rebalances.length > 0 ? { rebalances: rebalances.map(rebalanceView) } : {}),
       })
     },
   })

@@ -1,6 +1,6 @@
 // Parsers for gluster's `--xml` output (root <cliOutput>), heketi node
 // commands §6.4 and §7.
-import type { GlusterVolumeInfo, HealInfoBrick } from '../executor.ts'
+import type { GlusterVolumeInfo, HealInfoBrick, RebalanceStatus } from '../executor.ts'
 import { CommandOutputError } from './parse.ts'
 import { child, childrenNamed, parseXml, textAt, type XmlElement } from './xml.ts'
 
@@ -100,4 +100,46 @@ export function parseSnapshotXml(stdout: string): SnapshotOutput {
     child(child(root, 'snapDeactivate'), 'snapshot') ??
     child(child(child(root, 'snapDelete'), 'snapshots'), 'snapshot')
   return { ...cliStatus(root), name: textAt(target, 'name'), uuid: textAt(target, 'uuid') }
+}
+
+/** gluster's gf_defrag_status_t: 1 and 5 are running, 0 never started, the rest ended */
+const REBALANCE_RUNNING = new Set([1, 5])
+const REBALANCE_FAILED = new Set([4, 8])
+const REBALANCE_NOT_STARTED = 0
+
+function decimal(text: string, what: string): number {
+  if (text === '') return 0
+  const n = Number(text)
+  if (!Number.isFinite(n)) throw new CommandOutputError(`${what} is not a number: ${JSON.stringify(text)}`)
+  return n
+}
+
+export interface RebalanceStatusOutput extends CliStatus {
+  status: RebalanceStatus
+}
+
+/**
+ * `volume rebalance <name> status --xml`: one <node> per peer with bricks
+ * of the volume, plus an <aggregate>. A rebalance is over when no node still
+ * runs it and at least one ran it; it failed when any node failed.
+ */
+export function parseRebalanceStatusXml(stdout: string): RebalanceStatusOutput {
+  const root = parseCliOutput(stdout)
+  const rebalance = child(root, 'volRebalance')
+  const nodes = childrenNamed(rebalance, 'node')
+  const aggregate = child(rebalance, 'aggregate')
+  const rows = nodes.length > 0 ? nodes : aggregate ? [aggregate] : []
+  const codes = rows.map((n) => integer(textAt(n, 'status'), 'rebalance status'))
+  const sum = (field: string) => rows.reduce((s, n) => s + integer(textAt(n, field), field), 0)
+  const running = codes.some((c) => REBALANCE_RUNNING.has(c))
+  const status: RebalanceStatus = {
+    state: textAt(aggregate, 'statusStr') || textAt(rows[0], 'statusStr'),
+    running,
+    done: !running && codes.some((c) => c !== REBALANCE_NOT_STARTED),
+    failed: codes.some((c) => REBALANCE_FAILED.has(c)),
+    files: sum('files'),
+    failures: sum('failures'),
+    runtimeSec: Math.max(0, ...rows.map((n) => decimal(textAt(n, 'runtime'), 'runtime'))),
+  }
+  return { ...cliStatus(root), status }
 }

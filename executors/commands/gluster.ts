@@ -156,6 +156,14 @@ export function volumeRebalanceStartCommand(cfg: PrefixConfig, name: string): st
   return `${glusterPrefix(cfg)} volume rebalance ${vol(name)} start`
 }
 
+export function volumeRebalanceStatusCommand(cfg: PrefixConfig, name: string): string {
+  return `${glusterPrefix(cfg)} volume rebalance ${vol(name)} status --xml`
+}
+
+export function volumeRebalanceStopCommand(cfg: PrefixConfig, name: string): string {
+  return `${glusterPrefix(cfg)} volume rebalance ${vol(name)} stop`
+}
+
 export function volumeInfoCommand(cfg: PrefixConfig, name: string): string {
   return `${glusterPrefix(cfg)} volume info ${vol(name)} --xml`
 }

@@ -14,6 +14,7 @@ import { VolumeCloneOperation } from './volume-clone.ts'
 import { VolumeCreateOperation } from './volume-create.ts'
 import { VolumeDeleteOperation } from './volume-delete.ts'
 import { VolumeExpandOperation } from './volume-expand.ts'
+import { VolumeRebalanceOperation } from './volume-rebalance.ts'
 
 export function operationFromJournal(ctx: AppContext, entry: PendingOperationEntry): Operation | undefined {
   const str = (key: string) => String(entry.data[key] ?? '')
@@ -54,6 +55,8 @@ export function operationFromJournal(ctx: AppContext, entry: PendingOperationEnt
       return new NodeAddOperation(ctx, entry.id, entry.data as unknown as NodeAddData)
     case 'delete-node':
       return new NodeDeleteOperation(ctx, entry.id, str('nodeId'))
+    case 'rebalance-volume':
+      return new VolumeRebalanceOperation(ctx, entry.id)
     case 'delete-device':
       return new DeviceDeleteOperation(ctx, entry.id, str('deviceId'), entry.data['forceForget'] === true)
     default:

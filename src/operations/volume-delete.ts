@@ -6,6 +6,7 @@ import type { WriteTxn } from '../../db/store.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { without } from '../context.ts'
 import { Errors } from '../errors.ts'
+import { dropRebalanceRecord } from '../rebalance.ts'
 import { brickRequest, clusterHosts, destroyBricks, onAnyHost, releaseBrick, undoHosts } from './bricks.ts'
 import type { Operation } from './operation.ts'
 
@@ -54,9 +55,13 @@ export class VolumeDeleteOperation implements Operation {
         }),
       }
     })
-    await onAnyHost(hosts, (h) => {
-      this.destroyTried = true
-      return this.ctx.executor.volumeDestroy(h, name)
+    // after a rebalance start still in glusterd's hands; a running rebalance is stopped first
+    await this.ctx.rebalance.exclusive(name, async () => {
+      await this.ctx.rebalance.beforeDelete(this.ctx, this.volumeId, hosts, name)
+      await onAnyHost(hosts, (h) => {
+        this.destroyTried = true
+        return this.ctx.executor.volumeDestroy(h, name)
+      })
     })
     this.glusterVolumeGone = true
     this.reclaimed = await destroyBricks(this.ctx, requests)
@@ -69,6 +74,11 @@ export class VolumeDeleteOperation implements Operation {
     const cluster = tx.get('cluster', volume.clusterId)
     if (cluster) tx.put('cluster', cluster.id, { ...cluster, volumes: without(cluster.volumes, volume.id) })
     tx.del('volume', volume.id)
+    const dropped = dropRebalanceRecord(tx, volume.id)
+    if (dropped)
+      this.ctx.log.warn(
+        `volume ${volume.name} deleted before its rebalance started: record ${dropped} dropped`,
+      )
     return undefined
   }
 

@@ -1,9 +1,11 @@
 // Volume expand: place new brick sets for the added size, create them,
-// add-brick (+ rebalance), then grow the recorded size.
+// add-brick, then grow the recorded size and journal the rebalance start
+// (run and followed by src/rebalance.ts after the expand answered).
 import type { ReadTxn, WriteTxn } from '../../db/store.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { Errors } from '../errors.ts'
 import { PlacementError } from '../placement/errors.ts'
+import { requestRebalance } from '../rebalance.ts'
 import {
   brickRequest,
   createBricks,
@@ -65,7 +67,11 @@ export class VolumeExpandOperation implements Operation {
       brickWork(tx, tx.get('volume', this.volumeId)!, this.newBricks(tx), []),
     )
     await createBricks(this.ctx, requests)
-    await this.ctx.executor.volumeExpand(volumeRequest)
+    // gluster refuses add-brick while the volume rebalances, or while its lock is held
+    await this.ctx.rebalance.beforeAddBrick(this.ctx, this.volumeId)
+    await this.ctx.rebalance.exclusive(volumeRequest.name, () =>
+      this.ctx.executor.volumeExpand(volumeRequest),
+    )
   }
 
   finalize(tx: WriteTxn): JobResult {
@@ -81,6 +87,7 @@ export class VolumeExpandOperation implements Operation {
       }
     }
     tx.put('volume', volume.id, next)
+    if (this.ctx.executor.rebalanceOnExpansion) requestRebalance(tx, next, this.id)
     return { kind: 'volume', id: volume.id }
   }
 
@@ -126,6 +133,7 @@ export class VolumeExpandOperation implements Operation {
         this.finalize(tx)
         tx.del('pendingop', this.id)
       })
+      this.ctx.rebalance.resume(this.ctx)
       return
     }
     await this.undo()
