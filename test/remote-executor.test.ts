@@ -441,20 +441,151 @@ t.test('volume create: one batch, gluster timeout', async (t) => {
   ])
 })
 
-t.test('volume expand: add-brick batch, rebalance ignored on failure or disabled', async (t) => {
-  const a = setup([['rebalance', { exitCode: 1, stderr: 'rebalance failed' }]])
+t.test("volume expand: the add-brick batch only (the rebalance is the tracker's)", async (t) => {
+  const a = setup()
   await a.executor.volumeExpand(volume(3))
   t.same(
     a.runner.batches.map((b) => b.commands),
-    [
-      [`${G} volume add-brick 'vol_a1' '10.0.0.11:/b0/brick' '10.0.0.12:/b1/brick' '10.0.0.13:/b2/brick' `],
-      [`${G} volume rebalance 'vol_a1' start`],
-    ],
+    [[`${G} volume add-brick 'vol_a1' '10.0.0.11:/b0/brick' '10.0.0.12:/b1/brick' '10.0.0.13:/b2/brick' `]],
   )
-  t.match(a.warnings[0], /rebalance failed/)
-  const b = setup([], { rebalanceOnExpansion: false })
-  await b.executor.volumeExpand(volume(3))
-  t.equal(b.runner.batches.length, 1)
+  t.equal(a.executor.rebalanceOnExpansion, true)
+  t.equal(setup([], { rebalanceOnExpansion: false }).executor.rebalanceOnExpansion, false)
+})
+
+/** gluster 10's `volume rebalance <vol> status --xml` (two nodes) */
+function rebalanceXml(statuses: [number, string][], aggregate: [number, string]) {
+  const row = ([status, text]: [number, string], i: number) =>
+    `<node><nodeName>n${i}</nodeName><id>u${i}</id><files>${i + 1}</files><size>0</size><lookups>3</lookups><failures>0</failures><skipped>0</skipped><status>${status}</status><statusStr>${text}</statusStr><runtime>${i}.50</runtime></node>`
+  return `<?xml version="1.0" encoding="UTF-8" standalone="yes"?><cliOutput><opRet>0</opRet><opErrno>0</opErrno><opErrstr/><volRebalance><task-id>t1</task-id><op>3</op><nodeCount>${statuses.length}</nodeCount>${statuses.map(row).join('')}<aggregate><files>3</files><size>0</size><lookups>6</lookups><failures>0</failures><skipped>0</skipped><status>${aggregate[0]}</status><statusStr>${aggregate[1]}</statusStr><runtime>1.50</runtime></aggregate></volRebalance></cliOutput>`
+}
+
+t.test('rebalance start: accepted, already running, refused', async (t) => {
+  const a = setup()
+  await a.executor.rebalanceStart(H, 'vol_a1')
+  t.same(a.runner.commands(), [`${G} volume rebalance 'vol_a1' start`])
+  const again = setup([
+    [
+      'rebalance',
+      { exitCode: 1, stderr: 'volume rebalance: vol_a1: failed: Rebalance on vol_a1 is already started' },
+    ],
+  ])
+  await again.executor.rebalanceStart(H, 'vol_a1')
+  const refused = setup([
+    [
+      'rebalance',
+      { exitCode: 1, stderr: 'volume rebalance: vol_a1: failed: Another transaction is in progress' },
+    ],
+  ])
+  await t.rejects(refused.executor.rebalanceStart(H, 'vol_a1'), {
+    message:
+      'Unable to start rebalance of volume vol_a1: volume rebalance: vol_a1: failed: Another transaction is in progress',
+    host: H,
+  })
+  const lost = setup([['rebalance', new Error('SSH command timeout')]])
+  await t.rejects(lost.executor.rebalanceStart(H, 'vol_a1'), { message: /SSH command timeout/ })
+})
+
+t.test('rebalance status: XML per node, never started, refused', async (t) => {
+  const running = setup([
+    [
+      'status',
+      {
+        stdout: rebalanceXml(
+          [
+            [3, 'completed'],
+            [1, 'in progress'],
+          ],
+          [1, 'in progress'],
+        ),
+      },
+    ],
+  ])
+  t.same(await running.executor.rebalanceStatus(H, 'vol_a1'), {
+    state: 'in progress',
+    running: true,
+    done: false,
+    failed: false,
+    files: 3,
+    failures: 0,
+    runtimeSec: 1.5,
+  })
+  t.same(running.runner.commands(), [`${G} volume rebalance 'vol_a1' status --xml`])
+  const done = setup([
+    [
+      'status',
+      {
+        stdout: rebalanceXml(
+          [
+            [3, 'completed'],
+            [3, 'completed'],
+          ],
+          [3, 'completed'],
+        ),
+      },
+    ],
+  ])
+  t.match(await done.executor.rebalanceStatus(H, 'vol_a1'), {
+    state: 'completed',
+    running: false,
+    done: true,
+    failed: false,
+  })
+  const failed = setup([
+    [
+      'status',
+      {
+        stdout: rebalanceXml(
+          [
+            [3, 'completed'],
+            [4, 'failed'],
+          ],
+          [4, 'failed'],
+        ),
+      },
+    ],
+  ])
+  t.match(await failed.executor.rebalanceStatus(H, 'vol_a1'), { state: 'failed', done: true, failed: true })
+  const never = setup([
+    [
+      'status',
+      {
+        exitCode: 1,
+        stdout:
+          '<cliOutput><opRet>-1</opRet><opErrno>0</opErrno><opErrstr>Rebalance not started for volume vol_a1.</opErrstr></cliOutput>',
+      },
+    ],
+  ])
+  t.match(await never.executor.rebalanceStatus(H, 'vol_a1'), {
+    state: 'not started',
+    running: false,
+    done: false,
+  })
+  const refused = setup([['status', { exitCode: 1, stderr: 'Volume vol_a1 does not exist' }]])
+  await t.rejects(refused.executor.rebalanceStatus(H, 'vol_a1'), {
+    message: 'Unable to get rebalance status of volume vol_a1: Volume vol_a1 does not exist',
+  })
+  const garbage = setup([['status', { stdout: 'not xml' }]])
+  await t.rejects(garbage.executor.rebalanceStatus(H, 'vol_a1'), {
+    message: /Unable to determine rebalance status/,
+  })
+})
+
+t.test('rebalance stop: stopped, nothing running, refused while running', async (t) => {
+  const a = setup()
+  await a.executor.rebalanceStop(H, 'vol_a1')
+  t.same(a.runner.commands(), [`${G} volume rebalance 'vol_a1' stop`])
+  const over = setup([
+    [/ stop$/, { exitCode: 1, stderr: 'rebalance not running' }],
+    ['status', { stdout: rebalanceXml([[3, 'completed']], [3, 'completed']) }],
+  ])
+  await over.executor.rebalanceStop(H, 'vol_a1')
+  const stuck = setup([
+    [/ stop$/, { exitCode: 1, stderr: 'locked' }],
+    ['status', { stdout: rebalanceXml([[1, 'in progress']], [1, 'in progress']) }],
+  ])
+  await t.rejects(stuck.executor.rebalanceStop(H, 'vol_a1'), {
+    message: 'Unable to stop rebalance of volume vol_a1: locked',
+  })
 })
 
 t.test('volume destroy', async (t) => {
