@@ -2,6 +2,10 @@
 // 10 sequential 1 GiB replica-3 creates through heqet's API with the SSH
 // executor, p50/p99; then 10 more with every batch split into per-command
 // calls, to break the time down by phase (bricks, gluster create, set, start).
+// In the batched run, 5 of the volumes are then expanded by 1 GiB one after
+// the other: how long the expand takes to answer (add-brick; the rebalance
+// start runs behind it), and when gluster accepted the start and reported the
+// rebalance completed (src/rebalance.ts).
 import pino from 'pino'
 import { buildApp } from '../api/app.ts'
 import { signToken } from '../api/auth.ts'
@@ -129,6 +133,29 @@ try {
       for (const [phase, xs] of Object.entries(phases)) {
         console.log(`  ${phase.padEnd(7)} p50 ${pct(xs, 50).toFixed(0)} ms, p99 ${pct(xs, 99).toFixed(0)} ms`)
       }
+    }
+    if (mode === 'batched') {
+      app.ctx.rebalance.settings.pollMs = 200
+      const answered: number[] = []
+      const accepted: number[] = []
+      const completed: number[] = []
+      for (const id of ids.slice(0, 5)) {
+        const t0 = performance.now()
+        const res = await run('POST', `/volumes/${id}/expand`, { expand_size: 1 })
+        if (res.statusCode !== 303) throw new Error(`expand: ${res.statusCode} ${res.body}`)
+        answered.push(performance.now() - t0)
+        await app.ctx.rebalance.settled(id)
+        const r = app.ctx.rebalance.get(id)
+        if (r?.phase !== 'completed') throw new Error(`rebalance of ${id}: ${JSON.stringify(r)}`)
+        accepted.push(r.startedAt! - r.requestedAt)
+        completed.push(r.finishedAt! - r.requestedAt)
+      }
+      const line = (xs: number[]) =>
+        `p50 ${pct(xs, 50).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms (${xs.map((x) => x.toFixed(0)).join(', ')})`
+      console.log(`expand (1 GiB, replica 3, one at a time) over ${answered.length}:`)
+      console.log(`  answered (303)             ${line(answered)}`)
+      console.log(`  rebalance start accepted   ${line(accepted)} after the answer's commit`)
+      console.log(`  rebalance completed        ${line(completed)} after the answer's commit`)
     }
     for (const id of ids) await run('DELETE', `/volumes/${id}`)
     await app.close()

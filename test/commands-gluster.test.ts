@@ -22,6 +22,8 @@ import {
   volumeInfoAllCommand,
   volumeInfoCommand,
   volumeRebalanceStartCommand,
+  volumeRebalanceStatusCommand,
+  volumeRebalanceStopCommand,
   volumeSetCommand,
   volumeStopForceCommand,
 } from '../executors/commands/gluster.ts'
@@ -217,6 +219,8 @@ t.test('volume lifecycle and information', async (t) => {
   t.equal(volumeStopForceCommand(cfg, 'vol_1'), `${G} volume stop 'vol_1' force`)
   t.equal(volumeDeleteCommand(cfg, 'vol_1'), `${G} volume delete 'vol_1'`)
   t.equal(volumeRebalanceStartCommand(cfg, 'vol_1'), `${G} volume rebalance 'vol_1' start`)
+  t.equal(volumeRebalanceStatusCommand(cfg, 'vol_1'), `${G} volume rebalance 'vol_1' status --xml`)
+  t.equal(volumeRebalanceStopCommand(cfg, 'vol_1'), `${G} volume rebalance 'vol_1' stop`)
   t.equal(volumeInfoCommand(cfg, 'vol_1'), `${G} volume info 'vol_1' --xml`)
   t.equal(volumeInfoAllCommand(cfg), `${G} volume info --xml`)
   t.equal(healInfoCommand(cfg, 'vol_1'), `${G} volume heal 'vol_1' info --xml`)
@@ -234,6 +238,11 @@ t.test('volume lifecycle and information', async (t) => {
   t.throws(() => volumeDeleteCommand(cfg, 'vol/1'))
   t.throws(() => volumeDeleteCommand(cfg, '--version'), 'a leading dash would be read as an option')
   t.throws(() => volumeDeleteCommand(cfg, '-v'))
+  t.throws(
+    () => volumeRebalanceStatusCommand(cfg, "vol'; reboot"),
+    'the rebalance commands check the name too',
+  )
+  t.throws(() => volumeRebalanceStopCommand(cfg, '--mode=script'))
 })
 
 t.test('snapshots and clones carry --xml right after the prefix', async (t) => {
