@@ -15,12 +15,14 @@
 // from heketi-baseline.json).
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { type BenchEtcd, etcdBinary, startBenchEtcd } from './api/etcd-process.ts'
 import { log } from './api/log.ts'
 import { type Options, parseOptions, USAGE } from './api/options.ts'
 import { HEKETI, machineLine, report } from './api/report.ts'
 import { runScenario, type ScenarioResult } from './api/scenario.ts'
 import { Server } from './api/server-process.ts'
 import { medianOf } from './api/stats.ts'
+import { type StoreRow, storeTable } from './api/stores.ts'
 
 async function main(): Promise<void> {
   let opts: Options
@@ -31,11 +33,12 @@ async function main(): Promise<void> {
     process.exit(2)
   }
   const servers = new Set<Server>()
+  let etcd: BenchEtcd | undefined
   let interrupted = false
   const onSignal = (sig: NodeJS.Signals) => {
     interrupted = true
     log(`${sig}: stopping the server(s)`)
-    Promise.all([...servers].map((s) => s.stop())).finally(() => process.exit(130))
+    Promise.all([...[...servers].map((s) => s.stop()), etcd?.stop()]).finally(() => process.exit(130))
   }
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
@@ -43,10 +46,22 @@ async function main(): Promise<void> {
   if (opts.cpuProf) mkdirSync(opts.cpuProf, { recursive: true })
   const results: ScenarioResult[] = []
   let failed = false
-  for (const name of opts.scenarios) {
+  // --store: each scenario on each of its stores; etcd started once for all its runs
+  const wantEtcd = opts.scenarios.some((n) => opts.stores[n].includes('etcd'))
+  if (wantEtcd && !opts.etcd) {
+    if (etcdBinary()) etcd = await startBenchEtcd(opts.keep)
+    else log('etcd not installed (apt-get install etcd-server) and no --etcd: the etcd runs are left out')
+  }
+  const etcdHosts = opts.etcd ?? etcd?.hosts
+  const plan = opts.scenarios.flatMap((name) =>
+    opts.stores[name].filter((s) => s === 'lmdb' || etcdHosts).map((store) => ({ name, store })),
+  )
+  const byStore: StoreRow[] = []
+  for (const { name, store } of plan) {
     const runs: ScenarioResult[] = []
     for (let run = 1; run <= opts.repeat && !failed; run++) {
-      const server = new Server(name, opts, opts.scale[name])
+      const dbUrl = store === 'etcd' ? `etcd://${etcdHosts}/bench-${name}-${run}-${Date.now()}` : undefined
+      const server = new Server(name, opts, opts.scale[name], dbUrl)
       servers.add(server)
       try {
         await server.start()
@@ -56,7 +71,8 @@ async function main(): Promise<void> {
         const r = await runScenario(name, opts, server)
         runs.push(r)
         results.push(r)
-        const suffix = opts.repeat > 1 ? ` (run ${run} of ${opts.repeat})` : ''
+        byStore.push({ scenario: name, store, result: r })
+        const suffix = `${store === 'etcd' ? ' — etcd store' : ''}${opts.repeat > 1 ? ` (run ${run} of ${opts.repeat})` : ''}`
         process.stdout.write(`\n${report(r, opts, suffix)}\n`)
         if (opts.cpuProf) {
           const file = join(opts.cpuProf, `phases-${name}-${server.pid}.json`)
@@ -78,6 +94,9 @@ async function main(): Promise<void> {
     }
     if (failed) break
   }
+  if (etcd) await etcd.stop()
+  if (byStore.some((r) => r.store === 'etcd'))
+    process.stdout.write(`\n${storeTable(byStore, opts, etcd?.version ?? `etcd at ${opts.etcd}`)}\n`)
   process.stdout.write(`\n${machineLine()}\n`)
   if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ heketi: HEKETI.figures, results }, null, 2)}\n`)
   process.exit(failed ? 1 : 0)

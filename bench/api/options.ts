@@ -15,8 +15,14 @@ export interface Scale {
   listSeconds: number
 }
 
+export type StoreName = 'lmdb' | 'etcd'
+
 export interface Options {
   scenarios: ('A' | 'B')[]
+  /** the stores each scenario runs on (B: LMDB only unless --store was given) */
+  stores: Record<'A' | 'B', StoreName[]>
+  /** an etcd to use (host:port,...) instead of starting one */
+  etcd: string | undefined
   quick: boolean
   concurrency: number
   readConcurrency: number
@@ -50,7 +56,9 @@ export const USAGE = `usage: npm run bench -- [options]
   --json FILE            also write the results as JSON
   --named                give every volume a name (as Kubernetes provisioners do); default unnamed
   --repeat N             run each scenario N times (fresh server each) and add a median table
-  --keep                 keep the temp directory (DB, config, server log)`
+  --keep                 keep the temp directory (DB, config, server log)
+  --store lmdb|etcd|both the DB (default both for A, lmdb for B: a full B on etcd takes long)
+  --etcd HOST:PORT,...   use this etcd (a fresh key prefix per run) instead of starting one`
 
 export function parseOptions(argv: string[]): Options {
   const { values } = parseArgs({
@@ -75,6 +83,8 @@ export function parseOptions(argv: string[]): Options {
       keep: { type: 'boolean', default: false },
       repeat: { type: 'string', default: '1' },
       named: { type: 'boolean', default: false },
+      store: { type: 'string' },
+      etcd: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -134,8 +144,19 @@ export function parseOptions(argv: string[]): Options {
     x.listSeconds = num('list-seconds', values['list-seconds']) ?? x.listSeconds
     x.deletes = Math.min(x.deletes, x.volumes)
   }
+  const storeArg = values.store ?? 'default'
+  const storeChoice: Record<string, StoreName[]> = { lmdb: ['lmdb'], etcd: ['etcd'], both: ['lmdb', 'etcd'] }
+  if (storeArg !== 'default' && !storeChoice[storeArg]) throw new Error('--store must be lmdb, etcd or both')
+  const stores: Record<'A' | 'B', StoreName[]> =
+    storeArg === 'default'
+      ? { A: ['lmdb', 'etcd'], B: ['lmdb'] }
+      : { A: storeChoice[storeArg]!, B: storeChoice[storeArg]! }
+  if (values.etcd !== undefined && !/^[A-Za-z0-9.-]+:\d+(,[A-Za-z0-9.-]+:\d+)*$/.test(values.etcd))
+    throw new Error('--etcd must be host:port[,host:port...]')
   return {
     scenarios,
+    stores,
+    etcd: values.etcd,
     quick,
     concurrency: int('concurrency', values.concurrency, 1)!,
     readConcurrency: int('read-concurrency', values['read-concurrency'], 1)!,

@@ -44,6 +44,8 @@ export class Server {
     readonly name: string,
     private readonly opts: Options,
     private readonly scale: Scale,
+    /** an etcd db URL (bench/api/etcd-process.ts); default: an LMDB file in the temp dir */
+    readonly dbUrl?: string,
   ) {
     this.dir = mkdtempSync(join(tmpdir(), `heqet-bench-${name}-`))
     this.logFile = join(this.dir, 'server.log')
@@ -72,7 +74,7 @@ export class Server {
       jwt: { admin: { key: this.adminKey }, user: { key: this.userKey } },
       glusterfs: {
         executor: 'mock',
-        db: this.dbFile,
+        db: this.dbUrl ?? this.dbFile,
         loglevel: this.opts.logLevel,
         max_inflight_operations: this.opts.inflight,
         ...(this.maxVolumesPerCluster ? { max_volumes_per_cluster: this.maxVolumesPerCluster } : {}),
