@@ -139,7 +139,9 @@ try {
       const answered: number[] = []
       const accepted: number[] = []
       const completed: number[] = []
-      for (const id of ids.slice(0, 5)) {
+      // room for the new bricks: the testbed's loop disks hold about ten 1 GiB sets
+      for (const id of ids.splice(5)) await run('DELETE', `/volumes/${id}`)
+      for (const id of ids) {
         const t0 = performance.now()
         const res = await run('POST', `/volumes/${id}/expand`, { expand_size: 1 })
         if (res.statusCode !== 303) throw new Error(`expand: ${res.statusCode} ${res.body}`)

@@ -255,6 +255,25 @@ export class RebalanceTracker {
     this.finish(ctx, r, 'stopped', 'stopped by the volume delete')
   }
 
+  /**
+   * After a failed delete: if gluster says a rebalance of the volume runs (one
+   * this process did not follow), stop it and answer true (the delete is
+   * tried again). False when none runs or gluster cannot tell (logged).
+   */
+  async stopIfRunning(ctx: AppContext, hosts: string[], name: string): Promise<boolean> {
+    let running: boolean
+    try {
+      running = (await onAnyHost(hosts, (h) => ctx.executor.rebalanceStatus(h, name))).running
+    } catch (err) {
+      ctx.log.warn(`volume ${name}: rebalance status after a failed delete: ${(err as Error).message}`)
+      return false
+    }
+    if (!running) return false
+    ctx.log.info(`volume ${name} could not be deleted while it rebalances: stopping the rebalance`)
+    await onAnyHost(hosts, (h) => ctx.executor.rebalanceStop(h, name))
+    return true
+  }
+
   private track(volumeId: string, volume: string, recordId: string): RebalanceProgress {
     const known = this.rebalances.get(volumeId)
     if (known && (known.phase === 'pending' || known.phase === 'started')) {

@@ -305,3 +305,59 @@ t.test('rebalance_on_expansion off: no record, no start', async (t) => {
   t.same(await operations(app), { total: 0, in_flight: 0, stale: 0, failed: 0, new: 0 })
   t.equal(rec.calls('rebalanceStart').length, 0)
 })
+
+t.test(
+  'a delete refused because of a rebalance this process never followed stops it and deletes',
+  async (t) => {
+    // gluster still rebalances a volume expanded before a restart: stop is refused until the rebalance stops
+    let rebalancing = true
+    const calls: string[] = []
+    const mock = new MockExecutor()
+    const executor = new Proxy(mock, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver)
+        if (typeof value !== 'function') return value
+        return async (...args: unknown[]) => {
+          calls.push(String(prop))
+          if (prop === 'volumeDestroy' && rebalancing)
+            throw new Error('volume stop: failed: rebalance session is in progress for the volume')
+          if (prop === 'rebalanceStatus')
+            return {
+              state: rebalancing ? 'in progress' : 'completed',
+              running: rebalancing,
+              done: !rebalancing,
+              failed: false,
+              files: 0,
+              failures: 0,
+              runtimeSec: 0,
+            }
+          if (prop === 'rebalanceStop') rebalancing = false
+          return value.apply(target, args)
+        }
+      },
+    })
+    const app = await makeApp(t, { executor: executor as MockExecutor })
+    const id = await volumeWithTopology(app)
+    t.equal(app.ctx.rebalance.get(id), undefined, 'nothing followed here')
+    t.equal((await app.run('DELETE', `/volumes/${id}`)).statusCode, 204)
+    t.same(
+      calls.filter((c) => c.startsWith('rebalance') || c === 'volumeDestroy'),
+      [
+        'volumeDestroy',
+        'volumeDestroy',
+        'volumeDestroy',
+        'rebalanceStatus',
+        'rebalanceStop',
+        'volumeDestroy',
+      ],
+      'refused on the three hosts, asked gluster, stopped the rebalance, deleted',
+    )
+    const plain = await makeApp(t)
+    const other = await volumeWithTopology(plain)
+    t.equal(
+      (await plain.run('DELETE', `/volumes/${other}`)).statusCode,
+      204,
+      'without a rebalance: as before',
+    )
+  },
+)

@@ -56,12 +56,20 @@ export class VolumeDeleteOperation implements Operation {
       }
     })
     // after a rebalance start still in glusterd's hands; a running rebalance is stopped first
-    await this.ctx.rebalance.exclusive(name, async () => {
-      await this.ctx.rebalance.beforeDelete(this.ctx, this.volumeId, hosts, name)
-      await onAnyHost(hosts, (h) => {
+    const destroy = () =>
+      onAnyHost(hosts, (h) => {
         this.destroyTried = true
         return this.ctx.executor.volumeDestroy(h, name)
       })
+    await this.ctx.rebalance.exclusive(name, async () => {
+      await this.ctx.rebalance.beforeDelete(this.ctx, this.volumeId, hosts, name)
+      try {
+        await destroy()
+      } catch (err) {
+        // a rebalance this process did not follow (started before a restart) blocks the stop
+        if (!(await this.ctx.rebalance.stopIfRunning(this.ctx, hosts, name))) throw err
+        await destroy()
+      }
     })
     this.glusterVolumeGone = true
     this.reclaimed = await destroyBricks(this.ctx, requests)
