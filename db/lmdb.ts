@@ -1,8 +1,20 @@
 // The LMDB-backed store: one environment file, one named database per bucket.
-// LMDB is the source of truth; every committed entry is also kept decoded in
-// memory (write-through), so reads never decode and never touch the file.
-// Entries handed out are shared: callers treat them as immutable and write
-// changed copies back (the domain code only ever spreads into new objects).
+// LMDB is the source of truth; every entry is also kept decoded in memory, so
+// reads never decode and never touch the file. Entries handed out are shared:
+// callers treat them as immutable and write changed copies back (the domain
+// code only ever spreads into new objects).
+//
+// Group commit: write() runs its callback at once on the in-memory state and
+// applies the result there (listeners hear of it then, so placement sees the
+// space it charged); the promise resolves when the LMDB transaction holding
+// it is flushed to disk. Writes applied while a commit is in flight share the
+// next one, and the commit and its fsync run on lmdb-js's write thread, not
+// the event loop. Commits are ordered, so a durable write implies every write
+// applied before it is durable too: awaiting its own write is all an
+// operation needs before its first node command. Reads may see a change a
+// few milliseconds before it is durable; a commit that fails rejects its
+// writes and every write applied after them, and the cache and listeners are
+// put back to what the file holds.
 import { randomUUID } from 'node:crypto'
 import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
@@ -46,6 +58,12 @@ class BucketCache {
   }
 }
 
+interface QueuedWrite {
+  changes: Change[]
+  resolve: () => void
+  reject: (err: Error) => void
+}
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
@@ -65,6 +83,13 @@ export class LmdbStore implements Store {
   private readonly listeners: ((changes: Change[]) => void)[] = []
   private readonly onListenerError: (err: Error) => void
   listenerFailures = 0
+  /** write() calls that ran their callback without throwing */
+  writes = 0
+  /** LMDB transactions committed: fewer than writes when commits were shared */
+  commits = 0
+  /** applied writes waiting for the next commit */
+  private readonly queued: QueuedWrite[] = []
+  private inFlight: Promise<void> | undefined
 
   constructor(opts: LmdbStoreOptions) {
     this.path = opts.path
@@ -77,6 +102,9 @@ export class LmdbStore implements Store {
       readOnly: opts.readOnly ?? false,
       // commits are fsynced: a crash must never lose an acknowledged change
       noSync: false,
+      // lmdb-js's default on Linux, made explicit: a commit need not wait for
+      // the flush of the one before; write() waits for its own flush
+      overlappingSync: true,
     })
     this.dbs = new Map(BUCKETS.map((b) => [b, this.root.openDB({ name: b })]))
     for (const b of BUCKETS) {
@@ -101,7 +129,6 @@ export class LmdbStore implements Store {
   }
 
   write<R>(fn: (tx: WriteTxn) => R): Promise<R> {
-    const db = (b: BucketName) => this.dbs.get(b)!
     const changes: Change[] = []
     // this transaction's own writes, seen by its reads before they reach the cache
     const overlay = new Map<string, { value: unknown }>()
@@ -122,31 +149,117 @@ export class LmdbStore implements Store {
       values: (b) => keysWithOverlay(b).map((k) => tx.get(b, k)) as never,
       count: (b) => keysWithOverlay(b).length,
       put: <B extends BucketName>(b: B, key: string, value: Buckets[B]) => {
-        db(b).putSync(key, value)
         overlay.set(at(b, key), { value })
         changes.push({ bucket: b, key, value })
       },
       del: (b, key) => {
-        db(b).removeSync(key)
         overlay.set(at(b, key), { value: undefined })
         changes.push({ bucket: b, key, value: undefined })
       },
     }
-    // transactionSync, not transaction: only the synchronous form aborts every
-    // write of the callback when it throws (verified with lmdb 3.5).
+    // The callback runs now, on the state every earlier write() left (applied,
+    // perhaps not yet durable): writes stay serialized in call order.
     let result: R
     try {
-      result = this.root.transactionSync(() => fn(tx))
+      result = fn(tx)
     } catch (err) {
       return Promise.reject(err)
     }
-    // committed: from here on nothing may turn the answer into a rejection
+    this.writes++
+    if (changes.length === 0) {
+      // nothing to commit, but answer no sooner than the writes before it
+      return this.durable().then(() => result)
+    }
+    this.apply(changes)
+    notifyListeners(this, this.listeners, changes, this.onListenerError)
+    return new Promise<R>((resolve, reject) => {
+      this.queued.push({ changes, resolve: () => resolve(result), reject })
+      this.commitNext()
+    })
+  }
+
+  /** Resolves once every write applied so far is durable (or has been rejected). */
+  private durable(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.queued.push({ changes: [], resolve, reject: () => resolve() })
+      this.commitNext()
+    })
+  }
+
+  /**
+   * Group commit: while one LMDB transaction is being committed (on
+   * lmdb-js's write thread, off the event loop), the writes applied meanwhile
+   * queue up; they all go into the next transaction. One commit at a time,
+   * so a batch is never committed before the batches applied earlier. With
+   * overlapping sync the next commit may start while the previous one is
+   * being flushed; a write resolves when its own commit is flushed.
+   */
+  private commitNext(): void {
+    if (this.inFlight || this.queued.length === 0) return
+    const batch = this.queued.splice(0)
+    const changes = batch.flatMap((w) => w.changes)
+    if (changes.length === 0) {
+      // flushed covers every commit made so far, and so the writes before these
+      // (a read-only or untouched environment has none)
+      Promise.resolve(this.root.flushed).then(() => {
+        for (const w of batch) w.resolve()
+      })
+      return
+    }
+    const db = (b: BucketName) => this.dbs.get(b)!
+    // a child transaction: if anything in it throws, none of the batch is written
+    this.inFlight = this.root
+      .childTransaction(() => {
+        for (const c of changes)
+          c.value === undefined ? db(c.bucket).removeSync(c.key) : db(c.bucket).putSync(c.key, c.value)
+      })
+      .then(
+        () => {
+          this.commits++
+          this.inFlight = undefined
+          // resolves once every commit so far, this one included, is on disk
+          Promise.resolve(this.root.flushed).then(
+            () => {
+              for (const w of batch) w.resolve()
+            },
+            (err: unknown) => {
+              const error = err instanceof Error ? err : new Error(String(err))
+              this.onListenerError(new Error(`LMDB flush failed: ${error.message}`))
+              for (const w of batch) w.reject(error)
+            },
+          )
+          this.commitNext()
+        },
+        (err: unknown) => {
+          const error = err instanceof Error ? err : new Error(String(err))
+          // every write applied since was computed on top of the lost batch
+          const lost = [...batch, ...this.queued.splice(0)]
+          this.inFlight = undefined
+          this.revert(lost.flatMap((w) => w.changes))
+          for (const w of lost) w.reject(error)
+        },
+      )
+  }
+
+  /** Put the cache (and the listeners) back to what the file holds for these keys. */
+  private revert(changes: Change[]): void {
+    const seen = new Set<string>()
+    const restored: Change[] = []
+    for (const c of changes) {
+      const id = `${c.bucket}\u0000${c.key}`
+      if (seen.has(id)) continue
+      seen.add(id)
+      restored.push({ bucket: c.bucket, key: c.key, value: this.dbs.get(c.bucket)!.get(c.key) })
+    }
+    this.apply(restored)
+    notifyListeners(this, this.listeners, restored, this.onListenerError)
+  }
+
+  private apply(changes: Change[]): void {
     for (const c of changes) {
       const bucket = this.cache.get(c.bucket)!
       c.value === undefined ? bucket.delete(c.key) : bucket.set(c.key, c.value)
     }
-    notifyListeners(this, this.listeners, changes, this.onListenerError)
-    return Promise.resolve(result)
   }
 
   /**
@@ -168,6 +281,7 @@ export class LmdbStore implements Store {
   }
 
   async backup(): Promise<Buffer> {
+    await this.durable()
     // unique per call: concurrent backups must never share (or remove) a file
     const tmp = join(dirname(this.path), `.backup-${randomUUID()}.mdb`)
     try {
@@ -179,6 +293,7 @@ export class LmdbStore implements Store {
   }
 
   async close(): Promise<void> {
+    await this.durable()
     await this.root.close()
   }
 }

@@ -10,6 +10,7 @@ import type { WriteTxn } from '../../db/store.ts'
 import { UnsafeCommandArgumentError } from '../../executors/commands/validate.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { newId } from '../ids.ts'
+import { crashPoint } from './crash-points.ts'
 
 export interface Operation {
   readonly id: string
@@ -68,6 +69,7 @@ export async function startOperation(
     release()
     throw err
   }
+  crashPoint('journal', op.type)
   ctx.running.add(op.id)
   return async () => {
     try {
@@ -84,11 +86,13 @@ async function execute(ctx: AppContext, op: Operation): Promise<JobResult> {
   for (let attempt = 1; ; attempt++) {
     try {
       await op.exec()
-      return await ctx.store.write((tx) => {
+      const result = await ctx.store.write((tx) => {
         const result = op.finalize(tx)
         tx.del('pendingop', op.id)
         return result
       })
+      crashPoint('result', op.type)
+      return result
     } catch (err) {
       ctx.log.warn(`operation ${op.type} ${op.id} failed (attempt ${attempt}): ${(err as Error).message}`)
       const undone = await rollback(ctx, op)
