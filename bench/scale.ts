@@ -10,7 +10,7 @@
 //   npm run bench:scale -- --cpu-prof /tmp/prof          # profile the server (bench/cpuprofile.ts)
 //
 // Figures go to docs/benchmarks.md ("Scale: 10,000 nodes"), with the machine.
-import { writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
@@ -80,6 +80,7 @@ interface Phase {
 const monotonicUs = () => Number(process.hrtime.bigint() / 1000n)
 
 async function main(): Promise<void> {
+  if (opts.cpuProf) mkdirSync(opts.cpuProf, { recursive: true })
   const server = new Server('scale', opts, opts.scale.B)
   const stop = () => server.stop().finally(() => process.exit(130))
   process.once('SIGINT', stop)
@@ -140,7 +141,8 @@ async function main(): Promise<void> {
       const work = nodeIds.flatMap((node) => Array.from({ length: DEVICES }, (_, d) => ({ node, d })))
       await pool(work, SETUP_CONCURRENCY, async ({ node, d }) => {
         const r = await setupClient.run('POST', '/devices', { name: deviceName(d), node })
-        if (r.status !== 204) throw new Error(`device add ${node} ${deviceName(d)}: ${r.status} ${r.body.trim()}`)
+        if (r.status !== 204)
+          throw new Error(`device add ${node} ${deviceName(d)}: ${r.status} ${r.body.trim()}`)
       })
     })
     const setupSec = phases.reduce((s, p) => s + p.wallSec, 0)
@@ -222,12 +224,14 @@ async function main(): Promise<void> {
       '',
       '| phase | wall, s | server CPU, s | peak RSS after, MiB |',
       '|---|---:|---:|---:|',
-      ...phases.map((p) => `| ${p.name} | ${fmt(p.wallSec)} | ${fmt(p.serverCpuSec)} | ${fmt(p.peakRssMiB)} |`),
+      ...phases.map(
+        (p) => `| ${p.name} | ${fmt(p.wallSec)} | ${fmt(p.serverCpuSec)} | ${fmt(p.peakRssMiB)} |`,
+      ),
     ]
     process.stdout.write(`\n${out.join('\n')}\n`)
     if (args.json) writeFileSync(args.json, `${JSON.stringify(result, null, 2)}\n`)
     if (args['cpu-prof']) {
-      const file = join(args['cpu-prof'], `phases-scale-${server.pid}.json`)
+      const file = join(opts.cpuProf!, `phases-scale-${server.pid}.json`)
       writeFileSync(file, `${JSON.stringify(phases, null, 2)}\n`)
       log(`scale: phase boundaries in ${file} (bench/cpuprofile.ts --phases ${file} PROFILE)`)
     }

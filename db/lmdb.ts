@@ -207,10 +207,14 @@ export class LmdbStore implements Store {
       return
     }
     const db = (b: BucketName) => this.dbs.get(b)!
+    // a key written by several writes of the batch is stored once, with its last value
+    // (node adds all rewrite their cluster's entry)
+    const last = new Map<string, Change>()
+    for (const c of changes) last.set(`${c.bucket}\u0000${c.key}`, c)
     // a child transaction: if anything in it throws, none of the batch is written
     this.inFlight = this.root
       .childTransaction(() => {
-        for (const c of changes)
+        for (const c of last.values())
           c.value === undefined ? db(c.bucket).removeSync(c.key) : db(c.bucket).putSync(c.key, c.value)
       })
       .then(

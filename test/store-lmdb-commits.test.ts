@@ -27,7 +27,12 @@ t.test('writes started together share commits, and all of them are on disk', asy
   const commits0 = store.commits
   await Promise.all(
     Array.from({ length: 10 }, (_, i) =>
-      store.write((tx) => tx.put('attribute', `k${i}`, attr(`k${i}`, 'v'))),
+      store.write((tx) => {
+        tx.put('attribute', `k${i}`, attr(`k${i}`, 'v'))
+        // one key rewritten by every write: stored once per commit, with its last value
+        const n = Number(tx.get('attribute', 'n')?.value ?? '0')
+        tx.put('attribute', 'n', attr('n', String(n + 1)))
+      }),
     ),
   )
   // the first write commits alone; the nine applied while it was in flight share the next commit
@@ -37,7 +42,11 @@ t.test('writes started together share commits, and all of them are on disk', asy
   const again = new LmdbStore({ path })
   t.equal(
     again.read((tx) => tx.count('attribute')),
-    10,
+    11,
+  )
+  t.equal(
+    again.read((tx) => tx.get('attribute', 'n')?.value),
+    '10',
   )
   await again.close()
   // the teardown closes `store` once more: closing twice must be harmless
