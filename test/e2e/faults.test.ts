@@ -5,7 +5,7 @@
 import t, { type Test } from 'tap'
 import { InjectingRunner, Injector } from '../../executors/inject.ts'
 import { makeApp, type TestApp } from '../helpers/app.ts'
-import { compareNodesWithDb, type HeketiDump } from './lib/agreement.ts'
+import { assertAgreement } from './lib/agreement.ts'
 import { remoteExecutor, sshRunner } from './lib/heqet.ts'
 import { createTestbed, requireTestbed, type Testbed } from './lib/testbed.ts'
 
@@ -28,18 +28,7 @@ const replica3 = { size: 1, durability: { type: 'replicate', replicate: { replic
 
 async function agree(t: Test, app: TestApp, tb: Testbed, baseFstab: string[][], what: string) {
   await app.run('POST', '/operations/pending/cleanup', {})
-  const ops = (await app.call('GET', '/operations')).json()
-  t.equal(ops.total, 0, `${what}: journal empty after clean-up`)
-  t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0, `${what}: db check clean`)
-  const dump = (await app.call('GET', '/db/dump')).json() as HeketiDump
-  const a = compareNodesWithDb(
-    await tb.snapshot(),
-    tb.nodes.map((n) => n.ip),
-    baseFstab,
-    dump,
-  )
-  t.same(a.leaked, [], `${what}: nothing leaked on the nodes`)
-  t.same(a.missing, [], `${what}: nothing missing on the nodes`)
+  await assertAgreement(t, app, tb, baseFstab, what)
 }
 
 t.test('one failing node command at a time', async (t) => {

@@ -9,7 +9,7 @@
 import t, { type Test } from 'tap'
 import { InjectingRunner, type InjectionRule, Injector } from '../../executors/inject.ts'
 import { makeApp, type TestApp } from '../helpers/app.ts'
-import { compareNodesWithDb, type HeketiDump } from './lib/agreement.ts'
+import { assertAgreement } from './lib/agreement.ts'
 import { remoteExecutor, sshRunner } from './lib/heqet.ts'
 import { createTestbed, requireTestbed, type Testbed } from './lib/testbed.ts'
 
@@ -53,17 +53,7 @@ async function agree(t: Test, app: TestApp, tb: Testbed, baseFstab: string[][], 
   )
   const cleanup = await app.run('POST', '/operations/pending/cleanup', {})
   t.equal(cleanup.statusCode, 204, `${what}: cleanup finished everything ${cleanup.body.trim()}`)
-  t.equal((await app.call('GET', '/operations')).json().total, 0, `${what}: journal empty`)
-  t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0, `${what}: db check clean`)
-  const dump = (await app.call('GET', '/db/dump')).json() as HeketiDump
-  const a = compareNodesWithDb(
-    await tb.snapshot(),
-    tb.nodes.map((n) => n.ip),
-    baseFstab,
-    dump,
-  )
-  t.same(a.leaked, [], `${what}: nothing leaked on the nodes`)
-  t.same(a.missing, [], `${what}: nothing missing on the nodes`)
+  const dump = await assertAgreement(t, app, tb, baseFstab, what)
   const dbPeers = Object.values(dump.nodeentries)
     .map((n) => n.Info.hostnames.manage[0]!)
     .sort()

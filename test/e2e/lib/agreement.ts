@@ -1,7 +1,11 @@
 // Do the nodes hold exactly what the DB says? Compares a testbed snapshot
 // with heqet's heketi-format DB dump: anything on a node the DB does not
 // know is leaked; anything the DB knows that a node lacks is missing.
+// assertAgreement is the one check every testbed test makes with it.
+import type { Test } from 'tap'
+import type { TestApp } from '../../helpers/app.ts'
 import type { NodeSnapshot } from './snapshot.ts'
+import type { Testbed } from './testbed.ts'
 
 interface DumpBrick {
   Info: { id: string; path: string; device: string; node: string; volume: string }
@@ -71,4 +75,30 @@ export function compareNodesWithDb(
     if (i === 0) diff('gluster volume', snap.glusterVolumes, volumeNames)
   })
   return { leaked, missing }
+}
+
+/**
+ * After a step: the journal is empty, the DB is consistent, and the nodes hold
+ * exactly what the DB says (nothing leaked, nothing missing). `baseFstab[i]`
+ * is node i's fstab before heqet. Returns the dump for further checks.
+ */
+export async function assertAgreement(
+  t: Test,
+  app: Pick<TestApp, 'call'>,
+  tb: Pick<Testbed, 'nodes' | 'snapshot'>,
+  baseFstab: string[][],
+  what: string,
+): Promise<HeketiDump> {
+  t.equal((await app.call('GET', '/operations')).json().total, 0, `${what}: journal empty`)
+  t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0, `${what}: db check clean`)
+  const dump = (await app.call('GET', '/db/dump')).json() as HeketiDump
+  const { leaked, missing } = compareNodesWithDb(
+    await tb.snapshot(),
+    tb.nodes.map((n) => n.ip),
+    baseFstab,
+    dump,
+  )
+  t.same(leaked, [], `${what}: nothing on the nodes the DB does not know`)
+  t.same(missing, [], `${what}: nothing the DB knows is missing on the nodes`)
+  return dump
 }
