@@ -7,7 +7,10 @@
 // @fastify/jwt (fast-jwt underneath) decodes the token and verifies its
 // signature: one registration per issuer, each with that issuer's key and
 // only the HMAC algorithms. Its own claim checks are off; heketi's ordered
-// checks and texts are made here, on top.
+// checks and texts are made here, on top. A token that verified is kept in
+// a VerifiedTokenCache keyed by its text (fast-jwt's own cache is off: its
+// key is a SHA-256 of the token, which cost most of a hit); expiry, iat, nbf
+// and qsh are checked on every request.
 import { createHash, createHmac } from 'node:crypto'
 import fastifyJwt from '@fastify/jwt'
 import type { FastifyInstance } from 'fastify'
@@ -38,6 +41,8 @@ export interface AuthOptions {
    */
   expLeewaySec: number
   now?: () => number
+  /** tokens already verified (VerifiedTokenCache); without it every request is verified in full */
+  cache?: VerifiedTokenCache
 }
 
 const HMAC_ALGS = ['HS256', 'HS384', 'HS512'] as const
@@ -73,8 +78,8 @@ export function registerTokenVerifier(
       namespace: iss,
       secret: keys[iss],
       decode: { complete: true },
-      // heketi's claim checks (below) replace fast-jwt's
-      verify: { algorithms: [...HMAC_ALGS], ignoreExpiration: true, ignoreNotBefore: true, cache: 1000 },
+      // heketi's claim checks (below) replace fast-jwt's; VerifiedTokenCache replaces its cache
+      verify: { algorithms: [...HMAC_ALGS], ignoreExpiration: true, ignoreNotBefore: true },
       // decoder errors carry fast-jwt's own text, without a prefix
       messages: { authorizationTokenInvalid: (err: Error) => err.message },
     })
@@ -121,20 +126,59 @@ export function qshFor(method: string, path: string): string {
   return createHash('sha256').update(`${method}&${path}`).digest('hex')
 }
 
+/** What a token whose signature verified says; the time claims are checked on every use. */
+interface VerifiedToken {
+  iss: Issuer
+  exp: number | undefined
+  iat: number | undefined
+  nbf: number | undefined
+  qsh: unknown
+  /** the `METHOD&path` whose qsh this token was last seen to match */
+  target: string | undefined
+}
+
 /**
- * Verify the Authorization header for a request; returns the issuer.
- * Throws the HeqetError heketi would answer with.
+ * Tokens whose signature and fixed claims were verified, keyed by the token
+ * text. A polling client sends the same token for a whole second (heketi's
+ * Python client) or for minutes (the Go client, heketi-cli), so a hit saves
+ * the base64 and JSON decoding, fast-jwt's SHA-256 of the token (its own
+ * cache key) and the HMAC. Only a token that verified is kept; its expiry,
+ * iat and nbf are checked against the clock on every request, and its qsh
+ * against every request's method and path. Bounded: the oldest entry goes
+ * when the cache is full.
  */
-export function authenticate(
-  header: string | undefined,
-  method: string,
-  path: string,
-  opts: AuthOptions,
-): Issuer {
-  if (!header) throw Errors.tokenMissing()
-  const parts = header.trim().split(/\s+/)
-  if (parts.length !== 2 || parts[0]!.toLowerCase() !== 'bearer') throw Errors.tokenFormat()
-  const token = parts[1]!
+export class VerifiedTokenCache {
+  private readonly map = new Map<string, VerifiedToken>()
+  hits = 0
+  misses = 0
+
+  constructor(readonly capacity = 1024) {}
+
+  get(token: string): VerifiedToken | undefined {
+    const entry = this.map.get(token)
+    if (entry) this.hits++
+    else this.misses++
+    return entry
+  }
+
+  set(token: string, entry: VerifiedToken): void {
+    if (this.map.size >= this.capacity) this.map.delete(this.map.keys().next().value!)
+    this.map.set(token, entry)
+  }
+
+  get size(): number {
+    return this.map.size
+  }
+}
+
+/**
+ * Decode a token and make the checks that do not depend on the clock or the
+ * request, in heketi's order: format, alg, aud, iss, the types of the time
+ * claims, then the signature. Throws for everything up to the claim types;
+ * a bad signature is returned, so the time checks can still be reported
+ * first as heketi does (its last failure wins, and the signature is last).
+ */
+function verifyToken(token: string, opts: AuthOptions): { claims: VerifiedToken; signatureValid: boolean } {
   const segments = token.split('.')
   if (segments.length !== 3) throw Errors.tokenInvalid('token contains an invalid number of segments')
   let head: Record<string, unknown>
@@ -154,37 +198,69 @@ export function authenticate(
   const iss = claims['iss']
   if (iss === undefined || iss === '' || iss === null) throw Errors.tokenInvalid('Token missing iss claim')
   if (iss !== 'admin' && iss !== 'user') throw Errors.tokenInvalid('Unknown user')
-
-  const now = Math.floor((opts.now ?? Date.now)() / 1000)
-  const exp = numericClaim(claims, 'exp')
-  const iat = numericClaim(claims, 'iat')
-  const nbf = numericClaim(claims, 'nbf')
-  let failure: string | undefined
-  const expiry = exp ?? 0
-  if (exp === undefined || now > expiry + opts.expLeewaySec) {
-    failure = `Token is expired by ${goDuration(Math.max(0, now - expiry))}`
+  const verified: VerifiedToken = {
+    iss,
+    exp: numericClaim(claims, 'exp'),
+    iat: numericClaim(claims, 'iat'),
+    nbf: numericClaim(claims, 'nbf'),
+    qsh: claims['qsh'],
+    target: undefined,
   }
-  if (iat !== undefined && now < iat - opts.iatLeewaySec) failure = 'Token used before issued'
-  if (nbf !== undefined && now < nbf) failure = 'token is not valid yet'
+  let signatureValid = true
   try {
     opts.tokens.verifySignature(iss, token)
   } catch (err) {
     // any refusal by fast-jwt (wrong key, empty or malformed signature) is heketi's text;
     // anything else is a server fault, not the client's
     if (!String((err as { code?: unknown }).code).startsWith('FAST_JWT_')) throw err
-    failure = 'signature is invalid'
+    signatureValid = false
+  }
+  return { claims: verified, signatureValid }
+}
+
+/**
+ * Verify the Authorization header for a request; returns the issuer.
+ * Throws the HeqetError heketi would answer with. With a cache, a token
+ * that verified before skips decoding and the signature; the clock and the
+ * qsh are still checked here on every request.
+ */
+export function authenticate(
+  header: string | undefined,
+  method: string,
+  path: string,
+  opts: AuthOptions,
+): Issuer {
+  if (!header) throw Errors.tokenMissing()
+  const parts = header.trim().split(/\s+/)
+  if (parts.length !== 2 || parts[0]!.toLowerCase() !== 'bearer') throw Errors.tokenFormat()
+  const token = parts[1]!
+  let t = opts.cache?.get(token)
+  if (!t) {
+    const { claims, signatureValid } = verifyToken(token, opts)
+    // heketi checks the time claims, then the signature, and reports the last failure
+    if (!signatureValid)
+      throw Errors.tokenInvalid('signature is invalid (client and server secrets may not match)')
+    opts.cache?.set(token, claims)
+    t = claims
   }
 
-  if (failure === 'signature is invalid') {
-    throw Errors.tokenInvalid('signature is invalid (client and server secrets may not match)')
+  const now = Math.floor((opts.now ?? Date.now)() / 1000)
+  let failure: string | undefined
+  const expiry = t.exp ?? 0
+  if (t.exp === undefined || now > expiry + opts.expLeewaySec) {
+    failure = `Token is expired by ${goDuration(Math.max(0, now - expiry))}`
   }
-  if (failure === 'Token used before issued') {
-    throw Errors.tokenInvalid('Token used before issued (client and server clocks may differ)')
-  }
+  if (t.iat !== undefined && now < t.iat - opts.iatLeewaySec)
+    failure = 'Token used before issued (client and server clocks may differ)'
+  if (t.nbf !== undefined && now < t.nbf) failure = 'token is not valid yet'
   if (failure) throw Errors.tokenInvalid(failure)
 
-  if (claims['qsh'] !== qshFor(method, path)) throw Errors.qsh()
-  return iss
+  const target = `${method}&${path}`
+  if (t.target !== target) {
+    if (t.qsh !== qshFor(method, path)) throw Errors.qsh()
+    t.target = target
+  }
+  return t.iss
 }
 
 /** heketi's authorization: issuer `user` may only use exactly /volumes. */

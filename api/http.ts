@@ -3,19 +3,41 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { Errors, HeqetError } from '../src/errors.ts'
 import { type DecodedObject, DecodeError, decodeGo, type Schema } from '../src/godecode.ts'
 
-/** JSON as Go's encoder writes it: <, > and & escaped, then a newline. */
+// What Go's encoding/json writes differently from JSON.stringify: <, > and &
+// (HTML-safe escaping), U+2028 and U+2029 (always escaped), and the
+// control characters \b and \f, which Go before 1.22 (heketi v10.4.1's
+// toolchain) writes as \u0008 and \u000c. An escape pair is matched as a
+// whole, so the `b` of an escaped backslash (`\\b`) stays as it is.
+const GO_DIFFERS = /[<>&\u2028\u2029]|\\[bf]/
+const GO_ESCAPES = /[<>&\u2028\u2029]|\\./g
+const GO_ESCAPE: Record<string, string> = {
+  '<': '\\u003c',
+  '>': '\\u003e',
+  '&': '\\u0026',
+  '\u2028': '\\u2028',
+  '\u2029': '\\u2029',
+  '\\b': '\\u0008',
+  '\\f': '\\u000c',
+}
+
+/** Go's encoding of a JSON text JSON.stringify made (see GO_DIFFERS). */
+export function goEscape(json: string): string {
+  if (!GO_DIFFERS.test(json)) return json
+  return json.replace(GO_ESCAPES, (m) => GO_ESCAPE[m] ?? m)
+}
+
+/** JSON as Go's encoder writes it (goEscape), then a newline. */
 export function goJson(value: unknown, indent?: number): string {
-  return `${JSON.stringify(value, null, indent)
-    .replaceAll('<', '\\u003c')
-    .replaceAll('>', '\\u003e')
-    .replaceAll('&', '\\u0026')}\n`
+  return `${goEscape(JSON.stringify(value, null, indent))}\n`
 }
 
 export function sendJson(reply: FastifyReply, status: number, value: unknown, indent?: number): FastifyReply {
-  return reply
-    .code(status)
-    .header('content-type', 'application/json; charset=UTF-8')
-    .send(goJson(value, indent))
+  return sendJsonText(reply, status, goJson(value, indent))
+}
+
+/** A body goJson already rendered (BodyCache). */
+export function sendJsonText(reply: FastifyReply, status: number, body: string): FastifyReply {
+  return reply.code(status).header('content-type', 'application/json; charset=UTF-8').send(body)
 }
 
 export function sendError(reply: FastifyReply, err: HeqetError): FastifyReply {

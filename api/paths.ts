@@ -27,8 +27,12 @@ export function decodeRequestPath(raw: string): string | undefined {
   return Buffer.concat(bytes).toString('utf8')
 }
 
+const CLEAN = /^(?:\/[^/.]+)+$/
+
 /** Go's path.Clean plus "no trailing slash": the target of heketi's 301. */
 export function cleanPath(path: string): string {
+  // non-empty segments without a dot: already clean (the common case)
+  if (CLEAN.test(path)) return path
   let p = posix.normalize(path.startsWith('/') ? path : `/${path}`)
   if (p.length > 1 && p.endsWith('/')) p = p.slice(0, -1)
   return p
@@ -36,9 +40,11 @@ export function cleanPath(path: string): string {
 
 // what net/url leaves unescaped in a path: letters, digits, -_.~ and $&+,/:;=@
 const PATH_SAFE = /^[A-Za-z0-9\-_.~$&+,/:;=@]$/
+const ALL_PATH_SAFE = /^[A-Za-z0-9\-_.~$&+,/:;=@]*$/
 
 /** Escape a decoded path as Go's url.URL.String() does (upper-case %XX of the UTF-8 bytes). */
 export function escapePath(path: string): string {
+  if (ALL_PATH_SAFE.test(path)) return path
   let out = ''
   for (const ch of path) {
     if (PATH_SAFE.test(ch)) {
@@ -50,12 +56,15 @@ export function escapePath(path: string): string {
   return out
 }
 
+const VISIBLE_ASCII = /^[\x21-\x7e]*$/
+
 /**
  * The raw query string of a redirect, kept as the client sent it (Go keeps
  * RawQuery) except that anything outside visible ASCII is escaped, so it
  * can never break the Location header.
  */
 export function escapeQuery(query: string): string {
+  if (VISIBLE_ASCII.test(query)) return query
   let out = ''
   for (const ch of query) {
     const code = ch.codePointAt(0)!

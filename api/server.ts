@@ -12,7 +12,8 @@ import Fastify, {
 import type { AdminState } from '../src/config.ts'
 import type { AppContext, Job } from '../src/context.ts'
 import { Errors, HeqetError, ServerRefusals } from '../src/errors.ts'
-import { authenticate, authorize, registerTokenVerifier } from './auth.ts'
+import { authenticate, authorize, registerTokenVerifier, VerifiedTokenCache } from './auth.ts'
+import { BodyCache } from './body-cache.ts'
 import { sendAccepted, sendError } from './http.ts'
 import { cleanPath, decodeRequestPath, escapePath, escapeQuery } from './paths.ts'
 import { AsyncQueue } from './queue.ts'
@@ -31,6 +32,8 @@ export interface Api {
   queue: AsyncQueue
   routes: RouteSpec[]
   state: { admin: AdminState }
+  /** rendered bodies of the hot reads, emptied by every commit */
+  bodies: BodyCache
   /** run a job through the queue; returns the queue id */
   enqueue(job: Job): string
   /** run a job through the queue and answer 202 */
@@ -61,6 +64,16 @@ interface Target {
 }
 
 const targets = new WeakMap<object, Target>()
+
+/** How many Host headers the client sent (node keeps only the first). */
+function hostHeaders(raw: string[]): number {
+  let n = 0
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!
+    if (name.length === 4 && name.toLowerCase() === 'host') n++
+  }
+  return n
+}
 
 // an absolute-form target (`GET http://host/volumes`) names its path after the authority
 const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/
@@ -126,6 +139,7 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
   const state = { admin: initialState }
   const keys = { admin: ctx.config.adminKey, user: ctx.config.userKey }
   const tokens = ctx.config.disableAuth ? undefined : registerTokenVerifier(app, keys)
+  const tokenCache = new VerifiedTokenCache()
 
   // heketi never looks at Content-Type: every body is read as text and
   // decoded by the route that wants it. fastify would refuse a malformed
@@ -133,37 +147,59 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
   // and every body reaches the catch-all parser.
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', { parseAs: 'string' }, (_req, body, done) => done(null, body))
-  app.addHook('onRequest', async (req) => {
-    // fastify insists on a Content-Type for QUERY (400): give it a harmless one
-    if (req.method === 'QUERY') req.raw.headers['content-type'] = 'text/plain'
-    else delete req.raw.headers['content-type']
+  // One synchronous hook (no promise, no microtask per request) runs
+  // heketi's pipeline in order; answering from it ends the request there.
+  app.addHook('onRequest', (req, reply, done) => {
+    try {
+      if (!admit(req, reply)) return
+    } catch (err) {
+      done(err as Error)
+      return
+    }
+    done()
   })
 
-  app.addHook('onRequest', async (req, reply) => {
+  /** heketi's request pipeline; false when it has answered the request itself */
+  const admit = (req: FastifyRequest, reply: FastifyReply): boolean => {
+    // fastify insists on a Content-Type for QUERY (400): give it a harmless one
+    if (req.method === 'QUERY') req.raw.headers['content-type'] = 'text/plain'
+    else if (req.raw.headers['content-type'] !== undefined) delete req.raw.headers['content-type']
     // what Go's server checks before any handler
-    if (req.raw.httpVersion === '1.1' && req.headers.host === undefined)
-      return sendRefusal(reply, ServerRefusals.missingHost)
+    if (req.raw.httpVersion === '1.1' && req.headers.host === undefined) {
+      sendRefusal(reply, ServerRefusals.missingHost)
+      return false
+    }
     // node keeps the first of several Host headers; Go refuses them
-    if (req.raw.rawHeaders.filter((h, i) => i % 2 === 0 && h.toLowerCase() === 'host').length > 1)
-      return sendRefusal(reply, ServerRefusals.tooManyHosts)
+    if (hostHeaders(req.raw.rawHeaders) > 1) {
+      sendRefusal(reply, ServerRefusals.tooManyHosts)
+      return false
+    }
     // a request body framed by a coding other than chunked has no knowable end
     // (node would wait for the client to close): refuse it, as RFC 9112 says
     const te = req.headers['transfer-encoding']
-    if (te !== undefined && te.split(',').pop()?.trim().toLowerCase() !== 'chunked')
-      return sendRefusal(reply, ServerRefusals.unsupportedTransferEncoding)
+    if (te !== undefined && te.split(',').pop()?.trim().toLowerCase() !== 'chunked') {
+      sendRefusal(reply, ServerRefusals.unsupportedTransferEncoding)
+      return false
+    }
     const { path, query } = targetOf(req)
-    if (path === undefined) return sendRefusal(reply, ServerRefusals.badRequest)
+    if (path === undefined) {
+      sendRefusal(reply, ServerRefusals.badRequest)
+      return false
+    }
     const clean = cleanPath(path)
-    const location = escapePath(clean) + escapeQuery(query)
     // Go's mux redirects non-canonical paths before anything else; a mere
     // trailing slash is the API router's redirect, after authentication
-    if (clean !== path && clean !== path.slice(0, -1)) return reply.redirect(location, 301)
-    if (PUBLIC.has(`${req.method} ${path}`)) return
+    if (clean !== path && clean !== path.slice(0, -1)) {
+      reply.redirect(escapePath(clean) + escapeQuery(query), 301)
+      return false
+    }
+    if (PUBLIC.has(`${req.method} ${path}`)) return true
     if (tokens) {
       const iss = authenticate(req.headers.authorization, req.method, path, {
         tokens,
         iatLeewaySec: ctx.config.jwtIatLeewaySec,
         expLeewaySec: 5,
+        cache: tokenCache,
       })
       authorize(iss, path)
     }
@@ -173,15 +209,20 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
       if (state.admin === 'read-only' || (state.admin === 'local-client' && !local))
         throw Errors.maintenance()
     }
-    if (clean !== path) return reply.redirect(location, 301)
-  })
+    if (clean !== path) {
+      reply.redirect(escapePath(clean) + escapeQuery(query), 301)
+      return false
+    }
+    return true
+  }
 
   // one access line per request, like heketi's negroni log
-  app.addHook('onResponse', async (req, reply) => {
+  app.addHook('onResponse', (req, reply, done) => {
     req.log.info(
       { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
       `${reply.statusCode} ${req.method} ${req.url}`,
     )
+    done()
   })
 
   app.setErrorHandler((err, req, reply) => {
@@ -211,6 +252,7 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
     queue,
     routes,
     state,
+    bodies: new BodyCache(ctx.store),
     enqueue(job) {
       return queue.start(async () => {
         const result = await job()

@@ -1,6 +1,8 @@
 // heqet benchmark: starts the real server (`node bin/heqet.js --config=FILE`,
 // mock executor, LMDB file in a temp dir) and drives it over real HTTP on
-// 127.0.0.1 with a fresh JWT per request, the way heketi's clients do.
+// 127.0.0.1 with a fresh JWT per request, the way heketi's clients do; the
+// read phases go through wrk (Debian package `wrk`) with tokens made
+// beforehand, so that the client is not the limit.
 //
 //   npm run bench                      # scenario A (heketi's comparison load) + B (scale)
 //   npm run bench -- --scenario A      # only A
@@ -10,9 +12,9 @@
 // See docs/benchmarks.md for the flags, the method and the measured figures.
 //
 // The parts: api/options.ts (command line), api/server-process.ts (the server
-// as a child process), api/client.ts (HTTP), api/stats.ts (latency figures),
-// api/scenario.ts (the phases), api/report.ts (markdown, heketi's figures
-// from heketi-baseline.json).
+// as a child process), api/client.ts (HTTP), api/wrk.ts (the read load),
+// api/stats.ts (latency figures), api/scenario.ts (the phases),
+// api/report.ts (markdown, heketi's figures from heketi-baseline.json).
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type BenchEtcd, etcdBinary, startBenchEtcd } from './api/etcd-process.ts'
@@ -23,6 +25,7 @@ import { runScenario, type ScenarioResult } from './api/scenario.ts'
 import { Server } from './api/server-process.ts'
 import { medianOf } from './api/stats.ts'
 import { type StoreRow, storeTable } from './api/stores.ts'
+import { WRK_MISSING, wrkVersion } from './api/wrk.ts'
 
 async function main(): Promise<void> {
   let opts: Options
@@ -31,6 +34,16 @@ async function main(): Promise<void> {
   } catch (err) {
     console.error(`${(err as Error).message}\n${USAGE}`)
     process.exit(2)
+  }
+  if (opts.reader === 'wrk') {
+    const version = wrkVersion(opts.wrk)
+    if (!version) {
+      console.error(WRK_MISSING)
+      process.exit(2)
+    }
+    log(
+      `reads through ${version} (${opts.wrk}), ${opts.wrkThreads} threads, ${opts.readConcurrency} connections`,
+    )
   }
   const servers = new Set<Server>()
   let etcd: BenchEtcd | undefined

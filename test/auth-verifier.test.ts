@@ -3,7 +3,7 @@
 // stricter base64url (docs/heketi-differences.md) gives a stable text.
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
-import { authenticate, registerTokenVerifier, signToken } from '../api/auth.ts'
+import { authenticate, registerTokenVerifier, signToken, VerifiedTokenCache } from '../api/auth.ts'
 import { HeqetError } from '../src/errors.ts'
 
 const keys = { admin: 'admin-secret-for-tests', user: 'user-secret-for-tests' }
@@ -79,4 +79,70 @@ t.test('padded segments are refused with the decoder text', async (t) => {
     ),
     'Invalid JWT token: The token header is not a valid base64url serialized JSON.',
   )
+})
+
+t.test('VerifiedTokenCache: hits skip verification, never the per-request checks', async (t) => {
+  const tokens = await verifier(t)
+  let verifications = 0
+  const counting = {
+    decode: (token: string) => tokens.decode(token),
+    verifySignature: (iss: 'admin' | 'user', token: string) => {
+      verifications++
+      tokens.verifySignature(iss, token)
+    },
+  }
+  const cache = new VerifiedTokenCache(2)
+  const run = (token: string, method: string, path: string, nowMs = Date.now()) =>
+    outcome(() =>
+      authenticate(`bearer ${token}`, method, path, {
+        tokens: counting,
+        iatLeewaySec: 120,
+        expLeewaySec: 5,
+        now: () => nowMs,
+        cache,
+      }),
+    )
+  const token = signToken('admin', keys.admin, 'GET', '/volumes', 60)
+  t.equal(run(token, 'GET', '/volumes'), 'ok')
+  t.equal(run(token, 'GET', '/volumes'), 'ok')
+  t.equal(verifications, 1, 'the second request did not verify the signature again')
+  t.equal(cache.hits, 1)
+
+  t.equal(run(token, 'GET', '/clusters'), 'Invalid qsh claim in token', 'qsh checked on a hit')
+  t.equal(run(token, 'DELETE', '/volumes'), 'Invalid qsh claim in token')
+  t.match(run(token, 'GET', '/volumes', Date.now() + 3600_000), /^Invalid JWT token: Token is expired by /)
+  t.equal(
+    run(token, 'GET', '/volumes', Date.now() - 3600_000),
+    'Invalid JWT token: Token used before issued (client and server clocks may differ)',
+    'iat checked on a hit',
+  )
+  t.equal(run(token, 'GET', '/volumes'), 'ok', 'and the token still works at the right time and place')
+  t.equal(verifications, 1)
+
+  // a token that failed its signature is never kept: each use is verified and refused
+  const forged = signToken('admin', keys.user, 'GET', '/volumes', 60)
+  for (let i = 0; i < 2; i++)
+    t.equal(
+      run(forged, 'GET', '/volumes'),
+      'Invalid JWT token: signature is invalid (client and server secrets may not match)',
+    )
+  t.equal(verifications, 3)
+  t.equal(cache.size, 1)
+
+  // an expired token with a bad signature reports the signature, as without the cache
+  const stale = signToken('admin', keys.user, 'GET', '/volumes', -3600)
+  t.equal(
+    run(stale, 'GET', '/volumes'),
+    'Invalid JWT token: signature is invalid (client and server secrets may not match)',
+  )
+
+  // bounded: the oldest entry goes
+  const a = signToken('admin', keys.admin, 'GET', '/nodes', 61)
+  const b = signToken('admin', keys.admin, 'GET', '/nodes', 62)
+  t.equal(run(a, 'GET', '/nodes'), 'ok')
+  t.equal(run(b, 'GET', '/nodes'), 'ok')
+  t.equal(cache.size, 2)
+  const before = verifications
+  t.equal(run(token, 'GET', '/volumes'), 'ok')
+  t.equal(verifications, before + 1, 'the first token was evicted and verified again')
 })

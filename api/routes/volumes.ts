@@ -10,7 +10,7 @@ import {
   getReadableVolume,
   setBlockRestriction,
 } from '../../src/volumes.ts'
-import { decodeBody, sendJson, Validation } from '../http.ts'
+import { decodeBody, goJson, sendJsonText, Validation } from '../http.ts'
 import { type Api, addRoute } from '../server.ts'
 import { addProblems } from '../validate.ts'
 import { volumeView } from '../views.ts'
@@ -76,25 +76,34 @@ export function registerVolumeRoutes(api: Api): void {
     method: 'GET',
     path: '/volumes',
     handler: async (_req, reply) =>
-      sendJson(reply, 200, {
-        volumes: ctx.store.read((tx) =>
-          tx
-            .values('volume')
-            .filter((v) => isVolumeListed(tx, v))
-            .map((v) => v.id),
+      sendJsonText(
+        reply,
+        200,
+        api.bodies.get('/volumes', () =>
+          goJson({
+            volumes: ctx.store.read((tx) =>
+              tx
+                .values('volume')
+                .filter((v) => isVolumeListed(tx, v))
+                .map((v) => v.id),
+            ),
+          }),
         ),
-      }),
+      ),
   })
 
   addRoute(api, {
     method: 'GET',
     path: '/volumes/{id}',
     handler: async (req, reply) => {
-      const volume = getReadableVolume(ctx, req.params.id)
-      return sendJson(
+      const id = req.params.id
+      return sendJsonText(
         reply,
         200,
-        ctx.store.read((tx) => volumeView(tx, volume)),
+        api.bodies.get(`/volumes/${id}`, () => {
+          const volume = getReadableVolume(ctx, id)
+          return goJson(ctx.store.read((tx) => volumeView(tx, volume)))
+        }),
       )
     },
   })

@@ -25,7 +25,14 @@ export interface Options {
   etcd: string | undefined
   quick: boolean
   concurrency: number
+  /** connections of the read phases (wrk -c, or the Node.js client's workers) */
   readConcurrency: number
+  /** who sends the read load: wrk (default) or the bench's own Node.js client */
+  reader: 'wrk' | 'node'
+  /** the wrk binary */
+  wrk: string
+  /** wrk -t */
+  wrkThreads: number
   pollMs: number
   inflight: number
   logLevel: string
@@ -46,9 +53,13 @@ export const USAGE = `usage: npm run bench -- [options]
   --volumes N            1 GiB replica-3 volumes to create
   --deletes N            volumes to delete at the end (default: all for A, a sample of 1000 for B)
   --concurrency N        create/delete concurrency (default 8)
-  --read-concurrency N   GET concurrency (default 16)
-  --info-seconds S       duration of the GET /volumes/{id} phase (default 5)
-  --list-seconds S       duration of the GET /volumes phase (default 3)
+  --read-concurrency N   connections of the GET phases (default 32)
+  --reader wrk|node      who sends the GETs: wrk (default; Debian package wrk) or the
+                         bench's Node.js client (a fresh token per request; client-bound)
+  --wrk PATH             the wrk binary (default: wrk on PATH)
+  --wrk-threads N        wrk threads (default 2)
+  --info-seconds S       duration of the GET /volumes/{id} phase (default 10)
+  --list-seconds S       duration of the GET /volumes phase (default 10)
   --poll-ms N            /queue polling interval in ms (default 5)
   --inflight N           server max_inflight_operations (default 8, heketi's default; 429s are retried)
   --loglevel L           server glusterfs.loglevel (default info, as heketi)
@@ -72,7 +83,10 @@ export function parseOptions(argv: string[]): Options {
       volumes: { type: 'string' },
       deletes: { type: 'string' },
       concurrency: { type: 'string', default: '8' },
-      'read-concurrency': { type: 'string', default: '16' },
+      'read-concurrency': { type: 'string', default: '32' },
+      reader: { type: 'string', default: 'wrk' },
+      wrk: { type: 'string', default: 'wrk' },
+      'wrk-threads': { type: 'string', default: '2' },
       'info-seconds': { type: 'string' },
       'list-seconds': { type: 'string' },
       'poll-ms': { type: 'string', default: '5' },
@@ -110,6 +124,7 @@ export function parseOptions(argv: string[]): Options {
   if (!['A', 'B', 'ALL'].includes(sc)) throw new Error('--scenario must be A, B or all')
   const scenarios: ('A' | 'B')[] = sc === 'ALL' ? ['A', 'B'] : [sc as 'A' | 'B']
   const quick = values.quick
+  if (values.reader !== 'wrk' && values.reader !== 'node') throw new Error('--reader must be wrk or node')
   const scale: Record<'A' | 'B', Scale> = {
     A: {
       nodes: 6,
@@ -118,8 +133,8 @@ export function parseOptions(argv: string[]): Options {
       volumes: quick ? 100 : 300,
       deletes: Number.POSITIVE_INFINITY,
       setupConcurrency: 1,
-      infoSeconds: quick ? 1 : 5,
-      listSeconds: quick ? 1 : 3,
+      infoSeconds: quick ? 2 : 10,
+      listSeconds: quick ? 2 : 10,
     },
     B: {
       nodes: quick ? 50 : 1000,
@@ -129,8 +144,8 @@ export function parseOptions(argv: string[]): Options {
       // full deletion of 10 000 volumes adds minutes; a sample of 1000 is timed
       deletes: quick ? Number.POSITIVE_INFINITY : 1000,
       setupConcurrency: 16,
-      infoSeconds: quick ? 1 : 5,
-      listSeconds: quick ? 1 : 3,
+      infoSeconds: quick ? 2 : 10,
+      listSeconds: quick ? 2 : 10,
     },
   }
   for (const s of scenarios) {
@@ -160,6 +175,9 @@ export function parseOptions(argv: string[]): Options {
     quick,
     concurrency: int('concurrency', values.concurrency, 1)!,
     readConcurrency: int('read-concurrency', values['read-concurrency'], 1)!,
+    reader: values.reader,
+    wrk: values.wrk,
+    wrkThreads: int('wrk-threads', values['wrk-threads'], 1)!,
     pollMs: int('poll-ms', values['poll-ms'], 0)!,
     inflight: int('inflight', values.inflight, 1)!,
     logLevel: values.loglevel,

@@ -1,11 +1,13 @@
 // One scenario run: setup, creates, reads, topology walk, deletes, each a
 // timed phase with the CPU it cost the server, the client and the rest.
 import { performance } from 'node:perf_hooks'
+import { signToken } from '../../api/auth.ts'
 import { HeketiClient } from './client.ts'
 import { fmt, log } from './log.ts'
 import type { Options, Scale } from './options.ts'
-import { machineBusySec, type Server } from './server-process.ts'
+import { benchCpuSec, machineBusySec, type Server } from './server-process.ts'
 import { type Stats, stats } from './stats.ts'
+import { runWrk } from './wrk.ts'
 
 export async function pool<T>(
   items: T[],
@@ -49,6 +51,59 @@ export async function loopFor(
   return { latencies, seconds: (performance.now() - start) / 1000 }
 }
 
+/** a read phase: latency figures, and who sent the load */
+export type ReadStats = Stats & { reader: string; connections: number; errors: number }
+
+/**
+ * One read phase over `paths`: each answer is checked once through the Node.js
+ * client (`check` throws on a wrong body), then the load runs for `seconds`,
+ * from wrk with tokens made beforehand (one per path), or from the Node.js
+ * client with a fresh token per request (--reader node).
+ */
+async function readPhase(
+  opts: Options,
+  server: Server,
+  client: HeketiClient,
+  seconds: number,
+  paths: string[],
+  check: (path: string, body: string) => void,
+): Promise<ReadStats> {
+  const sample = paths.length <= 50 ? paths : paths.filter((_, i) => i % Math.ceil(paths.length / 50) === 0)
+  for (const path of sample) {
+    const r = await client.request('GET', path)
+    if (r.status !== 200) throw new Error(`GET ${path}: ${r.status} ${r.body.trim()}`)
+    check(path, r.body)
+  }
+  const connections = opts.readConcurrency
+  if (opts.reader === 'node') {
+    let failure: unknown
+    const run = await loopFor(seconds, connections, async (i) => {
+      const path = paths[(i * 7919) % paths.length]!
+      const r = await client.request('GET', path)
+      if (r.status !== 200) failure ??= new Error(`GET ${path}: ${r.status} ${r.body.trim()}`)
+    })
+    if (failure) throw failure
+    return { ...stats(run.latencies, run.seconds), reader: 'node', connections, errors: 0 }
+  }
+  // tokens live long enough for the phase; the server checks expiry on every request
+  const lifetime = Math.ceil(seconds) + 120
+  const requests = paths.map(
+    (path) => [path, signToken('admin', server.adminKey, 'GET', path, lifetime)] as [string, string],
+  )
+  const r = await runWrk({
+    bin: opts.wrk,
+    port: server.port,
+    connections,
+    threads: opts.wrkThreads,
+    seconds,
+    requests,
+  })
+  if (r.errors > 0)
+    throw new Error(`wrk: ${r.errors} failed requests (non-2xx/3xx, socket errors or timeouts)\n${r.raw}`)
+  const { raw: _raw, bytes: _bytes, ...figures } = r
+  return { ...figures, reader: `wrk -t${opts.wrkThreads} -c${connections}`, connections }
+}
+
 export interface Phase {
   name: string
   wallSec: number
@@ -70,8 +125,8 @@ export interface ScenarioResult {
   maxVolumesPerCluster: number
   setup: { clusterNodesSec: number; devicesSec: number; nodesPerSec: number; devicesPerSec: number }
   create: Stats & { pollsPerCreate: number; busyRetries: number; curve: number[] }
-  info: Stats
-  list: Stats & { ids: number }
+  info: ReadStats
+  list: ReadStats & { ids: number }
   walk: {
     seconds: number
     requests: number
@@ -126,7 +181,7 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
   const phase = async <T>(label: string, fn: () => Promise<T>): Promise<T> => {
     server.assertAlive()
     const cpu0 = server.cpu().cpuSec
-    const client0 = process.cpuUsage()
+    const client0 = benchCpuSec()
     const machine0 = machineBusySec()
     const startUs = monotonicUs()
     const t0 = performance.now()
@@ -134,8 +189,7 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
     const out = await fn()
     const wallSec = (performance.now() - t0) / 1000
     const serverCpuSec = server.cpu().cpuSec - cpu0
-    const cu = process.cpuUsage(client0)
-    const clientCpuSec = (cu.user + cu.system) / 1e6
+    const clientCpuSec = benchCpuSec() - client0
     const otherCpuSec = Math.max(0, machineBusySec() - machine0 - serverCpuSec - clientCpuSec)
     phases.push({
       name: label,
@@ -231,18 +285,23 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
     }
 
     // --- reads
-    const infoRun = await phase(`GET /volumes/{id} for ${sc.infoSeconds} s`, () =>
-      loopFor(sc.infoSeconds, opts.readConcurrency, async (i) => {
-        const id = volumeIds[(i * 7919) % volumeIds.length]!
-        const v = await client.get<VolumeInfo>(`/volumes/${id}`)
-        if (v.id !== id) throw new Error(`GET /volumes/${id} returned ${v.id}`)
-      }),
+    const info = await phase(`GET /volumes/{id} for ${sc.infoSeconds} s`, () =>
+      readPhase(
+        opts,
+        server,
+        client,
+        sc.infoSeconds,
+        volumeIds.map((id) => `/volumes/${id}`),
+        (path, body) => {
+          const v = JSON.parse(body) as VolumeInfo
+          if (`/volumes/${v.id}` !== path) throw new Error(`GET ${path} returned volume ${v.id}`)
+        },
+      ),
     )
     let listed = 0
-    const listRun = await phase(`GET /volumes for ${sc.listSeconds} s`, () =>
-      loopFor(sc.listSeconds, opts.readConcurrency, async () => {
-        const l = await client.get<{ volumes: string[] }>('/volumes')
-        listed = l.volumes.length
+    const list = await phase(`GET /volumes for ${sc.listSeconds} s`, () =>
+      readPhase(opts, server, client, sc.listSeconds, ['/volumes'], (_path, body) => {
+        listed = (JSON.parse(body) as { volumes: string[] }).volumes.length
       }),
     )
     if (listed !== sc.volumes)
@@ -313,8 +372,8 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
         devicesPerSec: (sc.nodes * sc.devices) / devicesSec,
       },
       create,
-      info: stats(infoRun.latencies, infoRun.seconds),
-      list: { ...stats(listRun.latencies, listRun.seconds), ids: listed },
+      info,
+      list: { ...list, ids: listed },
       walk,
       del: { ...stats(delLat, delWall), busyRetries: client.busy - busy1 },
       peakRssMiB: mem.peakMiB,

@@ -207,3 +207,14 @@ export function machineBusySec(): number {
   const busy = f[0]! + f[1]! + f[2]! + f[5]! + f[6]! + f[7]!
   return busy / CLK_TCK
 }
+
+/**
+ * CPU seconds of the bench itself and of the children it has waited for
+ * (wrk runs), from /proc/self/stat: utime + stime + cutime + cstime. The
+ * server is a child too, but it is counted only once it has exited.
+ */
+export function benchCpuSec(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8')
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK
+}
