@@ -16,13 +16,14 @@
 // api/stats.ts (latency figures), api/scenario.ts (the phases),
 // api/report.ts (markdown, heketi's figures from heketi-baseline.json).
 import { mkdirSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { type BenchEtcd, etcdBinary, startBenchEtcd } from './api/etcd-process.ts'
 import { log } from './api/log.ts'
 import { type Options, parseOptions, USAGE } from './api/options.ts'
 import { HEKETI, machineLine, report } from './api/report.ts'
 import { runScenario, type ScenarioResult } from './api/scenario.ts'
-import { Server } from './api/server-process.ts'
+import { Server, serverForm } from './api/server-process.ts'
 import { medianOf } from './api/stats.ts'
 import { type StoreRow, storeTable } from './api/stores.ts'
 import { WRK_MISSING, wrkVersion } from './api/wrk.ts'
@@ -45,6 +46,7 @@ async function main(): Promise<void> {
       `reads through ${version} (${opts.wrk}), ${opts.wrkThreads} threads, ${opts.readConcurrency} connections`,
     )
   }
+  const loadAtStart = loadavg()
   const servers = new Set<Server>()
   let etcd: BenchEtcd | undefined
   let interrupted = false
@@ -110,7 +112,7 @@ async function main(): Promise<void> {
   if (etcd) await etcd.stop()
   if (byStore.some((r) => r.store === 'etcd'))
     process.stdout.write(`\n${storeTable(byStore, opts, etcd?.version ?? `etcd at ${opts.etcd}`)}\n`)
-  process.stdout.write(`\n${machineLine()}\n`)
+  process.stdout.write(`\n${machineLine(opts, loadAtStart, serverForm())}\n`)
   if (opts.json) writeFileSync(opts.json, `${JSON.stringify({ heketi: HEKETI.figures, results }, null, 2)}\n`)
   process.exit(failed ? 1 : 0)
 }

@@ -33,6 +33,8 @@ export interface Options {
   wrk: string
   /** wrk -t */
   wrkThreads: number
+  /** measure a bare node:http server with the same wrk after the info phase */
+  floor: boolean
   pollMs: number
   inflight: number
   logLevel: string
@@ -58,6 +60,7 @@ export const USAGE = `usage: npm run bench -- [options]
                          bench's Node.js client (a fresh token per request; client-bound)
   --wrk PATH             the wrk binary (default: wrk on PATH)
   --wrk-threads N        wrk threads (default 2)
+  --no-floor             skip the bare node:http floor measured after GET /volumes/{id}
   --info-seconds S       duration of the GET /volumes/{id} phase (default 10)
   --list-seconds S       duration of the GET /volumes phase (default 10)
   --poll-ms N            /queue polling interval in ms (default 5)
@@ -87,6 +90,7 @@ export function parseOptions(argv: string[]): Options {
       reader: { type: 'string', default: 'wrk' },
       wrk: { type: 'string', default: 'wrk' },
       'wrk-threads': { type: 'string', default: '2' },
+      'no-floor': { type: 'boolean', default: false },
       'info-seconds': { type: 'string' },
       'list-seconds': { type: 'string' },
       'poll-ms': { type: 'string', default: '5' },
@@ -178,6 +182,7 @@ export function parseOptions(argv: string[]): Options {
     reader: values.reader,
     wrk: values.wrk,
     wrkThreads: int('wrk-threads', values['wrk-threads'], 1)!,
+    floor: !values['no-floor'],
     pollMs: int('poll-ms', values['poll-ms'], 0)!,
     inflight: int('inflight', values.inflight, 1)!,
     logLevel: values.loglevel,

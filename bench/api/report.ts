@@ -6,22 +6,32 @@ import { fmt } from './log.ts'
 import type { Options } from './options.ts'
 import type { ScenarioResult } from './scenario.ts'
 
-const FIGURES = [
-  'createsPerSec',
-  'createP99Ms',
-  'infoPerSec',
-  'infoP99Ms',
-  'listPerSec',
-  'topologyWalkSec',
-  'deletesPerSec',
-  'peakRssMiB',
-] as const
+/** the figures issue 12's table compares, all required in the baseline file */
+const FIGURES = ['createsPerSec', 'infoPerSec', 'listPerSec', 'deletesPerSec', 'peakRssMiB'] as const
+/** figures an older baseline may also have */
+type OptionalFigure = 'createP99Ms' | 'infoP99Ms' | 'topologyWalkSec'
 
 export interface HeketiBaseline {
   version: string
   scenario: string
   source: string
-  figures: Record<(typeof FIGURES)[number], number>
+  figures: Record<(typeof FIGURES)[number], number> & Partial<Record<OptionalFigure, number>>
+}
+
+/** issue 12's targets for scenario A (reads with wrk at 32 connections) */
+export const TARGETS = {
+  createsPerSec: { value: 600, higher: true },
+  infoPerSec: { value: 28000, higher: true },
+  infoP99Ms: { value: 5, higher: false },
+  listPerSec: { value: 27000, higher: true },
+  deletesPerSec: { value: 1400, higher: true },
+  peakRssMiB: { value: 80, higher: false },
+} as const
+
+function target(key: keyof typeof TARGETS, ours: number): string {
+  const t = TARGETS[key]
+  const met = t.higher ? ours >= t.value : ours <= t.value
+  return `${t.higher ? '≥' : '≤'} ${fmt(t.value)} ${met ? '(met)' : '(not met)'}`
 }
 
 export function loadHeketiBaseline(
@@ -56,18 +66,25 @@ export function report(r: ScenarioResult, opts: Options, suffix = ''): string {
   const withHeketi = r.name === 'A'
   lines.push(
     withHeketi
-      ? `| measurement | heqet | heketi ${HEKETI.version} | ratio heqet/heketi |`
+      ? `| measurement | heqet | heketi ${HEKETI.version} | ratio heqet/heketi | target (issue 12) |`
       : '| measurement | heqet |',
   )
-  lines.push(withHeketi ? '|---|---:|---:|---|' : '|---|---:|')
-  const row = (label: string, ours: string, theirs?: number, oursN?: number, higher?: boolean) => {
+  lines.push(withHeketi ? '|---|---:|---:|---|---|' : '|---|---:|')
+  const row = (
+    label: string,
+    ours: string,
+    theirs?: number,
+    oursN?: number,
+    higher?: boolean,
+    goal?: keyof typeof TARGETS,
+  ) => {
+    const t = goal && oursN !== undefined ? target(goal, oursN) : ''
     if (!withHeketi) lines.push(`| ${label} | ${ours} |`)
     else if (theirs === undefined || oursN === undefined || higher === undefined)
-      lines.push(`| ${label} | ${ours} | – | |`)
-    else lines.push(`| ${label} | ${ours} | ${fmt(theirs)} | ${ratio(oursN, theirs, higher)} |`)
+      lines.push(`| ${label} | ${ours} | – | | ${t} |`)
+    else lines.push(`| ${label} | ${ours} | ${fmt(theirs)} | ${ratio(oursN, theirs, higher)} | ${t} |`)
   }
   const c = opts.concurrency
-  const rc = opts.readConcurrency
   if (r.name === 'B') {
     row(
       `setup: cluster + ${sc.nodes} node adds (conc ${sc.setupConcurrency})`,
@@ -85,26 +102,43 @@ export function report(r: ScenarioResult, opts: Options, suffix = ''): string {
     HEKETI.figures.createsPerSec,
     r.create.perSec,
     true,
+    'createsPerSec',
   )
   row('volume create latency p50, ms', fmt(r.create.p50))
   row('volume create latency p99, ms', fmt(r.create.p99), HEKETI.figures.createP99Ms, r.create.p99, false)
   row(
-    `volume info GET /volumes/{id}, req/s (conc ${rc})`,
+    `volume info GET /volumes/{id}, req/s (${r.info.reader})`,
     fmt(r.info.perSec),
     HEKETI.figures.infoPerSec,
     r.info.perSec,
     true,
+    'infoPerSec',
   )
   row('volume info latency p50, ms', fmt(r.info.p50))
-  row('volume info latency p99, ms', fmt(r.info.p99), HEKETI.figures.infoP99Ms, r.info.p99, false)
   row(
-    `volume list GET /volumes, req/s (conc ${rc})`,
+    'volume info latency p99, ms',
+    fmt(r.info.p99),
+    HEKETI.figures.infoP99Ms,
+    r.info.p99,
+    false,
+    'infoP99Ms',
+  )
+  row('volume info server CPU per request, µs', fmt(r.info.serverCpuUs))
+  if (r.floor)
+    row(
+      `bare node:http floor, req/s (same wrk, ${fmt(r.info.bodyBytes, 0)}-byte body; heqet = ${fmt((r.info.perSec / r.floor.perSec) * 100, 0)} % of it)`,
+      fmt(r.floor.perSec),
+    )
+  row(
+    `volume list GET /volumes, req/s (${r.list.reader})`,
     fmt(r.list.perSec),
     HEKETI.figures.listPerSec,
     r.list.perSec,
     true,
+    'listPerSec',
   )
   row('volume list latency p99, ms', fmt(r.list.p99))
+  row('volume list server CPU per request, µs', fmt(r.list.serverCpuUs))
   row(
     `topology walk (${r.walk.requests} sequential GETs), s`,
     fmt(r.walk.seconds, 3),
@@ -116,9 +150,23 @@ export function report(r: ScenarioResult, opts: Options, suffix = ''): string {
     sc.deletes < sc.volumes
       ? `volume delete (sample of ${sc.deletes}), deletes/s`
       : 'volume delete, deletes/s'
-  row(`${delLabel} (conc ${c})`, fmt(r.del.perSec), HEKETI.figures.deletesPerSec, r.del.perSec, true)
+  row(
+    `${delLabel} (conc ${c})`,
+    fmt(r.del.perSec),
+    HEKETI.figures.deletesPerSec,
+    r.del.perSec,
+    true,
+    'deletesPerSec',
+  )
   row('volume delete latency p99, ms', fmt(r.del.p99))
-  row('server peak RSS (VmHWM), MiB', fmt(r.peakRssMiB, 1), HEKETI.figures.peakRssMiB, r.peakRssMiB, false)
+  row(
+    'server peak RSS (VmHWM), MiB',
+    fmt(r.peakRssMiB, 1),
+    HEKETI.figures.peakRssMiB,
+    r.peakRssMiB,
+    false,
+    'peakRssMiB',
+  )
   lines.push('')
   lines.push(
     `Details: ${opts.named ? 'named' : 'unnamed'} volumes; queue poll interval ${opts.pollMs} ms (${fmt(r.create.pollsPerCreate, 1)} polls per create); ` +
@@ -149,13 +197,17 @@ export function report(r: ScenarioResult, opts: Options, suffix = ''): string {
   return lines.join('\n')
 }
 
-/** The closing line: what machine the figures come from. */
-export function machineLine(): string {
+/** The closing line: what machine the figures come from, how busy it was, what ran. */
+export function machineLine(opts: Options, loadAtStart: number[], server: string): string {
+  const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ')
+  const reads =
+    opts.reader === 'wrk'
+      ? `reads from wrk (${opts.wrkThreads} threads, ${opts.readConcurrency} connections, tokens made beforehand)`
+      : `reads from the bench's Node.js client (${opts.readConcurrency} workers, a fresh token per request)`
   return (
     `Machine: ${cpus().length} vCPU (${cpus()[0]?.model ?? '?'}), node ${process.version}, ` +
-    `load average at end ${loadavg()
-      .map((x) => x.toFixed(2))
-      .join(' ')}; client and server on the same machine, HTTP/1.1 keep-alive on 127.0.0.1, ` +
-    `one HS256 token per request.`
+    `load average at start ${load(loadAtStart)}, at end ${load(loadavg())}; server ${server}; ` +
+    `client and server on the same machine, HTTP/1.1 keep-alive on 127.0.0.1; ${reads}; ` +
+    'creates, deletes and the topology walk with one HS256 token per request.'
   )
 }

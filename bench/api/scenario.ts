@@ -3,6 +3,7 @@
 import { performance } from 'node:perf_hooks'
 import { signToken } from '../../api/auth.ts'
 import { HeketiClient } from './client.ts'
+import { measureFloor } from './floor.ts'
 import { fmt, log } from './log.ts'
 import type { Options, Scale } from './options.ts'
 import { benchCpuSec, machineBusySec, type Server } from './server-process.ts'
@@ -52,7 +53,15 @@ export async function loopFor(
 }
 
 /** a read phase: latency figures, and who sent the load */
-export type ReadStats = Stats & { reader: string; connections: number; errors: number }
+export type ReadStats = Stats & {
+  reader: string
+  connections: number
+  errors: number
+  /** mean body size of the checked answers */
+  bodyBytes: number
+  /** server CPU (user + system) per request over the phase, µs */
+  serverCpuUs: number
+}
 
 /**
  * One read phase over `paths`: each answer is checked once through the Node.js
@@ -69,11 +78,14 @@ async function readPhase(
   check: (path: string, body: string) => void,
 ): Promise<ReadStats> {
   const sample = paths.length <= 50 ? paths : paths.filter((_, i) => i % Math.ceil(paths.length / 50) === 0)
+  let bodyBytes = 0
   for (const path of sample) {
     const r = await client.request('GET', path)
     if (r.status !== 200) throw new Error(`GET ${path}: ${r.status} ${r.body.trim()}`)
     check(path, r.body)
+    bodyBytes += Buffer.byteLength(r.body) / sample.length
   }
+  const cpu0 = server.cpu().cpuSec
   const connections = opts.readConcurrency
   if (opts.reader === 'node') {
     let failure: unknown
@@ -83,7 +95,9 @@ async function readPhase(
       if (r.status !== 200) failure ??= new Error(`GET ${path}: ${r.status} ${r.body.trim()}`)
     })
     if (failure) throw failure
-    return { ...stats(run.latencies, run.seconds), reader: 'node', connections, errors: 0 }
+    const st = stats(run.latencies, run.seconds)
+    const serverCpuUs = ((server.cpu().cpuSec - cpu0) * 1e6) / st.count
+    return { ...st, reader: 'node', connections, errors: 0, bodyBytes, serverCpuUs }
   }
   // tokens live long enough for the phase; the server checks expiry on every request
   const lifetime = Math.ceil(seconds) + 120
@@ -100,8 +114,15 @@ async function readPhase(
   })
   if (r.errors > 0)
     throw new Error(`wrk: ${r.errors} failed requests (non-2xx/3xx, socket errors or timeouts)\n${r.raw}`)
+  const serverCpuUs = ((server.cpu().cpuSec - cpu0) * 1e6) / r.count
   const { raw: _raw, bytes: _bytes, ...figures } = r
-  return { ...figures, reader: `wrk -t${opts.wrkThreads} -c${connections}`, connections }
+  return {
+    ...figures,
+    reader: `wrk -t${opts.wrkThreads} -c${connections}`,
+    connections,
+    bodyBytes,
+    serverCpuUs,
+  }
 }
 
 export interface Phase {
@@ -126,6 +147,8 @@ export interface ScenarioResult {
   setup: { clusterNodesSec: number; devicesSec: number; nodesPerSec: number; devicesPerSec: number }
   create: Stats & { pollsPerCreate: number; busyRetries: number; curve: number[] }
   info: ReadStats
+  /** bare node:http with wrk right after the info phase (see floor.ts); absent with --no-floor or --reader node */
+  floor: Stats | undefined
   list: ReadStats & { ids: number }
   walk: {
     seconds: number
@@ -298,6 +321,19 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
         },
       ),
     )
+    let floor: Stats | undefined
+    if (opts.reader === 'wrk' && opts.floor) {
+      const bytes = Math.round(info.bodyBytes)
+      floor = await phase(`bare node:http floor (${bytes}-byte body) for ${sc.infoSeconds} s`, () =>
+        measureFloor({
+          wrk: opts.wrk,
+          bodyBytes: bytes,
+          connections: opts.readConcurrency,
+          threads: opts.wrkThreads,
+          seconds: sc.infoSeconds,
+        }),
+      )
+    }
     let listed = 0
     const list = await phase(`GET /volumes for ${sc.listSeconds} s`, () =>
       readPhase(opts, server, client, sc.listSeconds, ['/volumes'], (_path, body) => {
@@ -373,6 +409,7 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
       },
       create,
       info,
+      floor,
       list: { ...list, ids: listed },
       walk,
       del: { ...stats(delLat, delWall), busyRetries: client.busy - busy1 },

@@ -7,6 +7,7 @@ import {
   existsSync,
   mkdtempSync,
   openSync,
+  readdirSync,
   readFileSync,
   rmSync,
   statSync,
@@ -217,4 +218,23 @@ export function benchCpuSec(): number {
   const stat = readFileSync('/proc/self/stat', 'utf8')
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK
+}
+
+/** What bin/heqet.js runs: the compiled dist/ when it is there and not older than the sources. */
+export function serverForm(): string {
+  const compiled = join(ROOT, 'dist', 'api', 'main.js')
+  if (process.env['HEQET_RUN_SOURCES'] === '1' || !existsSync(compiled))
+    return 'from the TypeScript sources through tsx (no dist/: npm run build)'
+  let newest = 0
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, e.name)
+      if (e.isDirectory()) walk(path)
+      else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(path).mtimeMs)
+    }
+  }
+  for (const d of ['api', 'src', 'db', 'executors']) if (existsSync(join(ROOT, d))) walk(join(ROOT, d))
+  return newest <= statSync(compiled).mtimeMs
+    ? 'compiled (dist/)'
+    : 'from the TypeScript sources through tsx (dist/ is older than the sources: npm run build)'
 }
