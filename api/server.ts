@@ -23,7 +23,11 @@ export interface RouteSpec {
   method: HTTPMethods
   /** heketi's path, with {id} for a hex id, as in openapi.yaml */
   path: string
-  handler: (req: FastifyRequest<{ Params: { id: string } }>, reply: FastifyReply) => Promise<unknown>
+  /** async, or synchronous when it has answered by the time it returns (the hot reads) */
+  handler: (
+    req: FastifyRequest<{ Params: { id: string } }>,
+    reply: FastifyReply,
+  ) => Promise<unknown> | undefined
 }
 
 export interface Api {
@@ -78,7 +82,11 @@ function hostHeaders(raw: string[]): number {
 // an absolute-form target (`GET http://host/volumes`) names its path after the authority
 const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/
 
+// a plain path (no escape, query, dot segment or absolute form): its own target
+const PLAIN_TARGET = /^(?:\/[A-Za-z0-9_-]+)+$/
+
 function readTarget(url: string): Target {
+  if (PLAIN_TARGET.test(url)) return { path: url, query: '' }
   const rel = url.replace(ABSOLUTE_FORM, '')
   const q = rel.indexOf('?')
   return {

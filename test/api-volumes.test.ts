@@ -177,3 +177,35 @@ t.test('clone, block restriction and the protected names', async (t) => {
     `Failed clone volume ${blockId}: Cloning of block hosting volumes is not supported\n`,
   )
 })
+
+t.test('the read body cache never outlives a commit', async (t) => {
+  const app = await makeApp(t)
+  const topo = await makeTopology(app, { nodes: 3, devices: 1 })
+  const created = await app.run('POST', '/volumes', {
+    size: 1,
+    durability: { type: 'replicate', replicate: { replica: 3 } },
+  })
+  t.equal(created.statusCode, 303, created.body)
+  const id = created.location!.split('/').pop()!
+  const first = await app.call('GET', `/volumes/${id}`)
+  const hits = app.bodies.hits
+  const again = await app.call('GET', `/volumes/${id}`)
+  t.equal(app.bodies.hits, hits + 1, 'the second read came from the cache')
+  t.equal(again.body, first.body, 'byte for byte')
+  t.equal((await app.call('GET', '/volumes')).json().volumes.length, 1)
+
+  // a commit that touches only a node changes the volume's mount hosts
+  const node = await app.run('POST', '/nodes', {
+    zone: 1,
+    hostnames: { manage: ['node9.example.com'], storage: ['10.0.0.99'] },
+    cluster: topo.cluster,
+  })
+  t.equal(node.statusCode, 303, node.body)
+  const hosts = (await app.call('GET', `/volumes/${id}`)).json().mount.glusterfs.hosts
+  t.ok(hosts.includes('10.0.0.99'), 'the new node is in the mount hosts right after its commit')
+
+  // a delete: the list and the volume answer the new state at once
+  t.equal((await app.run('DELETE', `/volumes/${id}`)).statusCode, 204)
+  t.same((await app.call('GET', '/volumes')).json(), { volumes: [] })
+  t.equal((await app.call('GET', `/volumes/${id}`)).statusCode, 404)
+})

@@ -75,7 +75,8 @@ export function registerVolumeRoutes(api: Api): void {
   addRoute(api, {
     method: 'GET',
     path: '/volumes',
-    handler: async (_req, reply) =>
+    // synchronous: answered when it returns, no promise per request
+    handler: (_req, reply) => {
       sendJsonText(
         reply,
         200,
@@ -89,15 +90,17 @@ export function registerVolumeRoutes(api: Api): void {
             ),
           }),
         ),
-      ),
+      )
+      return undefined
+    },
   })
 
   addRoute(api, {
     method: 'GET',
     path: '/volumes/{id}',
-    handler: async (req, reply) => {
+    handler: (req, reply) => {
       const id = req.params.id
-      return sendJsonText(
+      sendJsonText(
         reply,
         200,
         api.bodies.get(`/volumes/${id}`, () => {
@@ -105,6 +108,7 @@ export function registerVolumeRoutes(api: Api): void {
           return goJson(ctx.store.read((tx) => volumeView(tx, volume)))
         }),
       )
+      return undefined
     },
   })
 

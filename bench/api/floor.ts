@@ -6,6 +6,7 @@
 // by the floor's, measured back to back, moves much less.
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { processCpuSec } from './server-process.ts'
 import { runWrk, type WrkResult } from './wrk.ts'
 
 const SERVER = `
@@ -26,7 +27,7 @@ export async function measureFloor(opts: {
   connections: number
   threads: number
   seconds: number
-}): Promise<WrkResult> {
+}): Promise<WrkResult & { serverCpuUs: number }> {
   const child = spawn(process.execPath, ['-e', SERVER, String(Math.max(1, opts.bodyBytes))], {
     stdio: ['ignore', 'pipe', 'inherit'],
   })
@@ -34,7 +35,8 @@ export async function measureFloor(opts: {
     const [chunk] = (await once(child.stdout, 'data')) as [Buffer]
     const port = Number(chunk.toString().trim())
     if (!Number.isInteger(port) || port <= 0) throw new Error(`floor server printed ${chunk.toString()}`)
-    return await runWrk({
+    const cpu0 = processCpuSec(child.pid!)
+    const r = await runWrk({
       bin: opts.wrk,
       port,
       connections: opts.connections,
@@ -42,6 +44,7 @@ export async function measureFloor(opts: {
       seconds: opts.seconds,
       requests: [['/', 'none']],
     })
+    return { ...r, serverCpuUs: ((processCpuSec(child.pid!) - cpu0) * 1e6) / r.count }
   } finally {
     if (child.exitCode === null && child.pid) {
       const gone = once(child, 'exit')

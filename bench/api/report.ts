@@ -124,11 +124,13 @@ export function report(r: ScenarioResult, opts: Options, suffix = ''): string {
     'infoP99Ms',
   )
   row('volume info server CPU per request, µs', fmt(r.info.serverCpuUs))
-  if (r.floor)
+  if (r.floor) {
     row(
       `bare node:http floor, req/s (same wrk, ${fmt(r.info.bodyBytes, 0)}-byte body; heqet = ${fmt((r.info.perSec / r.floor.perSec) * 100, 0)} % of it)`,
       fmt(r.floor.perSec),
     )
+    row('bare node:http floor, server CPU per request, µs', fmt(r.floor.serverCpuUs))
+  }
   row(
     `volume list GET /volumes, req/s (${r.list.reader})`,
     fmt(r.list.perSec),

@@ -148,7 +148,7 @@ export interface ScenarioResult {
   create: Stats & { pollsPerCreate: number; busyRetries: number; curve: number[] }
   info: ReadStats
   /** bare node:http with wrk right after the info phase (see floor.ts); absent with --no-floor or --reader node */
-  floor: Stats | undefined
+  floor: (Stats & { serverCpuUs: number }) | undefined
   list: ReadStats & { ids: number }
   walk: {
     seconds: number
@@ -321,7 +321,7 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
         },
       ),
     )
-    let floor: Stats | undefined
+    let floor: (Stats & { serverCpuUs: number }) | undefined
     if (opts.reader === 'wrk' && opts.floor) {
       const bytes = Math.round(info.bodyBytes)
       floor = await phase(`bare node:http floor (${bytes}-byte body) for ${sc.infoSeconds} s`, () =>

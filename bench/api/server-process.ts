@@ -154,10 +154,7 @@ export class Server {
 
   /** user+system CPU seconds of the server process so far */
   cpu(): ProcTimes {
-    const stat = readFileSync(`/proc/${this.pid}/stat`, 'utf8')
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    // fields[0] is field 3 (state); utime = field 14, stime = field 15
-    return { cpuSec: (Number(fields[11]) + Number(fields[12])) / CLK_TCK }
+    return { cpuSec: processCpuSec(this.pid) }
   }
 
   dbSizeMiB(): number {
@@ -237,4 +234,12 @@ export function serverForm(): string {
   return newest <= statSync(compiled).mtimeMs
     ? 'compiled (dist/)'
     : 'from the TypeScript sources through tsx (dist/ is older than the sources: npm run build)'
+}
+
+/** user+system CPU seconds of a live process so far, from /proc/<pid>/stat */
+export function processCpuSec(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  // fields[0] is field 3 (state); utime = field 14, stime = field 15
+  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK
 }
