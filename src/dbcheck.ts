@@ -115,6 +115,20 @@ export function checkConsistency(tx: ReadTxn): CheckReport {
         if (tx.get('brick', b)?.volumeId !== v.id) p.push(`Volume ${v.id} unknown brick ${b}`)
       if (!v.block && v.blockInfo.blockVolumes.length > 0)
         p.push(`Volume ${v.id} is not block but has block volumes`)
+      const bvs = v.blockInfo.blockVolumes.map((id) => tx.get('blockvolume', id))
+      for (const [i, bv] of bvs.entries()) {
+        const id = v.blockInfo.blockVolumes[i]
+        if (bv?.blockHostingVolume !== v.id) p.push(`Volume ${v.id} unknown block volume ${id}`)
+      }
+      // a block volume being resized has its new size charged already
+      if (v.block && bvs.every((bv) => bv && !bv.pendingId)) {
+        const used = bvs.reduce((sum, bv) => sum + (bv?.sizeGiB ?? 0), 0)
+        const { freeSizeGiB: free, reservedSizeGiB: reserved } = v.blockInfo
+        if (used !== v.sizeGiB - free - reserved)
+          p.push(
+            `Volume ${v.id} block sizes differ: block volumes ${used} != size ${v.sizeGiB} - free ${free} - reserved ${reserved}`,
+          )
+      }
       return p
     },
     (v) => v.pendingId !== '',
@@ -123,6 +137,8 @@ export function checkConsistency(tx: ReadTxn): CheckReport {
     tx.values('blockvolume'),
     (bv) => {
       const p: string[] = []
+      if (bv.pendingId && !tx.get('pendingop', bv.pendingId))
+        p.push(`BlockVolume ${bv.id} unknown pending operation ${bv.pendingId}`)
       if (!tx.get('cluster', bv.clusterId)?.blockVolumes.includes(bv.id))
         p.push(`BlockVolume ${bv.id} not in cluster`)
       if (!tx.get('volume', bv.blockHostingVolume)?.blockInfo.blockVolumes.includes(bv.id)) {
@@ -140,6 +156,14 @@ export function checkConsistency(tx: ReadTxn): CheckReport {
         // clone bricks are only written when the clone finishes
         if (b && b.pendingId !== op.id) p.push(`PendingOperation ${op.id} brick ${a.id} not marked`)
         if (!b && op.type !== 'clone-volume') p.push(`PendingOperation ${op.id} unknown brick ${a.id}`)
+      }
+      if (
+        a.change === 'add-block-volume' ||
+        a.change === 'delete-block-volume' ||
+        a.change === 'expand-block-volume'
+      ) {
+        if (tx.get('blockvolume', a.id)?.pendingId !== op.id)
+          p.push(`PendingOperation ${op.id} block volume ${a.id} not marked`)
       }
       if (a.change === 'add-volume' || a.change === 'delete-volume') {
         if (tx.get('volume', a.id)?.pendingId !== op.id)
