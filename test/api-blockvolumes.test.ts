@@ -294,3 +294,65 @@ t.test('expand texts and pending block volumes', async (t) => {
   t.equal((await expand(19)).statusCode, 202, 'exactly the free size')
   await dbClean(t, app)
 })
+
+t.test('node delete drops the node from export hosts; the examiner lists block volumes', async (t) => {
+  const { app, topo } = await blockApp(t)
+  const extra = await app.run('POST', '/nodes', {
+    zone: 4,
+    hostnames: { manage: ['node9.example.com'], storage: ['10.0.0.9'] },
+    cluster: topo.cluster,
+  })
+  t.equal(extra.statusCode, 303)
+  const id = idOf((await app.run('POST', '/blockvolumes', { size: 1, name: 'bv1' })).location)
+  const before = (await app.call('GET', `/blockvolumes/${id}`)).json()
+  t.same([...before.blockvolume.hosts].sort(), ['10.0.0.1', '10.0.0.2', '10.0.0.3', '10.0.0.9'])
+  t.equal(before.hacount, 4)
+  const examine = (await app.call('GET', '/internal/state/examine/gluster')).json()
+  const bhvName = (await app.call('GET', `/volumes/${before.blockhostingvolume}`)).json().name
+  t.same(examine.clusters[0].NodesData[0].BlockVolumeNames, [`${bhvName}/bv1`])
+  t.equal((await app.run('DELETE', `/nodes/${idOf(extra.location)}`)).statusCode, 204)
+  const after = (await app.call('GET', `/blockvolumes/${id}`)).json()
+  t.same([...after.blockvolume.hosts].sort(), ['10.0.0.1', '10.0.0.2', '10.0.0.3'])
+  await dbClean(t, app)
+})
+
+t.test('pending block volumes are hidden and refuse a delete', async (t) => {
+  const { app, topo } = await blockApp(t)
+  const id = idOf((await app.run('POST', '/blockvolumes', { size: 1 })).location)
+  const bhv = (await app.call('GET', `/blockvolumes/${id}`)).json().blockhostingvolume
+  // mark it pending as a running expand would
+  await app.ctx.store.write((tx) => {
+    const bv = tx.get('blockvolume', id)!
+    tx.put('blockvolume', id, { ...bv, pendingId: 'cd'.repeat(16) })
+    tx.put('pendingop', 'cd'.repeat(16), {
+      id: 'cd'.repeat(16),
+      timestamp: Math.floor(Date.now() / 1000),
+      type: 'expand-block-volume',
+      actions: [{ change: 'expand-block-volume', id, delta: 2 }],
+      status: '',
+      doneSteps: [],
+      data: {},
+    })
+  })
+  t.equal((await app.call('GET', `/blockvolumes/${id}`)).body, 'Id not found\n')
+  t.same((await app.call('GET', '/blockvolumes')).json(), { blockvolumes: [] })
+  t.same((await app.call('GET', `/clusters/${topo.cluster}`)).json().blockvolumes, [])
+  t.same((await app.call('GET', `/volumes/${bhv}`)).json().blockinfo.blockvolume, undefined)
+  const del = await app.call('DELETE', `/blockvolumes/${id}`)
+  t.equal(del.statusCode, 500)
+  t.equal(
+    del.body,
+    'Failed to set up block volume delete: The target exists, contains other items, or is in use.\n',
+  )
+  t.equal(
+    (await app.call('POST', `/blockvolumes/${id}/expand`, { new_size: 3 })).body,
+    'Failed to allocate block volume expansion: The target exists, contains other items, or is in use.\n',
+  )
+  const ops = (await app.call('GET', '/operations/pending')).json().pendingoperations
+  t.same(
+    ops.map((o: { type_name: string }) => o.type_name),
+    ['expand-block-volume'],
+  )
+  const detail = (await app.call('GET', `/operations/pending/${'cd'.repeat(16)}`)).json()
+  t.same(detail.changes, [{ id, description: 'Expand block volume' }])
+})

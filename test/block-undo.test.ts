@@ -5,11 +5,12 @@
 // the nodes, the DB and /db/check agree and no record is left.
 import t, { type Test } from 'tap'
 import { remoteConfigFromHeketi } from '../executors/config.ts'
-import { InjectingRunner, Injector } from '../executors/inject.ts'
+import { InjectingRunner, Injector, injectingExecutor } from '../executors/inject.ts'
+import { MockExecutor } from '../executors/mock.ts'
 import { RecordingRunner } from '../executors/recording.ts'
 import { RemoteExecutor } from '../executors/remote.ts'
 import { FakeNodes } from './contract/fake-nodes.ts'
-import { makeApp, type TestApp } from './helpers/app.ts'
+import { makeApp, makeTopology, type TestApp } from './helpers/app.ts'
 
 const HOSTS = ['node0.example.com', 'node1.example.com', 'node2.example.com']
 const BLOCK_CONFIG = { autoCreateBlockHostingVolume: true, blockHostingVolumeSizeGiB: 10 }
@@ -312,4 +313,22 @@ t.test('crash mid-operation: the cleaner settles an expand and finishes a delete
     blockvolume: [grown],
   })
   await agreed(t, second, 'after the crash')
+})
+
+t.test('inject/mock: a failing blockVolumeCreate action is undone like a node failure', async (t) => {
+  const mock = new MockExecutor()
+  const injector = new Injector([{ pattern: '^blockVolumeCreate ', action: 'fail', message: 'injected' }])
+  const app = await makeApp(t, { executor: injectingExecutor(mock, injector), config: BLOCK_CONFIG })
+  await makeTopology(app, { nodes: 3, devices: 1 })
+  const res = await app.run('POST', '/blockvolumes', { size: 1 })
+  t.equal(res.statusCode, 500)
+  t.equal(res.body, 'injected\n')
+  t.same(await mock.volumeInfoAll('node0.example.com'), [], 'the hosting volume was removed again')
+  t.same((await app.call('GET', '/volumes')).json(), { volumes: [] })
+  await agreed(t, app, 'inject/mock')
+  injector.setRules([])
+  const ok = await app.run('POST', '/blockvolumes', { size: 1, name: 'bv' })
+  t.equal(ok.statusCode, 303)
+  const bhv = (await app.call('GET', `/volumes/${await hostingOf(app, idOf(ok.location))}`)).json().name
+  t.same(await mock.blockVolumeList('node0.example.com', bhv), ['bv'])
 })

@@ -23,6 +23,10 @@ export function registerExamineRoutes(api: Api): void {
             const v = tx.get('volume', id)
             return v && !v.pendingId ? [v.name] : []
           }),
+          hostingVolumes: c.volumes.flatMap((id) => {
+            const v = tx.get('volume', id)
+            return v?.block && !v.pendingId ? [v.name] : []
+          }),
         })),
       }))
       const report = [`OnDemand Examiner invoked while ${ctx.throttle.inFlight} ops are in flight`]
@@ -43,7 +47,16 @@ export function registerExamineRoutes(api: Api): void {
             allMatch = false
             report.push(`heketi volume list does not match with volume list of node ${node.id}`)
           }
-          nodesData.push({ NodeHeketiID: node.id, VolumeInfo: found })
+          // `gluster-block list <bhv> --json` per block-hosting volume, as `bhv/name`
+          const blockNames: string[] = []
+          for (const bhv of c.hostingVolumes) {
+            const names = await ctx.executor.blockVolumeList(node.host, bhv).catch((err: Error) => {
+              report.push(`could not list block volumes of ${bhv} on node ${node.id}: ${err.message}`)
+              return []
+            })
+            blockNames.push(...names.map((n) => `${bhv}/${n}`))
+          }
+          nodesData.push({ NodeHeketiID: node.id, VolumeInfo: found, BlockVolumeNames: blockNames })
         }
         if (c.nodes.length === 0 && c.volumes.length > 0) {
           allMatch = false

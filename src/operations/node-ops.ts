@@ -175,6 +175,13 @@ export class NodeDeleteOperation implements Operation {
     if (node.devices.length > 0) throw Errors.nodeHasDevices(this.nodeId)
     const cluster = tx.get('cluster', node.clusterId)
     if (cluster) tx.put('cluster', cluster.id, { ...cluster, nodes: without(cluster.nodes, node.id) })
+    // block volumes are no longer exported by the node (volume mounts are recomputed on read)
+    const storage = node.hostnames.storage[0]
+    for (const id of cluster?.blockVolumes ?? []) {
+      const bv = tx.get('blockvolume', id)
+      if (bv && storage && bv.hosts.includes(storage))
+        tx.put('blockvolume', id, { ...bv, hosts: bv.hosts.filter((h) => h !== storage) })
+    }
     unregister(tx, registrations(node.hostnames), node.id)
     tx.del('node', node.id)
     return undefined
