@@ -98,13 +98,43 @@ function journalData(type: string, actions: OperationAction[], doc: HeketiDb): R
       const brickId = first('delete-brick')
       return { brickId, volumeId: brickId ? doc.brickentries[brickId]?.Info.volume : undefined }
     }
+    case 'create-block-volume':
+    case 'delete-block-volume':
+    case 'expand-block-volume': {
+      const kind =
+        type === 'create-block-volume' ? 'add' : type === 'delete-block-volume' ? 'delete' : 'expand'
+      const blockVolumeId = first(`${kind}-block-volume`) ?? ''
+      const bv = doc.blockvolumeentries[blockVolumeId]?.Info
+      const hostingVolumeId = bv?.blockhostingvolume ?? ''
+      const target = {
+        blockVolumeId,
+        blockVolumeName: bv?.name ?? '',
+        hostingVolumeId,
+        hostingVolumeName: doc.volumeentries[hostingVolumeId]?.Info.name ?? '',
+      }
+      if (type === 'create-block-volume') {
+        const volumeId = first('add-volume')
+        return { ...target, newHosting: volumeId !== undefined, ...(volumeId ? { volumeId } : {}) }
+      }
+      // heketi changes the size only when the expand finishes
+      return type === 'expand-block-volume' ? { ...target, oldSizeGiB: bv?.size ?? 0 } : target
+    }
     default:
       return {}
   }
 }
 
 /** heketi record types heqet's cleaner can rebuild and finish or undo. */
-const CLEANABLE = new Set(['create-volume', 'delete-volume', 'expand-volume', 'clone-volume', 'evict-brick'])
+const CLEANABLE = new Set([
+  'create-volume',
+  'delete-volume',
+  'expand-volume',
+  'clone-volume',
+  'evict-brick',
+  'create-block-volume',
+  'delete-block-volume',
+  'expand-block-volume',
+])
 
 function convert(doc: HeketiDb): Omit<ImportedDb, 'notes' | 'attribute'> & { notes: string[] } {
   const notes: string[] = []

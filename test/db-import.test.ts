@@ -441,10 +441,8 @@ t.test('old exports are upgraded by heketi steps (db/migrations)', async (t) => 
   t.same(again.clusterentries, sample.clusterentries, 'the cluster takes block and file volumes')
 })
 
-t.test('block-hosting volumes and block volumes keep everything; old ones get their reserve', async (t) => {
-  const doc = JSON.parse(sampleText)
-  const hosting = 'acb55a06d6f5586ee7fef65af94d25fa' // 2 GiB, durability none
-  const bv = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'
+/** the sample with volume acb5… (2 GiB, durability none) made a block-hosting volume holding one 1 GiB block volume */
+function withBlockVolume(doc: any, hosting: string, bv: string) {
   const cluster = Object.keys(doc.clusterentries)[0]!
   doc.clusterentries[cluster].Info.blockvolumes = [bv]
   // in Go's field order: block comes before snapshot
@@ -479,6 +477,14 @@ t.test('block-hosting volumes and block volumes keep everything; old ones get th
     },
     Pending: { Id: '' },
   }
+  return cluster
+}
+
+t.test('block-hosting volumes and block volumes keep everything; old ones get their reserve', async (t) => {
+  const doc = JSON.parse(sampleText)
+  const hosting = 'acb55a06d6f5586ee7fef65af94d25fa' // 2 GiB, durability none
+  const bv = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'
+  withBlockVolume(doc, hosting, bv)
   const text = `${JSON.stringify(doc, null, 4)}\n`
   const dir = await imported(text)
   await exportDb({ dbFile: join(dir, 'heqet.db'), jsonFile: join(dir, 'again.json') })
@@ -499,6 +505,32 @@ t.test('block-hosting volumes and block volumes keep everything; old ones get th
   const out = JSON.parse(readFileSync(join(upgraded, 'again.json'), 'utf8'))
   t.same(out.volumeentries[hosting].Info.blockinfo, { reservedsize: 1, blockvolume: [bv] })
   t.equal(out.dbattributeentries.DB_DEVICE_HAS_ID_META.Value, 'yes')
+})
+
+t.test('block volume operations heketi left unfinished are finished or undone by the cleaner', async (t) => {
+  const doc = JSON.parse(sampleText)
+  const hosting = 'acb55a06d6f5586ee7fef65af94d25fa'
+  const bv = 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb'
+  withBlockVolume(doc, hosting, bv)
+  const op = 'dddddddddddddddddddddddddddddddd'
+  doc.blockvolumeentries[bv].Pending.Id = op
+  // delete-block-volume (5) with its delete-block-volume change (7)
+  doc.pendingoperations[op] = {
+    Id: op,
+    Timestamp: 1700000000,
+    Type: 5,
+    Actions: [{ Change: 7, Id: bv, Delta: null }],
+    Status: '',
+  }
+  const app = await makeApp(t, { dir: await imported(JSON.stringify(doc)) })
+  t.equal((await app.call('GET', `/blockvolumes/${bv}`)).statusCode, 404, 'hidden while pending')
+  t.same((await app.call('GET', '/operations/pending')).json().pendingoperations, [
+    { id: op, type_name: 'delete-block-volume', status: 'stale', sub_status: '' },
+  ])
+  t.equal((await app.run('POST', '/operations/pending/cleanup', {})).statusCode, 204)
+  t.same((await app.call('GET', '/blockvolumes')).json(), { blockvolumes: [] })
+  t.same((await app.call('GET', `/volumes/${hosting}`)).json().blockinfo, { freesize: 1, reservedsize: 1 })
+  t.equal((await app.call('GET', '/db/check')).json().totalinconsistencies, 0)
 })
 
 t.test('a create heketi left unfinished is hidden, then undone by the cleaner', async (t) => {
