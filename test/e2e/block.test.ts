@@ -332,6 +332,362 @@ async function standInChecks(t: Test, tb: Testbed, app: TestApp) {
   t.equal((await app.run('DELETE', `/volumes/${volumeId}`)).statusCode, 204, 'hosting volume deleted')
 }
 
+/** The words a POSIX shell makes of a command line (quotes as heqet writes them). */
+function shellWords(command: string): string[] {
+  const words: string[] = []
+  let word: string | undefined
+  for (let i = 0; i < command.length; i++) {
+    const ch = command[i]!
+    if (ch === "'") {
+      const end = command.indexOf("'", i + 1)
+      if (end < 0) throw new Error(`unterminated quote in ${command}`)
+      word = (word ?? '') + command.slice(i + 1, end)
+      i = end
+    } else if (ch === '\\' && i + 1 < command.length) {
+      word = (word ?? '') + command[++i]
+    } else if (ch === ' ') {
+      if (word !== undefined) words.push(word)
+      word = undefined
+    } else {
+      word = (word ?? '') + ch
+    }
+  }
+  if (word !== undefined) words.push(word)
+  return words
+}
+
+interface World {
+  tb: Testbed
+  app: TestApp
+  recorder: RecordingRunner
+  injector: Injector
+  baseFstab: string[][]
+}
+
+/** The last gluster-block command heqet sent for `verb`, as argv, and its raw text. */
+function lastSent(w: World, verb: string): { argv: string[]; raw: string } {
+  const sent = w.recorder.commands.filter((c) => c.command.startsWith(`gluster-block ${verb} `))
+  const raw = sent.at(-1)?.command ?? ''
+  return { argv: raw ? shellWords(raw) : [], raw }
+}
+
+interface DbBlock {
+  id: string
+  name: string
+  size: number
+  hosts: string[]
+  hostingVolume: string
+}
+
+async function dbBlocks(app: TestApp): Promise<DbBlock[]> {
+  const ids = (await app.call('GET', '/blockvolumes')).json().blockvolumes as string[]
+  const out: DbBlock[] = []
+  for (const id of ids) {
+    const bv = (await app.call('GET', `/blockvolumes/${id}`)).json()
+    const hv = (await app.call('GET', `/volumes/${bv.blockhostingvolume}`)).json()
+    out.push({ id, name: bv.name, size: bv.size, hosts: bv.blockvolume.hosts, hostingVolume: hv.name })
+  }
+  return out
+}
+
+/** Block-hosting volumes (name → id) the DB knows. */
+async function dbHostingVolumes(app: TestApp): Promise<Map<string, string>> {
+  const out = new Map<string, string>()
+  for (const id of (await app.call('GET', '/volumes')).json().volumes as string[]) {
+    const v = (await app.call('GET', `/volumes/${id}`)).json()
+    if (v.block) out.set(v.name, id)
+  }
+  return out
+}
+
+/**
+ * Do the nodes hold exactly the DB's block volumes? gluster-block's list and
+ * info on every hosting volume, the exports of every host, no FUSE mount of
+ * the stand-in left behind.
+ */
+async function blocksAgree(t: Test, w: World, what: string) {
+  const db = await dbBlocks(w.app)
+  const onNodes: string[] = []
+  const sizes: Record<string, string> = {}
+  for (const name of (await dbHostingVolumes(w.app)).keys()) {
+    const listed = await gb(w.tb.nodes[0]!, `list ${name} --json`)
+    if (listed.code !== 0) throw new Error(`${what}: list ${name}: ${listed.stderr}`)
+    for (const block of JSON.parse(listed.stdout).blocks as string[]) {
+      onNodes.push(`${name}/${block}`)
+      const info = await gb(w.tb.nodes[1]!, `info ${name}/${block} --json`)
+      sizes[`${name}/${block}`] = JSON.parse(info.stdout).SIZE
+    }
+  }
+  t.same(
+    onNodes.sort(),
+    db.map((b) => `${b.hostingVolume}/${b.name}`).sort(),
+    `${what}: gluster-block lists the DB's block volumes`,
+  )
+  t.same(
+    sizes,
+    Object.fromEntries(db.map((b) => [`${b.hostingVolume}/${b.name}`, `${b.size}.0 GiB`])),
+    `${what}: sizes agree`,
+  )
+  const expected: Record<string, string[]> = Object.fromEntries(w.tb.nodes.map((n) => [n.ip, []]))
+  for (const b of db) for (const h of b.hosts) expected[h]!.push(`${b.hostingVolume}/${b.name}`)
+  for (const list of Object.values(expected)) list.sort()
+  t.same(await standInTargets(w.tb), expected, `${what}: each host exports the DB's block volumes`)
+  for (const node of w.tb.nodes) {
+    const left = await node.exec(
+      'awk \'$3 == "fuse.glusterfs" {print $2}\' /proc/self/mounts; ls /run/heqet-gluster-block 2>/dev/null',
+    )
+    t.equal(left.stdout, '', `${what}: no stand-in mount left on ${node.name}`)
+  }
+}
+
+/** Journal, DB check and the nodes (LVM, mounts, bricks, gluster volumes, block volumes) agree. */
+async function allAgree(t: Test, w: World, what: string) {
+  const ops = (await w.app.call('GET', '/operations/pending')).json().pendingoperations as {
+    status: string
+  }[]
+  t.ok(
+    ops.every((o) => o.status === 'failed'),
+    `${what}: nothing left but failed records (${ops.length})`,
+  )
+  if (ops.length) {
+    const cleanup = await w.app.run('POST', '/operations/pending/cleanup', {})
+    t.equal(cleanup.statusCode, 204, `${what}: cleanup finished everything ${cleanup.body.trim()}`)
+  }
+  t.equal((await w.app.call('GET', '/operations')).json().total, 0, `${what}: journal empty`)
+  const check = (await w.app.call('GET', '/db/check')).json()
+  t.equal(check.totalinconsistencies, 0, `${what}: db check clean ${JSON.stringify(check)}`)
+  const dump = (await w.app.call('GET', '/db/dump')).json() as HeketiDump
+  const a = compareNodesWithDb(
+    await w.tb.snapshot(),
+    w.tb.nodes.map((n) => n.ip),
+    w.baseFstab,
+    dump,
+  )
+  t.same(a, { leaked: [], missing: [] }, `${what}: LVM, mounts, bricks and gluster volumes agree with the DB`)
+  await blocksAgree(t, w, what)
+}
+
+async function scenario(t: Test, w: World) {
+  const { tb, app } = w
+  const ips = tb.nodes.map((n) => n.ip)
+  let step = performance.now()
+  const timed = (what: string) => {
+    t.comment(`timing: scenario ${what}: ${((performance.now() - step) / 1000).toFixed(1)} s`)
+    step = performance.now()
+  }
+
+  const made = await app.run('POST', '/blockvolumes', { size: 1, hacount: 3, auth: true, name: 'bvscen' })
+  t.equal(made.statusCode, 303, `block volume created ${made.body}`)
+  timed('create (with its hosting volume)')
+  const id = made.location!.split('/').pop()!
+  const bv = (await app.call('GET', `/blockvolumes/${id}`)).json()
+  t.match(bv, { id, name: 'bvscen', size: 1, hacount: 3, usablesize: 1, blockvolume: { lun: 0 } })
+  t.same([...bv.blockvolume.hosts].sort(), [...ips].sort(), 'exported on the three nodes')
+  t.match(bv.blockvolume.iqn, /^iqn\.2016-12\.org\.gluster-block:[0-9a-f-]{36}$/, 'IQN from gluster-block')
+  const gbid = (bv.blockvolume.iqn as string).slice(IQN_PREFIX.length)
+  t.equal(bv.blockvolume.username, gbid, 'username is the GBID')
+  t.match(bv.blockvolume.password, /^[0-9a-f-]{36}$/, 'password from gluster-block')
+  const hv = (await app.call('GET', `/volumes/${bv.blockhostingvolume}`)).json()
+  t.equal(hv.block, true, 'auto-created hosting volume')
+  t.equal(hv.size, 4, 'of block_hosting_volume_size')
+  t.same(hv.blockinfo.blockvolume, [id], 'holding the block volume')
+  t.equal(
+    hv.blockinfo.freesize + hv.blockinfo.reservedsize + 1,
+    4,
+    'Size = FreeSize + ReservedSize + Σ block sizes',
+  )
+
+  const create = lastSent(w, 'create')
+  t.same(
+    create.argv,
+    [
+      'gluster-block',
+      'create',
+      `${hv.name}/bvscen`,
+      'ha',
+      '3',
+      'auth',
+      'enable',
+      'prealloc',
+      'full',
+      bv.blockvolume.hosts.join(','),
+      '1GiB',
+      '--json',
+    ],
+    `create argv as heketi's (§8.1): ${create.raw}`,
+  )
+  const bricks = await bricksOf(tb, hv.name)
+  t.equal(bricks.length, 3, 'replica 3 hosting volume')
+  for (const b of bricks) {
+    const f = await blockFileOnBrick(b, gbid)
+    t.ok(f.exists && f.sizeBytes === GIB, `1 GiB block file on ${b.node.name}'s brick`)
+    t.ok(f.allocatedBytes >= GIB, `preallocated (prealloc full): ${f.allocatedBytes} bytes`)
+  }
+  const info = JSON.parse((await gb(tb.nodes[2]!, `info ${hv.name}/bvscen --json`)).stdout)
+  t.match(info, {
+    NAME: 'bvscen',
+    VOLUME: hv.name,
+    GBID: gbid,
+    SIZE: '1.0 GiB',
+    HA: 3,
+    PASSWORD: bv.blockvolume.password,
+  })
+  t.same([...info['EXPORTED ON']].sort(), [...ips].sort(), 'gluster-block info: exported on the three nodes')
+
+  const grown = await app.run('POST', `/blockvolumes/${id}/expand`, { new_size: 2 })
+  t.equal(grown.statusCode, 303, `expanded ${grown.body}`)
+  timed('expand')
+  t.match((await app.call('GET', `/blockvolumes/${id}`)).json(), { size: 2, usablesize: 2 })
+  const modify = lastSent(w, 'modify')
+  t.same(
+    modify.argv,
+    ['gluster-block', 'modify', `${hv.name}/bvscen`, 'size', '2GiB', '--json'],
+    `modify argv (§8.3): ${modify.raw}`,
+  )
+  t.match(modify.raw, /^gluster-block modify \S+ {2}size /, 'two spaces before size, as heketi sends it')
+  for (const b of bricks) {
+    const f = await blockFileOnBrick(b, gbid)
+    t.equal(f.sizeBytes, 2 * GIB, `block file grown to 2 GiB on ${b.node.name}`)
+    t.ok(f.allocatedBytes >= 2 * GIB, `and preallocated: ${f.allocatedBytes} bytes`)
+  }
+  await blocksAgree(t, w, 'after expand')
+
+  const deleted = await app.run('DELETE', `/blockvolumes/${id}`)
+  t.equal(deleted.statusCode, 204, `block volume deleted ${deleted.body}`)
+  timed('delete')
+  const del = lastSent(w, 'delete')
+  t.same(
+    del.argv,
+    ['gluster-block', 'delete', `${hv.name}/bvscen`, '--json'],
+    `delete argv (§8.2): ${del.raw}`,
+  )
+  t.same(await blockEntriesOnBricks(bricks), [], 'block file and metadata gone from the bricks')
+  t.same((await app.call('GET', '/blockvolumes')).json().blockvolumes, [], 'no block volume in the DB')
+  await blocksAgree(t, w, 'after delete')
+
+  const hvDeleted = await app.run('DELETE', `/volumes/${hv.id}`)
+  t.equal(hvDeleted.statusCode, 204, `hosting volume deleted ${hvDeleted.body}`)
+  timed('hosting volume delete')
+  await allAgree(t, w, 'scenario end')
+  t.same(
+    (await tb.snapshot()).map((s) => [
+      s.lvs.filter((lv) => lv.includes('/brick_')),
+      s.mounts,
+      s.glusterVolumes,
+    ]),
+    tb.nodes.map(() => [[], [], []]),
+    'no brick LV, mount or gluster volume left',
+  )
+}
+
+type Action = 'fail' | 'timeout'
+const ACTIONS: Action[] = ['fail', 'timeout']
+
+/**
+ * A gluster-block command fails (every host heqet tries) or times out (it
+ * runs, its answer is lost); `also` adds a fault to the undo's command.
+ */
+function faults(w: World, command: string, action: Action, also?: { command: string; action: Action }) {
+  const rule = (cmd: string, a: Action) => ({
+    pattern: `^gluster-block ${cmd} `,
+    action: a,
+    message: a === 'fail' ? `{ "RESULT": "FAIL", "errCode": 5, "errMsg": "injected: ${cmd}" }` : undefined,
+    count: w.tb.nodes.length,
+  })
+  w.injector.setRules([rule(command, action), ...(also ? [rule(also.command, also.action)] : [])])
+}
+
+async function faultCases(t: Test, w: World) {
+  const { app } = w
+  const timedCase = (what: string, since: number) =>
+    t.comment(`timing: fault ${what}: ${((performance.now() - since) / 1000).toFixed(1)} s`)
+
+  // create: the undo deletes the block volume (if the create reached the node) and the new hosting volume
+  for (const action of ACTIONS) {
+    const what = `create ${action}`
+    const since = performance.now()
+    faults(w, 'create', action)
+    const res = await app.run('POST', '/blockvolumes', { size: 1, name: `bvf${action}` })
+    t.ok(w.injector.fired >= 1, `${what}: the fault fired`)
+    t.equal(res.statusCode, 500, `${what}: reported ${res.body.trim()}`)
+    w.injector.setRules([])
+    t.same((await app.call('GET', '/blockvolumes')).json().blockvolumes, [], `${what}: no block volume`)
+    t.same([...(await dbHostingVolumes(app)).keys()], [], `${what}: no hosting volume`)
+    await allAgree(t, w, what)
+    timedCase(what, since)
+  }
+
+  // one block volume to fault the others on
+  const made = await app.run('POST', '/blockvolumes', { size: 1, name: 'bvfault' })
+  t.equal(made.statusCode, 303, `block volume for the fault cases ${made.body}`)
+  const id = made.location!.split('/').pop()!
+  const size = async () => (await app.call('GET', `/blockvolumes/${id}`)).json().size as number
+
+  // modify: the undo checks with info that the size did not change; a grow
+  // that reached the nodes is settled by the cleaner from `info`
+  for (const action of ACTIONS) {
+    const what = `modify ${action}`
+    const since = performance.now()
+    const before = await size()
+    faults(w, 'modify', action)
+    const res = await app.run('POST', `/blockvolumes/${id}/expand`, { new_size: before + 1 })
+    t.ok(w.injector.fired >= 1, `${what}: the fault fired`)
+    t.equal(res.statusCode, 500, `${what}: reported ${res.body.trim()}`)
+    w.injector.setRules([])
+    await allAgree(t, w, what)
+    t.equal(await size(), action === 'fail' ? before : before + 1, `${what}: the size is what the nodes say`)
+    timedCase(what, since)
+  }
+
+  // info (in the undo of a failed expand / delete): the record stays failed, the cleaner finishes
+  for (const action of ACTIONS) {
+    const what = `info ${action} (undo of a failed expand)`
+    const since = performance.now()
+    const before = await size()
+    faults(w, 'modify', 'fail', { command: 'info', action })
+    const res = await app.run('POST', `/blockvolumes/${id}/expand`, { new_size: before + 1 })
+    t.ok(w.injector.fired >= 2, `${what}: both faults fired`)
+    t.equal(res.statusCode, 500, `${what}: reported ${res.body.trim()}`)
+    w.injector.setRules([])
+    await allAgree(t, w, what)
+    t.equal(await size(), before, `${what}: size unchanged`)
+    timedCase(what, since)
+  }
+
+  // delete: fails → the block volume stays (DB and nodes); times out → it is gone on the
+  // nodes, the cleaner finishes the delete
+  const what = 'delete fail'
+  let since = performance.now()
+  faults(w, 'delete', 'fail')
+  const failed = await app.run('DELETE', `/blockvolumes/${id}`)
+  t.ok(w.injector.fired >= 1, `${what}: the fault fired`)
+  t.equal(failed.statusCode, 500, `${what}: reported ${failed.body.trim()}`)
+  w.injector.setRules([])
+  await allAgree(t, w, what)
+  t.equal((await app.call('GET', `/blockvolumes/${id}`)).statusCode, 200, `${what}: the block volume stays`)
+  timedCase(what, since)
+
+  since = performance.now()
+  faults(w, 'delete', 'timeout')
+  const timedOut = await app.run('DELETE', `/blockvolumes/${id}`)
+  t.ok(w.injector.fired >= 1, 'delete timeout: the fault fired')
+  t.equal(timedOut.statusCode, 500, `delete timeout: reported ${timedOut.body.trim()}`)
+  w.injector.setRules([])
+  await allAgree(t, w, 'delete timeout')
+  t.equal(
+    (await app.call('GET', `/blockvolumes/${id}`)).statusCode,
+    404,
+    'delete timeout: the delete was finished',
+  )
+  timedCase('delete timeout', since)
+
+  // the hosting volume goes last: nothing left
+  for (const hvId of (await dbHostingVolumes(app)).values()) {
+    t.equal((await app.run('DELETE', `/volumes/${hvId}`)).statusCode, 204, 'hosting volume deleted')
+  }
+  await allAgree(t, w, 'fault cases end')
+}
+
 t.test('block volumes on the testbed', async (t) => {
   if (!requireTestbed(t)) return
   const started = performance.now()
@@ -364,6 +720,11 @@ t.test('block volumes on the testbed', async (t) => {
 
   await t.test('the gluster-block stand-in', (t) => standInChecks(t, tb, app))
   timed('stand-in checks')
+  const world: World = { tb, app, recorder, injector, baseFstab }
+  await t.test('scenario through the REST API', (t) => scenario(t, world))
+  timed('scenario')
+  await t.test('one fault per gluster-block command', (t) => faultCases(t, world))
+  timed('fault cases')
 
   const dump = (await app.call('GET', '/db/dump')).json() as HeketiDump
   const agreement = compareNodesWithDb(
