@@ -8,8 +8,12 @@
 //  2. the scenario through heqet's REST API: block volume create
 //     (auto-creating its block-hosting volume), file on the bricks, expand,
 //     delete, hosting volume delete, nothing left, nodes agree with the DB;
-//  3. one fault per gluster-block command (fails once, times out once):
-//     no half-made block volume, /db/check clean.
+//  3. one fault per gluster-block command heqet sends (create, modify,
+//     delete, and info in the undo of a failed expand), injected on the way
+//     to the node: it fails (on every host heqet tries) or times out (it ran,
+//     the answer is lost). Afterwards no half-made block volume, nodes = DB,
+//     /db/check clean, journal empty. `list` is sent by nothing in heqet yet
+//     (heketi's examiner sends it), so only part 1 covers it.
 import t, { type Test } from 'tap'
 import { InjectingRunner, Injector } from '../../executors/inject.ts'
 import type { BatchOptions, CommandResult, CommandRunner } from '../../executors/runner.ts'
