@@ -2,10 +2,11 @@
 // 10 sequential 1 GiB replica-3 creates through heqet's API with the SSH
 // executor, p50/p99; then 10 more with every batch split into per-command
 // calls, to break the time down by phase (bricks, gluster create, set, start).
-// In the batched run, 5 of the volumes are then expanded by 1 GiB one after
+// In each run, 5 of the volumes are then expanded by 1 GiB one after
 // the other: how long the expand takes to answer (add-brick; the rebalance
 // start runs behind it), and when gluster accepted the start and reported the
 // rebalance completed (src/rebalance.ts).
+import { cpus, loadavg } from 'node:os'
 import pino from 'pino'
 import { buildApp } from '../api/app.ts'
 import { signToken } from '../api/auth.ts'
@@ -51,6 +52,12 @@ if (!pre.ok) {
   process.exit(2)
 }
 const tb = await createTestbed({ nodes: 3, devicesPerNode: 2, name: 'hqbench' })
+// the figures depend on what else runs: say so with them
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(1))
+    .join(' ')
+console.log(`load average at start: ${load()} (${cpus().length} CPUs)`)
 try {
   for (const mode of ['batched', 'per-command'] as const) {
     const base = sshRunner(tb)
@@ -134,14 +141,16 @@ try {
         console.log(`  ${phase.padEnd(7)} p50 ${pct(xs, 50).toFixed(0)} ms, p99 ${pct(xs, 99).toFixed(0)} ms`)
       }
     }
-    if (mode === 'batched') {
+    {
       app.ctx.rebalance.settings.pollMs = 200
       const answered: number[] = []
       const accepted: number[] = []
       const completed: number[] = []
+      const expandPhases: Record<string, number[]> = { bricks: [], 'add-brick': [], 'rebalance start': [] }
       // room for the new bricks: the testbed's loop disks hold about ten 1 GiB sets
       for (const id of ids.splice(5)) await run('DELETE', `/volumes/${id}`)
       for (const id of ids) {
+        timing.events = []
         const t0 = performance.now()
         const res = await run('POST', `/volumes/${id}/expand`, { expand_size: 1 })
         if (res.statusCode !== 303) throw new Error(`expand: ${res.statusCode} ${res.body}`)
@@ -151,6 +160,16 @@ try {
         if (r?.phase !== 'completed') throw new Error(`rebalance of ${id}: ${JSON.stringify(r)}`)
         accepted.push(r.startedAt! - r.requestedAt)
         completed.push(r.finishedAt! - r.requestedAt)
+        if (mode === 'per-command') {
+          const brickEvents = timing.events.filter((e) => !e.command.startsWith('gluster'))
+          expandPhases.bricks!.push(
+            Math.max(...brickEvents.map((e) => e.end)) - Math.min(...brickEvents.map((e) => e.start)),
+          )
+          const sum = (re: RegExp) =>
+            timing.events.filter((e) => re.test(e.command)).reduce((s, e) => s + e.end - e.start, 0)
+          expandPhases['add-brick']!.push(sum(/ volume add-brick /))
+          expandPhases['rebalance start']!.push(sum(/ volume rebalance \S+ start/))
+        }
       }
       const line = (xs: number[]) =>
         `p50 ${pct(xs, 50).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms (${xs.map((x) => x.toFixed(0)).join(', ')})`
@@ -158,10 +177,17 @@ try {
       console.log(`  answered (303)             ${line(answered)}`)
       console.log(`  rebalance start accepted   ${line(accepted)} after the answer's commit`)
       console.log(`  rebalance completed        ${line(completed)} after the answer's commit`)
+      if (mode === 'per-command') {
+        for (const [phase, xs] of Object.entries(expandPhases))
+          console.log(
+            `  ${phase.padEnd(16)} p50 ${pct(xs, 50).toFixed(0)} ms, max ${Math.max(...xs).toFixed(0)} ms`,
+          )
+      }
     }
     for (const id of ids) await run('DELETE', `/volumes/${id}`)
     await app.close()
   }
+  console.log(`load average at the end: ${load()}`)
 } finally {
   await tb.destroy()
 }

@@ -2,7 +2,7 @@
 // fail: a mock broken in the one way a case checks makes that case fail (run
 // through a recording stand-in for tap).
 import t from 'tap'
-import type { BrickRequest, DeviceInfo, VolumeRequest } from '../executors/executor.ts'
+import type { BrickRequest, DeviceInfo, RebalanceStatus, VolumeRequest } from '../executors/executor.ts'
 import { MockExecutor } from '../executors/mock.ts'
 import { contractHosts, runExecutorContract } from './contract/executor.case.ts'
 import { RecordingTest } from './contract/recording-test.ts'
@@ -15,6 +15,24 @@ const hostsDown = new Set([contractHosts()[2]!.manage])
 
 /** one broken mock per contract case, and the case that must catch it */
 const broken: { what: string; catches: string; make: () => MockExecutor }[] = [
+  {
+    what: 'a rebalance that fails',
+    catches: 'replica-3 volume over 3 hosts: create, info, expand, destroy',
+    make: () =>
+      new (class extends MockExecutor {
+        override async rebalanceStatus(): Promise<RebalanceStatus> {
+          return {
+            state: 'failed',
+            running: false,
+            done: true,
+            failed: true,
+            files: 0,
+            failures: 1,
+            runtimeSec: 0,
+          }
+        }
+      })(),
+  },
   {
     what: 'glusterd down on one host',
     catches: 'glusterd check succeeds on every host',

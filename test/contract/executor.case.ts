@@ -14,6 +14,9 @@
 // * volumeDestroy of a volume that does not exist resolves; after a destroy,
 //   volume info fails or no longer lists the volume's bricks.
 // * peerProbe of a node's storage host and peerDetach of it resolve.
+// * rebalanceStart after an expand resolves (a second one too: one already
+//   runs or ran), rebalanceStatus then reports it done and completed within
+//   two minutes, and rebalanceStop of a finished rebalance resolves.
 // * gluster-block in a replica-3 volume: create answers a non-empty IQN (and
 //   username/password with auth), list and info show the block volume with
 //   its size, HA count and export hosts; expand changes the size info reports;
@@ -218,6 +221,27 @@ export function runExecutorContract(
         'info lists 6 bricks after expansion',
       )
       t.ok(Array.isArray(await executor.healInfo(three[0].manage, name)), 'heal info is a list')
+
+      // the rebalance an expand owes: started, then reported over (bounded: 2 minutes)
+      await executor.rebalanceStart(three[0].manage, name)
+      await t.resolves(
+        executor.rebalanceStart(three[0].manage, name),
+        'a second start while one runs (or ran) resolves',
+      )
+      let status = await executor.rebalanceStatus(three[1].manage, name)
+      for (let i = 0; i < 480 && !status.done; i++) {
+        await new Promise((r) => setTimeout(r, 250))
+        status = await executor.rebalanceStatus(three[1].manage, name)
+      }
+      t.same(
+        [status.state, status.running, status.done, status.failed],
+        ['completed', false, true, false],
+        'rebalance completed',
+      )
+      await t.resolves(
+        executor.rebalanceStop(three[0].manage, name),
+        'stopping a finished rebalance resolves',
+      )
 
       await executor.volumeDestroy(three[0].manage, name)
       // gone: `volume info` fails, or (the mock, like heketi's, answers any

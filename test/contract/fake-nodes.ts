@@ -41,6 +41,8 @@ interface FakeVolume {
   started: boolean
   /** gluster-block volumes in this (block-hosting) volume */
   blocks: Map<string, FakeBlock>
+  /** gluster's defrag status (1 in progress, 2 stopped, 3 completed); status looks since the start */
+  rebalance?: { status: number; looks: number }
 }
 
 const fail = (stderr: string, exitCode = 5): Reply => ({ exitCode, stderr })
@@ -264,7 +266,7 @@ export class FakeNodes {
       case 'delete':
         return this.volumes.delete(name) ? undefined : missing
       case 'rebalance':
-        return volume ? undefined : missing
+        return volume ? rebalance(volume, name, words[3]) : missing
       case 'info':
         if (!volume)
           return {
@@ -370,6 +372,35 @@ function glusterBlockOn(volumes: Map<string, FakeVolume>, words: string[]): Repl
 
 const xml = (body: string) =>
   `<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<cliOutput>${body}</cliOutput>\n`
+
+const REBALANCE_TEXT: Record<number, string> = { 1: 'in progress', 2: 'stopped', 3: 'completed' }
+
+/** `volume rebalance <name> start|status --xml|stop`: a start reads in progress once, then completed */
+function rebalance(volume: FakeVolume, name: string, action: string | undefined): Reply | undefined {
+  const r = volume.rebalance
+  if (action === 'start') {
+    if (r?.status === 1)
+      return fail(`volume rebalance: ${name}: failed: Rebalance on ${name} is already started`, 1)
+    volume.rebalance = { status: 1, looks: 0 }
+    return undefined
+  }
+  if (!r) return fail(`volume rebalance: ${name}: failed: Rebalance not started for volume ${name}.`, 1)
+  if (action === 'stop') {
+    if (r.status !== 1)
+      return fail(`volume rebalance: ${name}: failed: Rebalance not started for volume ${name}.`, 1)
+    r.status = 2
+    return undefined
+  }
+  if (r.status === 1 && r.looks++ > 0) r.status = 3
+  const text = REBALANCE_TEXT[r.status]
+  const row = (tag: string) =>
+    `<${tag}><files>0</files><size>0</size><lookups>0</lookups><failures>0</failures><skipped>0</skipped><status>${r.status}</status><statusStr>${text}</statusStr><runtime>0.00</runtime></${tag}>`
+  return {
+    stdout: xml(
+      `<opRet>0</opRet><opErrno>0</opErrno><opErrstr/><volRebalance><task-id>t</task-id><op>3</op><nodeCount>1</nodeCount>${row('node')}${row('aggregate')}</volRebalance>`,
+    ),
+  }
+}
 
 function volumeXml(name: string, v: FakeVolume): string {
   const bricks = v.bricks.map(
