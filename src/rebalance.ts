@@ -201,10 +201,15 @@ export class RebalanceTracker {
     for (const record of records) {
       const volumeId = String(record.data['volumeId'] ?? '')
       this.track(volumeId, String(record.data['volumeName'] ?? ''), record.id)
-      if (this.workers.has(volumeId)) continue
-      const worker = this.work(ctx, volumeId).finally(() => this.workers.delete(volumeId))
-      this.workers.set(volumeId, worker)
+      if (!this.workers.has(volumeId)) this.spawn(volumeId, () => this.work(ctx, volumeId))
     }
+  }
+
+  private spawn(volumeId: string, body: () => Promise<void>): void {
+    const worker: Promise<void> = body().finally(() => {
+      if (this.workers.get(volumeId) === worker) this.workers.delete(volumeId)
+    })
+    this.workers.set(volumeId, worker)
   }
 
   /** The cleaner's attempt at a record left `failed`: one start now; throws when refused. */
@@ -219,27 +224,39 @@ export class RebalanceTracker {
       throw new Error(`volume ${volumeId} is busy with another operation; tried again later`)
     // accepted (followed from here on) or nothing left to do
     this.resume(ctx)
-    if (outcome.kind === 'accepted' && !this.workers.has(volumeId)) {
-      const worker = this.follow(ctx, volumeId).finally(() => this.workers.delete(volumeId))
-      this.workers.set(volumeId, worker)
-    }
+    if (outcome.kind === 'accepted' && !this.workers.has(volumeId))
+      this.spawn(volumeId, () => this.follow(ctx, volumeId))
   }
 
   /**
-   * Before a later expand's add-brick: gluster refuses add-brick while a
-   * rebalance of the volume runs, so wait (bounded) until the one followed
-   * here is over. Past the bound, add-brick is tried anyway and gluster's
-   * answer decides.
+   * A later expand's add-brick (`fn`): gluster refuses it while a rebalance of
+   * the volume runs, so it waits (bounded) until the one followed here is
+   * over, and runs under `exclusive`, checked again there (a start in flight
+   * may have been accepted meanwhile). Past the bound, add-brick is tried
+   * anyway and gluster's answer decides.
    */
-  async beforeAddBrick(ctx: AppContext, volumeId: string): Promise<void> {
+  async whenNotRebalancing<T>(
+    ctx: AppContext,
+    volumeId: string,
+    name: string,
+    fn: () => Promise<T>,
+  ): Promise<T> {
     const deadline = Date.now() + this.settings.addBrickWaitMs
+    const running = () =>
+      this.rebalances.get(volumeId)?.phase === 'started' && Date.now() < deadline && !this.stopped
     let logged = false
-    while (this.rebalances.get(volumeId)?.phase === 'started' && Date.now() < deadline && !this.stopped) {
-      if (!logged) {
-        ctx.log.info(`expand of volume ${volumeId} waits for the running rebalance to finish`)
-        logged = true
+    for (;;) {
+      while (running()) {
+        if (!logged) {
+          ctx.log.info(`expand of volume ${name} waits for the running rebalance to finish`)
+          logged = true
+        }
+        await idle(Math.min(250, this.settings.pollMs))
       }
-      await idle(Math.min(250, this.settings.pollMs))
+      const outcome = await this.exclusive(name, async () =>
+        running() ? { again: true as const } : { again: false as const, value: await fn() },
+      )
+      if (!outcome.again) return outcome.value
     }
   }
 
@@ -299,7 +316,11 @@ export class RebalanceTracker {
   private async work(ctx: AppContext, volumeId: string): Promise<void> {
     for (;;) {
       const record = ctx.store.read((tx) => rebalanceRecord(tx, volumeId))
-      if (!record || this.stopped) return
+      if (!record || this.stopped) {
+        // in the same tick as the look: a record written after it finds no worker and gets one
+        this.workers.delete(volumeId)
+        return
+      }
       ctx.running.add(record.id)
       let accepted = false
       try {
@@ -364,9 +385,12 @@ export class RebalanceTracker {
     if (volume.pendingId) return { kind: 'wait' }
     progress.startAttempts++
     try {
-      await this.exclusive(volume.name, () =>
-        onAnyHost(hosts, (h) => ctx.executor.rebalanceStart(h, volume.name)),
-      )
+      await this.exclusive(volume.name, async () => {
+        await onAnyHost(hosts, (h) => ctx.executor.rebalanceStart(h, volume.name))
+        // under the lock: whoever waits for it already sees the rebalance running
+        progress.phase = 'started'
+        progress.startedAt = Date.now()
+      })
     } catch (err) {
       this.startFailures++
       const error = (err as Error).message
@@ -378,8 +402,6 @@ export class RebalanceTracker {
       return { kind: 'refused', error }
     }
     this.starts++
-    progress.phase = 'started'
-    progress.startedAt = Date.now()
     progress.lastError = ''
     progress.recordId = ''
     // accepted: the record goes, unless an expand joined it meanwhile (then it starts again)

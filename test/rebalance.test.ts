@@ -361,3 +361,42 @@ t.test(
     )
   },
 )
+
+t.test('a second expand while gluster still rebalances waits for the end before add-brick', async (t) => {
+  const seen: string[] = []
+  let app: TestApp | undefined
+  let volumeId = ''
+  const mock = new MockExecutor()
+  const executor = new Proxy(mock, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver)
+      if (typeof value !== 'function') return value
+      return async (...args: unknown[]) => {
+        // what heqet knew of the rebalance when it sent add-brick
+        if (prop === 'volumeExpand') seen.push(app?.ctx.rebalance.get(volumeId)?.phase ?? 'none')
+        return value.apply(target, args)
+      }
+    },
+  })
+  app = await makeApp(t, { executor: executor as MockExecutor })
+  // the first status look (in progress) comes 300 ms after the start, the next one (completed) 300 ms later
+  Object.assign(app.ctx.rebalance.settings, { pollMs: 300 })
+  volumeId = await volumeWithTopology(app)
+  t.equal((await app.run('POST', `/volumes/${volumeId}/expand`, { expand_size: 1 })).statusCode, 303)
+  await eventually(
+    t,
+    'started',
+    () => operations(app!),
+    (o) => o.rebalances?.[0]?.state === 'started',
+  )
+  t.equal((await app.run('POST', `/volumes/${volumeId}/expand`, { expand_size: 1 })).statusCode, 303)
+  t.same(seen, ['none', 'completed'], 'the second add-brick went out after the first rebalance completed')
+  // (the tracker's timers never keep a process alive: poll from here)
+  await eventually(
+    t,
+    'the second rebalance completed',
+    () => operations(app!),
+    (o) => o.rebalances?.[0]?.state === 'completed' && o.total === 0,
+  )
+  t.equal(app.ctx.rebalance.starts, 2, 'and its own rebalance started after it')
+})

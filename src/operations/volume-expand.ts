@@ -68,8 +68,7 @@ export class VolumeExpandOperation implements Operation {
     )
     await createBricks(this.ctx, requests)
     // gluster refuses add-brick while the volume rebalances, or while its lock is held
-    await this.ctx.rebalance.beforeAddBrick(this.ctx, this.volumeId)
-    await this.ctx.rebalance.exclusive(volumeRequest.name, () =>
+    await this.ctx.rebalance.whenNotRebalancing(this.ctx, this.volumeId, volumeRequest.name, () =>
       this.ctx.executor.volumeExpand(volumeRequest),
     )
   }
