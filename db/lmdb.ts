@@ -19,6 +19,7 @@ import { randomUUID } from 'node:crypto'
 import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { type Database, open, type RootDatabase } from 'lmdb'
+import { ListStorage } from './lmdb-lists.ts'
 import {
   BUCKETS,
   type BucketName,
@@ -78,6 +79,8 @@ export class LmdbStore implements Store {
   readonly path: string
   private readonly root: RootDatabase
   private readonly dbs: Map<BucketName, Database>
+  /** long id lists (a cluster's nodes and volumes) stored one key per id */
+  private readonly lists: ListStorage
   private readonly cache = new Map<BucketName, BucketCache>()
   private readonly reader: ReadTxn
   private readonly listeners: ((changes: Change[]) => void)[] = []
@@ -107,9 +110,13 @@ export class LmdbStore implements Store {
       overlappingSync: true,
     })
     this.dbs = new Map(BUCKETS.map((b) => [b, this.root.openDB({ name: b })]))
+    this.lists = new ListStorage(this.root.openDB({ name: 'lists' }))
+    this.lists.loadAll()
     for (const b of BUCKETS) {
       const bucket = new BucketCache()
-      for (const { key, value } of this.dbs.get(b)!.getRange({})) bucket.set(String(key), value)
+      for (const { key, value } of this.dbs.get(b)!.getRange({})) {
+        bucket.set(String(key), this.lists.decode(b, String(key), value))
+      }
       this.cache.set(b, bucket)
     }
     const cached = (b: BucketName) => this.cache.get(b)!
@@ -214,8 +221,10 @@ export class LmdbStore implements Store {
     // a child transaction: if anything in it throws, none of the batch is written
     this.inFlight = this.root
       .childTransaction(() => {
-        for (const c of last.values())
-          c.value === undefined ? db(c.bucket).removeSync(c.key) : db(c.bucket).putSync(c.key, c.value)
+        for (const c of last.values()) {
+          const stored = this.lists.write(c.bucket, c.key, c.value)
+          stored === undefined ? db(c.bucket).removeSync(c.key) : db(c.bucket).putSync(c.key, stored)
+        }
       })
       .then(
         () => {
@@ -253,7 +262,9 @@ export class LmdbStore implements Store {
       const id = `${c.bucket}\u0000${c.key}`
       if (seen.has(id)) continue
       seen.add(id)
-      restored.push({ bucket: c.bucket, key: c.key, value: this.dbs.get(c.bucket)!.get(c.key) })
+      this.lists.reload(c.bucket, c.key)
+      const raw = this.dbs.get(c.bucket)!.get(c.key)
+      restored.push({ bucket: c.bucket, key: c.key, value: this.lists.decode(c.bucket, c.key, raw) })
     }
     this.apply(restored)
     notifyListeners(this, this.listeners, restored, this.onListenerError)
