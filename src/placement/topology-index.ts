@@ -362,7 +362,12 @@ export class TopologyIndex {
 
   private refresh(): void {
     if (this.dirtyNodes.size === 0 && this.dirtyZones.size === 0 && this.dirtyClusters.size === 0) return
+    // dirtyZones holds the zones that gained or lost nodes (sorted whole below);
+    // in any other zone a changed node moves to its place (a create changes
+    // three nodes of zones holding thousands)
+    const resorted = new Set(this.dirtyZones)
     for (const node of this.dirtyNodes) {
+      const before = node.maxOnlineFreeKiB
       node.devices.sort(byFreeThenId)
       node.maxOnlineFreeKiB = -1
       if (node.state === 'online') {
@@ -374,7 +379,10 @@ export class TopologyIndex {
         }
       }
       const zone = this.clusters.get(node.clusterId)?.zoneByNumber.get(node.zone)
-      if (zone !== undefined) this.dirtyZones.add(zone)
+      if (zone === undefined || resorted.has(zone)) continue
+      if (node.maxOnlineFreeKiB !== before) moveToPlace(zone.nodes, node, before)
+      zone.maxOnlineFreeKiB = zone.nodes[0]?.maxOnlineFreeKiB ?? -1
+      this.dirtyClusters.add(zone.cluster)
     }
     for (const zone of this.dirtyZones) {
       zone.nodes.sort(byMaxFreeThenId)
@@ -394,6 +402,30 @@ function byFreeThenId(a: Device, b: Device): number {
 
 function byMaxFreeThenId(a: Node, b: Node): number {
   return b.maxOnlineFreeKiB - a.maxOnlineFreeKiB || compareIds(a.id, b.id)
+}
+
+/**
+ * `nodes` is ordered by byMaxFreeThenId with `node` still at the place of
+ * its old key `beforeKiB`: move it to the place of its current key.
+ */
+function moveToPlace(nodes: Node[], node: Node, beforeKiB: number): void {
+  const old = { ...node, maxOnlineFreeKiB: beforeKiB }
+  let at = lowerBound(nodes, old)
+  if (nodes[at] !== node) at = nodes.indexOf(node)
+  nodes.splice(at, 1)
+  nodes.splice(lowerBound(nodes, node), 0, node)
+}
+
+/** first index whose node does not sort before `probe` */
+function lowerBound(nodes: readonly Node[], probe: Node): number {
+  let lo = 0
+  let hi = nodes.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (byMaxFreeThenId(nodes[mid]!, probe) < 0) lo = mid + 1
+    else hi = mid
+  }
+  return lo
 }
 
 function byMaxFreeThenZone(a: Zone, b: Zone): number {
