@@ -41,14 +41,11 @@ export async function addNode(ctx: AppContext, req: NodeAddRequest): Promise<Job
     const cluster = tx.get('cluster', req.cluster)
     if (!cluster) throw Errors.clusterMissing()
     checkRegistrations(tx, registrations(req.hostnames), id)
-    return {
-      hasNodes: cluster.nodes.length > 0,
-      online: cluster.nodes.map((n) => tx.get('node', n)!).filter((n) => n.state === 'online'),
-    }
+    return { hasNodes: cluster.nodes.length > 0, nodeIds: cluster.nodes }
   })
   let peer: NodeEntry | undefined
   if (peers.hasNodes) {
-    peer = await firstResponding(ctx, peers.online)
+    peer = await firstResponding(ctx, onlineNodes(ctx, peers.nodeIds))
     if (!peer) throw Errors.noGlusterdInCluster()
   } else {
     await ctx.executor.glusterdCheck(req.hostnames.manage[0]!).catch((err: Error) => {
@@ -76,7 +73,18 @@ export async function addNode(ctx: AppContext, req: NodeAddRequest): Promise<Job
 }
 
 /** The first node (in the given order) whose glusterd answers. */
-export async function firstResponding(ctx: AppContext, nodes: NodeEntry[]): Promise<NodeEntry | undefined> {
+/** The online nodes among `ids`, read one at a time: the first usually answers (10,000 nodes are not all read). */
+function* onlineNodes(ctx: AppContext, ids: readonly string[]): Generator<NodeEntry> {
+  for (const id of ids) {
+    const node = ctx.store.read((tx) => tx.get('node', id))
+    if (node?.state === 'online') yield node
+  }
+}
+
+export async function firstResponding(
+  ctx: AppContext,
+  nodes: Iterable<NodeEntry>,
+): Promise<NodeEntry | undefined> {
   for (const node of nodes) {
     try {
       await ctx.executor.glusterdCheck(manageHost(node))
