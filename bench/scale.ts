@@ -56,7 +56,7 @@ const opts = parseOptions([
   '--nodes',
   String(NODES),
   '--devices',
-  String(DEVICES),
+  String(Math.max(1, DEVICES)),
   '--volumes',
   String(Math.max(1, VOLUMES)),
   '--poll-ms',
