@@ -20,15 +20,6 @@ const SPLIT_MARK = '\u0000lists'
 
 type Lists = Map<string, readonly string[]>
 
-function ascending(ids: unknown): ids is string[] {
-  if (!Array.isArray(ids)) return false
-  for (let i = 0; i < ids.length; i++) {
-    const id = ids[i]
-    if (typeof id !== 'string' || id.includes('/') || (i > 0 && !(ids[i - 1] < id))) return false
-  }
-  return true
-}
-
 export class ListStorage {
   /** the lists as stored (committed) for every entry that has split lists */
   private readonly stored = new Map<string, Lists>()
@@ -72,7 +63,9 @@ export class ListStorage {
     const lists = this.stored.get(`${bucket}/${key}`)
     const out: Record<string, unknown> = {}
     for (const [k, v] of Object.entries(value)) if (k !== SPLIT_MARK) out[k] = v
-    for (const field of fields) out[field] = [...(lists?.get(field) ?? [])]
+    // the stored arrays themselves: entries are never mutated, and an unchanged
+    // list written back is then recognised by identity
+    for (const field of fields) out[field] = lists?.get(field) ?? []
     return out
   }
 
@@ -105,45 +98,69 @@ export class ListStorage {
     const at = `${bucket}/${key}`
     const before = this.stored.get(at)
     const after: Lists = new Map()
-    const entry = value === undefined || value === null || typeof value !== 'object' ? undefined : value
-    const kept: Record<string, unknown> = entry ? { ...(entry as Record<string, unknown>) } : {}
+    const entry =
+      value === undefined || value === null || typeof value !== 'object'
+        ? undefined
+        : (value as Record<string, unknown>)
+    const kept: Record<string, unknown> = entry ? { ...entry } : {}
     const split: string[] = []
     for (const field of fields) {
-      const ids = entry ? (entry as Record<string, unknown>)[field] : undefined
-      const next = ascending(ids) ? ids : []
-      if (entry && ascending(ids)) {
-        split.push(field)
-        delete kept[field]
-        if (next.length > 0) after.set(field, next)
-      }
-      this.applyDiff(this.prefix(bucket, key, field), before?.get(field) ?? [], next)
+      const prev = before?.get(field) ?? []
+      const ids = entry?.[field]
+      // the domain spreads unchanged lists into the new entry: same array, nothing to store
+      const next = ids === prev ? prev : this.storeDiff(this.prefix(bucket, key, field), prev, ids)
+      if (next === undefined) continue
+      split.push(field)
+      delete kept[field]
+      if (next.length > 0) after.set(field, next)
     }
     if (after.size > 0) this.stored.set(at, after)
     else this.stored.delete(at)
-    if (!entry) return value
-    if (split.length === 0) return value
+    if (!entry || split.length === 0) return value
     kept[SPLIT_MARK] = split
     return kept
   }
 
-  /** Both sorted: put the ids only in `next`, remove those only in `prev`. */
-  private applyDiff(prefix: string, prev: readonly string[], next: readonly string[]): void {
+  /**
+   * Store what changed from the stored `prev` (ascending) to `ids`: the ids
+   * only in `ids` are put, those only in `prev` removed. Returns `ids`, or
+   * undefined when `ids` is not a strictly ascending list of plain ids (it
+   * then stays inline in the value, and every id of `prev` is removed).
+   */
+  private storeDiff(prefix: string, prev: readonly string[], ids: unknown): readonly string[] | undefined {
     const db = this.db!
+    const next = Array.isArray(ids) ? (ids as unknown[]) : undefined
+    const puts: string[] = []
+    const removes: string[] = []
+    let ok = next !== undefined
     let i = 0
     let j = 0
-    while (i < prev.length || j < next.length) {
+    while (ok && (i < prev.length || j < next!.length)) {
       const a = prev[i]
-      const b = next[j]
-      if (b === undefined || (a !== undefined && a < b)) {
-        db.removeSync(prefix + a)
+      const b = next![j]
+      if (j < next!.length) {
+        if (typeof b !== 'string' || b.includes('/') || (j > 0 && !((next![j - 1] as string) < b))) {
+          ok = false
+          break
+        }
+      }
+      if (j >= next!.length || (a !== undefined && a < (b as string))) {
+        removes.push(a!)
         i++
-      } else if (a === undefined || b < a) {
-        db.putSync(prefix + b, true)
+      } else if (a === undefined || (b as string) < a) {
+        puts.push(b as string)
         j++
       } else {
         i++
         j++
       }
     }
+    if (!ok) {
+      for (const id of prev) db.removeSync(prefix + id)
+      return undefined
+    }
+    for (const id of removes) db.removeSync(prefix + id)
+    for (const id of puts) db.putSync(prefix + id, true)
+    return next as string[]
   }
 }

@@ -40,10 +40,19 @@ export type Job = () => Promise<JobResult>
 /** What a finished job points at (303), or undefined (204). */
 export type JobResult = { kind: 'node' | 'volume' | 'blockvolume'; id: string } | undefined
 
+/** `list` sorted (every id list of an entry is): a copy with `id` at its place, or `list` if it holds it. */
 export function insertSorted(list: string[], id: string): string[] {
-  if (list.includes(id)) return list
-  const out = [...list, id]
-  out.sort()
+  let lo = 0
+  let hi = list.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (list[mid]! < id) lo = mid + 1
+    else hi = mid
+  }
+  if (list[lo] === id) return list
+  const out = list.slice(0, lo)
+  out.push(id)
+  for (let i = lo; i < list.length; i++) out.push(list[i]!)
   return out
 }
 
