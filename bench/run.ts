@@ -105,7 +105,9 @@ async function main(): Promise<void> {
       }
     }
     if (runs.length > 1) {
-      process.stdout.write(`\n${report(medianOf(runs), opts, `${store === 'etcd' ? ' — etcd store' : ''} (median of ${runs.length} runs)`)}\n`)
+      process.stdout.write(
+        `\n${report(medianOf(runs), opts, `${store === 'etcd' ? ' — etcd store' : ''} (median of ${runs.length} runs)`)}\n`,
+      )
     }
     if (failed) break
   }
