@@ -1,13 +1,16 @@
 // Composition root: store + executor + domain context + HTTP routes.
+import { networkInterfaces } from 'node:os'
 import pino, { type Logger } from 'pino'
 import { ensureDbAttributes } from '../db/attributes.ts'
 import { EtcdStore, isEtcdUrl, parseEtcdUrl } from '../db/etcd.ts'
+import { type ElectionClient, EtcdElection, newReplicaId } from '../db/etcd-election.ts'
 import { LmdbStore } from '../db/lmdb.ts'
 import type { Store } from '../db/store.ts'
 import type { Executor } from '../executors/executor.ts'
 import { createExecutor } from '../executors/factory.ts'
 import type { Config } from '../src/config.ts'
 import type { AppContext } from '../src/context.ts'
+import { Errors } from '../src/errors.ts'
 import { HealTracker } from '../src/heal.ts'
 import { HealthMonitor } from '../src/monitor.ts'
 import { markAllStale, startCleaner } from '../src/operations/cleaner.ts'
@@ -16,6 +19,8 @@ import { brickLimitsFromConfig } from '../src/placement/geometry.ts'
 import { TopologyIndex } from '../src/placement/topology-index.ts'
 import { RebalanceTracker } from '../src/rebalance.ts'
 import { registerBlockVolumeRoutes } from './routes/blockvolumes.ts'
+import type { JobOutcome, JobRecord, JobRecords } from './queue.ts'
+import { Replica } from './replica.ts'
 import { registerBrickRoutes } from './routes/bricks.ts'
 import { registerClusterRoutes } from './routes/clusters.ts'
 import { pinoLevel, registerCoreRoutes } from './routes/core.ts'
@@ -23,6 +28,7 @@ import { registerDbRoutes } from './routes/db.ts'
 import { registerExamineRoutes } from './routes/examine.ts'
 import { registerMetricsRoutes } from './routes/metrics.ts'
 import { registerOperationRoutes } from './routes/operations.ts'
+import { registerReplicaRoutes } from './routes/replica.ts'
 import { registerTopologyRoutes } from './routes/topology.ts'
 import { registerVolumeRoutes } from './routes/volumes.ts'
 import { type Api, createApi } from './server.ts'
@@ -42,13 +48,32 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   const { config } = opts
   const log = opts.logger ?? pino({ level: pinoLevel(config.logLevel), name: 'heqet' })
   const onListenerError = (err: Error) => log.error({ err }, 'a commit listener failed; the commit stands')
-  // `db` is an LMDB file path, or an etcd URL (db/etcd.ts: etcd://host:port,.../prefix)
+  // `db` is an LMDB file path, or an etcd URL (db/etcd.ts: etcd://host:port,.../prefix);
+  // on etcd the replicas elect a leader (api/replica.ts) unless the db is read-only
+  let replica: Replica | undefined
+  const replicated = !opts.store && isEtcdUrl(config.dbPath) && !config.dbReadOnly
   const store =
     opts.store ??
     (isEtcdUrl(config.dbPath)
-      ? await EtcdStore.open({ ...parseEtcdUrl(config.dbPath), readOnly: config.dbReadOnly, onListenerError })
+      ? await EtcdStore.open({
+          ...parseEtcdUrl(config.dbPath),
+          readOnly: config.dbReadOnly,
+          onListenerError,
+          ...(replicated
+            ? {
+                fence: () => replica?.fence(),
+                onFenced: (err) => {
+                  log.error(err.message)
+                  if (err.fenceKey === replica?.election.term?.key) replica?.election.resign(err.message)
+                },
+              }
+            : {}),
+        })
       : new LmdbStore({ path: config.dbPath, readOnly: config.dbReadOnly, onListenerError }))
-  const executor = opts.executor ?? (await createExecutor(config, log))
+  if (replicated) replica = startElection(config, store as EtcdStore, log)
+  const rawExecutor = opts.executor ?? (await createExecutor(config, log))
+  // a replica sends node commands only while it leads, and only for work of its term
+  const executor = replica ? replica.gate(rawExecutor) : rawExecutor
   const monitor = new HealthMonitor()
   const ctx: AppContext = {
     store,
@@ -68,8 +93,10 @@ export async function buildApp(opts: AppOptions): Promise<App> {
       maxBricksPerVolume: config.maxBricksPerVolume,
     }),
   }
-  const api = createApi(ctx, config.defaultState)
+  const jobRecords = replica ? etcdJobRecords(store as EtcdStore) : undefined
+  const api = createApi(ctx, config.defaultState, { replica, jobRecords })
   registerCoreRoutes(api)
+  registerReplicaRoutes(api)
   registerMetricsRoutes(api)
   registerClusterRoutes(api)
   registerTopologyRoutes(api)
@@ -80,26 +107,172 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   registerBrickRoutes(api)
   registerExamineRoutes(api)
   await api.app.ready()
+  let stopCleaner = () => {}
   // nothing survives a restart as running: the cleaner takes it from here
-  if (!config.dbReadOnly) {
+  const startLeaderWork = async () => {
     await ensureDbAttributes(store)
     const stale = await markAllStale(ctx)
-    if (stale > 0) log.warn(`${stale} pending operations from a previous run marked stale`)
-    // rebalance starts a previous process owed: nothing to undo, sent again now
+    if (stale > 0) log.warn(`${stale} pending operations from a previous run (or leader) marked stale`)
+    // rebalance starts a previous process (or leader) owed: nothing to undo, sent again now
     ctx.rebalance.resume(ctx, { includeFailed: true })
+    stopCleaner = config.disableBackgroundCleaner ? () => {} : startCleaner(ctx)
+    if (!config.disableMonitor) monitor.start(ctx)
   }
-  const stopCleaner = config.disableBackgroundCleaner ? () => {} : startCleaner(ctx)
-  if (!config.disableMonitor) monitor.start(ctx)
+  const stopLeaderWork = () => {
+    stopCleaner()
+    stopCleaner = () => {}
+    monitor.stop()
+    ctx.heal.stop()
+    ctx.rebalance.stop()
+  }
+  let stopReplica = async () => {}
+  if (replica) {
+    stopReplica = followElection(replica, api, store as EtcdStore, startLeaderWork, stopLeaderWork)
+  } else if (!config.dbReadOnly) {
+    await startLeaderWork()
+  } else {
+    stopCleaner = config.disableBackgroundCleaner ? () => {} : startCleaner(ctx)
+  }
   return {
     ...api,
     async close() {
-      stopCleaner()
-      monitor.stop()
-      ctx.heal.stop()
-      ctx.rebalance.stop()
+      stopLeaderWork()
+      await stopReplica()
       await api.app.close()
       await executor.close()
       await store.close()
     },
+  }
+}
+
+/** This replica's address for forwarded requests: ha.advertise_url, else its first IPv4 address. */
+export function advertiseUrl(config: Config): string {
+  if (config.haAdvertiseUrl) return config.haAdvertiseUrl.replace(/\/+$/, '')
+  const scheme = config.enableTls ? 'https' : 'http'
+  const ipv4 = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === 'IPv4' && !a.internal)
+  return `${scheme}://${ipv4?.address ?? '127.0.0.1'}:${config.port}`
+}
+
+function startElection(config: Config, store: EtcdStore, log: Logger): Replica {
+  const id = config.haReplicaId || newReplicaId()
+  const url = advertiseUrl(config)
+  let replica: Replica | undefined
+  const election = new EtcdElection({
+    client: store.client as unknown as ElectionClient,
+    prefix: store.prefix,
+    ttlSec: config.haLeaseTtlSec,
+    id,
+    url,
+    log: {
+      info: (m) => log.info(m),
+      warn: (m) => log.warn(m),
+      error: (m) => log.error(m),
+    },
+    onChange: () => replica?.onElectionChange(),
+  })
+  // a request waits this long for a leader (a dead one is replaced within the TTL)
+  replica = new Replica(election, id, 2 * config.haLeaseTtlSec * 1000 + 2000)
+  log.info(`replica ${id} (${url}) campaigning on ${store.prefix} (lease TTL ${config.haLeaseTtlSec} s)`)
+  return replica
+}
+
+/**
+ * Run the leader's work (cleaner, monitor, queue sweep) exactly while this
+ * replica leads. A new leader first catches up with etcd, then marks every
+ * journal record it does not run itself stale, as after a crash: its
+ * cleaner finishes or undoes the dead leader's operations.
+ */
+function followElection(
+  replica: Replica,
+  api: Api,
+  store: EtcdStore,
+  startLeaderWork: () => Promise<void>,
+  stopLeaderWork: () => void,
+): () => Promise<void> {
+  const { ctx } = api
+  const log = ctx.log
+  let sweepTimer: NodeJS.Timeout | undefined
+  const sweep = () =>
+    api.queue
+      .sweep((record) => interruptedOutcome(ctx, record))
+      .then((n) => {
+        if (n > 0) log.warn(`${n} queued requests of an earlier leader completed as interrupted`)
+      })
+      .catch((err: Error) => log.error(`queue sweep: ${err.message}`))
+  ctx.onOperationCleaned = (id, outcome) => {
+    const result: JobOutcome = outcome.finished
+      ? outcome.result
+        ? { state: 'redirect', location: `/${outcome.result.kind}s/${outcome.result.id}` }
+        : { state: 'done' }
+      : { state: 'error', message: outcome.error }
+    api.queue
+      .completeOperation(id, result)
+      .catch((err: Error) =>
+        log.error(`operation ${id}: its queued request was not completed: ${err.message}`),
+      )
+  }
+  let chain = Promise.resolve()
+  replica.onRoleChange = (role) => {
+    chain = chain.then(async () => {
+      if (role === 'follow') {
+        if (sweepTimer) clearInterval(sweepTimer)
+        stopLeaderWork()
+        return
+      }
+      const generation = replica.generation
+      await replica.run(async () => {
+        try {
+          ctx.heal = new HealTracker()
+          ctx.rebalance = new RebalanceTracker()
+          await store.sync()
+          if (replica.generation !== generation) return
+          await startLeaderWork()
+          if (replica.generation !== generation) return stopLeaderWork()
+          await sweep()
+          sweepTimer = setInterval(sweep, QUEUE_SWEEP_MS)
+          replica.ready = true
+          log.info('leader work started (cleaner, monitor, queue)')
+        } catch (err) {
+          log.error(`could not start the leader's work: ${(err as Error).message}; resigning`)
+          replica.election.resign(`leader start-up failed: ${(err as Error).message}`)
+        }
+      })
+    })
+  }
+  replica.election.start()
+  return async () => {
+    if (sweepTimer) clearInterval(sweepTimer)
+    await replica.election.stop()
+    await chain
+  }
+}
+
+const QUEUE_SWEEP_MS = 5000
+
+/** A job of a dead leader: left to the cleaner while its operation is journaled, else interrupted. */
+function interruptedOutcome(ctx: AppContext, record: JobRecord): JobOutcome | undefined {
+  if (record.op && ctx.store.read((tx) => tx.get('pendingop', record.op!))) return undefined
+  const detail = record.op
+    ? `operation ${record.op} ended without a recorded result; look for its result before retrying`
+    : 'its result is unknown; look for it before retrying'
+  return { state: 'error', message: Errors.jobInterrupted(detail).message }
+}
+
+/** Queue records as etcd side keys: P/_meta/queue/<id>. */
+function etcdJobRecords(store: EtcdStore): JobRecords {
+  return {
+    put: (id, record) => store.putMeta(`queue/${id}`, JSON.stringify(record)),
+    get: async (id) => {
+      const v = await store.getMeta(`queue/${id}`)
+      return v === undefined ? undefined : (JSON.parse(v) as JobRecord)
+    },
+    delete: (id) => store.deleteMeta(`queue/${id}`),
+    list: async () =>
+      (await store.listMeta('queue/')).map(({ name, value }) => ({
+        id: name.slice('queue/'.length),
+        record: JSON.parse(value) as JobRecord,
+      })),
   }
 }

@@ -9,6 +9,7 @@ import Fastify, {
   type HTTPMethods,
   LogController,
 } from 'fastify'
+import { FencedWriteError } from '../db/etcd.ts'
 import type { AdminState } from '../src/config.ts'
 import type { AppContext, Job } from '../src/context.ts'
 import { Errors, HeqetError, ServerRefusals } from '../src/errors.ts'
@@ -16,8 +17,9 @@ import { authenticate, authorize, registerTokenVerifier, VerifiedTokenCache } fr
 import { BodyCache } from './body-cache.ts'
 import { sendAccepted, sendError } from './http.ts'
 import { cleanPath, decodeRequestPath, escapePath, escapeQuery } from './paths.ts'
-import { AsyncQueue } from './queue.ts'
+import { AsyncQueue, type JobRecords } from './queue.ts'
 import { closeAfterFlush, refuseUnparsable, sendRefusal } from './refusals.ts'
+import { NotLeaderError, type Replica } from './replica.ts'
 
 export interface RouteSpec {
   method: HTTPMethods
@@ -38,12 +40,20 @@ export interface Api {
   state: { admin: AdminState }
   /** rendered bodies of the hot reads, emptied by every commit */
   bodies: BodyCache
+  /** replicated on etcd: the election and forwarding (api/replica.ts) */
+  replica?: Replica
   /** run a job through the queue; returns the queue id */
-  enqueue(job: Job): string
+  enqueue(job: Job): Promise<string>
   /** run a job through the queue and answer 202 */
-  accept(reply: FastifyReply, job: Job): FastifyReply
+  accept(reply: FastifyReply, job: Job): Promise<FastifyReply>
   /** answer 202 for a job whose synchronous part may still throw */
   startJob(reply: FastifyReply, prepare: () => Job | Promise<Job>): Promise<FastifyReply>
+}
+
+export interface ApiOptions {
+  replica?: Replica
+  /** where replicated queue entries live (with `replica`) */
+  jobRecords?: JobRecords
 }
 
 const PUBLIC = new Set(['GET /hello', 'HEAD /hello', 'GET /metrics', 'HEAD /metrics'])
@@ -99,7 +109,8 @@ function targetOf(req: FastifyRequest): Target {
   return targets.get(req.raw) ?? readTarget(req.raw.url ?? '/')
 }
 
-export function createApi(ctx: AppContext, initialState: AdminState): Api {
+export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOptions = {}): Api {
+  const { replica } = opts
   const app = Fastify({
     loggerInstance: ctx.log,
     logController: new LogController({ disableRequestLogging: true }),
@@ -142,7 +153,12 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
     res.once('finish', () => closeAfterFlush(socket))
     app.routing(req, res)
   })
-  const queue = new AsyncQueue(ctx.log)
+  const queue = new AsyncQueue(
+    ctx.log,
+    replica && opts.jobRecords
+      ? { records: opts.jobRecords, term: () => replica.election.term?.key ?? '' }
+      : undefined,
+  )
   const routes: RouteSpec[] = []
   const state = { admin: initialState }
   const keys = { admin: ctx.config.adminKey, user: ctx.config.userKey }
@@ -224,6 +240,16 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
     return true
   }
 
+  // a replica that does not lead hands writes to the leader (after the JWT
+  // check above, which every replica makes on what it receives)
+  if (replica) {
+    app.addHook('preHandler', async (req, reply) => {
+      if (replica.isLeader() || !replica.leaderOnly(req)) return
+      const { path, query } = targetOf(req)
+      return replica.forward(req, reply, escapePath(path ?? '/') + escapeQuery(query))
+    })
+  }
+
   // one access line per request, like heketi's negroni log
   app.addHook('onResponse', (req, reply, done) => {
     req.log.info(
@@ -235,6 +261,11 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
 
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof HeqetError) return sendError(reply, err)
+    // a write or node command of a replica that just lost the lead: nothing was done
+    if (err instanceof FencedWriteError || err instanceof NotLeaderError) {
+      req.log.warn({ err }, 'refused: not the leader')
+      return sendError(reply, Errors.notLeader())
+    }
     // fastify's own refusals of a request (body too large, body cut short)
     const status = (err as { statusCode?: number }).statusCode
     if (status === 413) return sendError(reply, Errors.bodyTooLarge())
@@ -262,18 +293,51 @@ export function createApi(ctx: AppContext, initialState: AdminState): Api {
     state,
     bodies: new BodyCache(ctx.store),
     enqueue(job) {
-      return queue.start(async () => {
-        const result = await job()
-        return result ? `/${result.kind}s/${result.id}` : undefined
-      })
+      return runJob(async () => job)
     },
-    accept(reply, job) {
-      return sendAccepted(reply, api.enqueue(job))
+    async accept(reply, job) {
+      return sendAccepted(reply, await api.enqueue(job))
     },
     async startJob(reply, prepare) {
-      const job = await prepare()
-      return api.accept(reply, job)
+      return sendAccepted(reply, await runJob(prepare))
     },
+  }
+  if (replica) api.replica = replica
+
+  /**
+   * Reserve the queue id (replicated: its record is stored before the 202),
+   * prepare the job (a failure is the request's answer), then run it. Work
+   * of a leader's term runs inside that term (api/replica.ts).
+   */
+  const runJob = (prepare: () => Job | Promise<Job>): Promise<string> => {
+    const body = async () => {
+      const id = await queue.reserve()
+      let job: Job
+      try {
+        job = await prepare()
+      } catch (err) {
+        await queue.release(id).catch((e: Error) => ctx.log.warn(`queue ${id}: not released: ${e.message}`))
+        throw err
+      }
+      if (job.operationId) {
+        // only matters if this leader dies: the next one then finds the job by its operation
+        await queue
+          .link(id, job.operationId)
+          .catch((e: Error) =>
+            ctx.log.error(`queue ${id}: operation ${job.operationId} not linked: ${e.message}`),
+          )
+      }
+      queue.run(
+        id,
+        async () => {
+          const result = await job()
+          return result ? `/${result.kind}s/${result.id}` : undefined
+        },
+        job.operationId,
+      )
+      return id
+    }
+    return replica ? replica.run(body) : body()
   }
   return api
 }

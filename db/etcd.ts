@@ -45,6 +45,7 @@ export interface IKeyValue {
   key: Buffer
   value: Buffer
   mod_revision: string
+  create_revision: string
 }
 export type ICompare =
   | { key: Buffer; target: 'Mod'; result: 'Equal'; mod_revision: string }
@@ -53,7 +54,7 @@ export type ICompare =
 export interface IRequestOp {
   request_put?: { key: Buffer; value: Buffer }
   request_delete_range?: { key: Buffer; range_end?: Buffer }
-  request_range?: { key: Buffer }
+  request_range?: { key: Buffer; range_end?: Buffer }
 }
 interface IOptions {
   hosts: string[]
@@ -64,10 +65,13 @@ export interface EtcdClient {
   kv: {
     range(req: {
       key: Buffer
-      range_end: Buffer
+      range_end?: Buffer
       limit: number
       revision?: string
       count_only?: boolean
+      sort_order?: 'Ascend' | 'Descend'
+      sort_target?: 'Create'
+      max_create_revision?: string
     }): Promise<{ header: { revision: string }; kvs: IKeyValue[]; more: boolean; count: string }>
     txn(req: { compare: ICompare[]; success: IRequestOp[]; failure: IRequestOp[] }): Promise<{
       header: { revision: string }
@@ -116,6 +120,32 @@ export interface EtcdStoreOptions {
   /** how often one write is retried after losing to another writer (default 20) */
   maxConflictRetries?: number
   onListenerError?: (err: Error) => void
+  /**
+   * Leader fencing (api/replica.ts): when set, every write must carry the
+   * fence it returns — a compare that the leader's election key still exists
+   * with the create revision it was elected with — and is refused with
+   * FencedWriteError when it returns undefined or etcd finds the key gone.
+   */
+  fence?: () => Fence | undefined
+  /** told about every write etcd refused because the fence key was gone */
+  onFenced?: (err: FencedWriteError) => void
+}
+
+/** The leader's election key and its create revision (it changes with every election). */
+export interface Fence {
+  key: string
+  createRevision: string
+}
+
+/** A write by a replica that is not (or no longer) the leader: nothing was applied. */
+export class FencedWriteError extends Error {
+  constructor(
+    reason: string,
+    /** the fence key etcd found gone (undefined: refused locally) */
+    readonly fenceKey?: string,
+  ) {
+    super(`not the leader: ${reason}; nothing was written`)
+  }
 }
 
 export function isEtcdUrl(db: string): boolean {
@@ -301,6 +331,10 @@ export class EtcdStore implements Store {
   watchErrors = 0
   /** P/_meta/writer/<random>: the token of this process's last Txn (deleted at close) */
   private readonly writerKey: Buffer
+  private readonly fence: (() => Fence | undefined) | undefined
+  private readonly onFenced: (err: FencedWriteError) => void
+  /** writes refused because this process was not the leader (locally or by etcd) */
+  fencedWrites = 0
 
   private constructor(opts: EtcdStoreOptions, Etcd3: new (o: IOptions) => EtcdClient) {
     this.prefix = opts.prefix
@@ -311,6 +345,8 @@ export class EtcdStore implements Store {
     this.readOnly = opts.readOnly ?? false
     this.maxConflictRetries = opts.maxConflictRetries ?? 20
     this.onListenerError = opts.onListenerError ?? (() => {})
+    this.fence = opts.fence
+    this.onFenced = opts.onFenced ?? (() => {})
     this.client = new Etcd3(clientOptions(opts))
     const cached = (b: BucketName) => this.cache.get(b)!
     this.reader = {
@@ -403,9 +439,11 @@ export class EtcdStore implements Store {
 
   private async writeNow<R>(fn: (tx: WriteTxn) => R): Promise<R> {
     for (let attempt = 0; ; attempt++) {
+      const fence = this.currentFence()
       const { result, changes, reads, scans } = this.runCallback(fn)
       if (changes.length === 0) return result
-      const { compare, success, finals, touched } = this.buildTxn(changes, reads, scans)
+      const { compare, success, finals, touched } = this.buildTxn(changes, reads, scans, fence ? 1 : 0)
+      if (fence) compare.push(fenceCompare(fence))
       // this attempt's token on this process's writer key: if the client's own
       // retry (lost response) re-sends a Txn that had already applied, the
       // compares fail and the failure branch reads the token back
@@ -418,7 +456,10 @@ export class EtcdStore implements Store {
         res = await this.client.kv.txn({
           compare,
           success,
-          failure: [{ request_range: { key: this.writerKey } }],
+          failure: [
+            { request_range: { key: this.writerKey } },
+            ...(fence ? [{ request_range: { key: Buffer.from(fence.key) } }] : []),
+          ],
         })
       } finally {
         this.txnInFlight = false
@@ -443,6 +484,7 @@ export class EtcdStore implements Store {
         if (told.length > 0) notifyListeners(this, this.listeners, told, this.onListenerError)
         return result
       }
+      if (fence) this.checkFence(fence, res.responses[1]?.response_range?.kvs[0])
       // another writer changed something this transaction read: nothing was
       // applied; catch up and run the callback again on the new state
       this.conflicts++
@@ -494,7 +536,26 @@ export class EtcdStore implements Store {
     return { result, changes, reads, scans }
   }
 
-  private buildTxn(changes: Change[], reads: Set<string>, scans: Set<BucketName>) {
+  /** The fence a write must carry now; throws when this process may not write. */
+  private currentFence(): Fence | undefined {
+    if (!this.fence) return undefined
+    const fence = this.fence()
+    if (fence) return fence
+    const err = new FencedWriteError('this replica holds no leader lease')
+    this.fencedWrites++
+    throw err
+  }
+
+  /** After a failed Txn: was it refused because the leader key is gone or was re-created? */
+  private checkFence(fence: Fence, kv: IKeyValue | undefined): void {
+    if (kv && kv.create_revision === fence.createRevision) return
+    this.fencedWrites++
+    const err = new FencedWriteError(`etcd refused the write: the leader key ${fence.key} is gone`, fence.key)
+    this.onFenced(err)
+    throw err
+  }
+
+  private buildTxn(changes: Change[], reads: Set<string>, scans: Set<BucketName>, reserved = 0) {
     // the last change of each key is what gets written (etcd refuses a key twice in one Txn)
     const finals = new Map<string, Change>()
     for (const c of changes) {
@@ -535,7 +596,7 @@ export class EtcdStore implements Store {
         mod_revision: (this.cache.get(b)!.entries.get(key)?.rev ?? 0n).toString(),
       })
     }
-    if (compare.length + perKey.length <= this.maxTxnOps) {
+    if (compare.length + perKey.length + reserved <= this.maxTxnOps) {
       compare = compare.concat(perKey)
     } else {
       // too many single-key guards: guard whole buckets instead (every change
@@ -661,6 +722,50 @@ export class EtcdStore implements Store {
     if (changes.length > 0) notifyListeners(this, this.listeners, changes, this.onListenerError)
   }
 
+  /** Catch up with etcd now (a new leader does this before it runs anything). */
+  sync(): Promise<void> {
+    const run = this.queue.then(() => this.reload())
+    this.queue = run.catch(() => undefined)
+    return run
+  }
+
+  private metaName(name: string): Buffer {
+    return Buffer.from(`${this.prefix}/${META}/${name}`)
+  }
+
+  /**
+   * Side records outside the entry buckets (the async queue's job outcomes,
+   * api/queue.ts): P/_meta/<name>. A put is fenced like every entry write.
+   */
+  async putMeta(name: string, value: string): Promise<void> {
+    if (this.readOnly) throw new Error('etcd store opened read-only (db_read_only)')
+    const fence = this.currentFence()
+    const res = await this.client.kv.txn({
+      compare: fence ? [fenceCompare(fence)] : [],
+      success: [{ request_put: { key: this.metaName(name), value: Buffer.from(value) } }],
+      failure: fence ? [{ request_range: { key: Buffer.from(fence.key) } }] : [],
+    })
+    if (!res.succeeded && fence) this.checkFence(fence, res.responses[0]?.response_range?.kvs[0])
+  }
+
+  async getMeta(name: string): Promise<string | undefined> {
+    const res = await this.client.kv.range({ key: this.metaName(name), limit: 1 })
+    return res.kvs[0]?.value.toString()
+  }
+
+  /** Every side record whose name starts with `prefix` (e.g. `queue/`). */
+  async listMeta(prefix: string): Promise<{ name: string; value: string }[]> {
+    const start = this.metaName(prefix)
+    const res = await this.client.kv.range({ key: start, range_end: prefixEnd(start), limit: 0 })
+    const skip = `${this.prefix}/${META}/`.length
+    return res.kvs.map((kv) => ({ name: kv.key.toString().slice(skip), value: kv.value.toString() }))
+  }
+
+  /** Not fenced: deleting a finished job's outcome (read once) is harmless on any replica. */
+  async deleteMeta(name: string): Promise<void> {
+    await this.client.kv.deleteRange({ key: this.metaName(name) })
+  }
+
   onCommit(listener: (changes: Change[]) => void): void {
     this.listeners.push(listener)
   }
@@ -698,6 +803,27 @@ export class EtcdStore implements Store {
       this.client.close()
     }
   }
+}
+
+function fenceCompare(fence: Fence): ICompare {
+  return {
+    key: Buffer.from(fence.key),
+    target: 'Create',
+    result: 'Equal',
+    create_revision: fence.createRevision,
+  }
+}
+
+/** The end of the key range holding every key that starts with `start`. */
+function prefixEnd(start: Buffer): Buffer {
+  const end = Buffer.from(start)
+  for (let i = end.length - 1; i >= 0; i--) {
+    if (end[i]! < 0xff) {
+      end[i]!++
+      return end.subarray(0, i + 1)
+    }
+  }
+  return Buffer.from([0])
 }
 
 /** the mod_revision of the writer key when it holds this attempt's token (the Txn did apply) */

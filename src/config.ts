@@ -42,6 +42,8 @@ const configSchema = {
       refresh_time_background_cleaner: 'int',
       start_time_background_cleaner: 'int',
       operation_retry_limits: { object: { volume_create: 'int' } },
+      // replicas on one etcd db (api/replica.ts)
+      ha: { object: { advertise_url: 'string', replica_id: 'string', lease_ttl_sec: 'int' } },
       // executor sections are validated by the executors themselves
       sshexec: { object: OBJECT_ANY },
       kubeexec: { object: OBJECT_ANY },
@@ -97,7 +99,16 @@ export interface Config {
   cleanerStartSec: number
   volumeCreateRetries: number
   mockDeviceSizeGiB: number
+  /** where the other replicas send writes to this one when it leads ('' = http://<first IPv4>:<port>) */
+  haAdvertiseUrl: string
+  /** this replica's name in the election ('' = random per process) */
+  haReplicaId: string
+  /** the leader lease's TTL: a dead leader is replaced within about this time */
+  haLeaseTtlSec: number
 }
+
+/** default leader lease TTL (seconds) */
+export const DEFAULT_LEASE_TTL_SEC = 10
 
 export class ConfigError extends Error {}
 
@@ -197,6 +208,9 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
     volumeCreateRetries:
       g.operation_retry_limits.volume_create > 0 ? g.operation_retry_limits.volume_create : 4,
     mockDeviceSizeGiB: 500,
+    haAdvertiseUrl: g.ha.advertise_url,
+    haReplicaId: g.ha.replica_id,
+    haLeaseTtlSec: orDefault(g.ha.lease_ttl_sec, DEFAULT_LEASE_TTL_SEC),
   }
   if (raw.port) cfg.port = parsePort(raw.port)
   if (g.loglevel && (LOG_LEVELS as readonly string[]).includes(g.loglevel))
@@ -254,6 +268,10 @@ function applyEnv(cfg: Config, env: NodeJS.ProcessEnv): void {
     cfg.maxVolumesPerCluster = Number.isNaN(maxVols) || maxVols === 0 ? 1000 : maxVols
   if (env['HEKETI_DISABLE_HEALTH_MONITOR'] === 'true') cfg.disableMonitor = true
   if (env['HEKETI_DISABLE_BACKGROUND_CLEANER'] === 'true') cfg.disableBackgroundCleaner = true
+  cfg.haAdvertiseUrl = str('HEQET_ADVERTISE_URL') ?? cfg.haAdvertiseUrl
+  cfg.haReplicaId = str('HEQET_REPLICA_ID') ?? cfg.haReplicaId
+  const ttl = envInt(env, 'HEQET_LEASE_TTL_SEC')
+  if (ttl !== undefined && ttl > 0) cfg.haLeaseTtlSec = ttl
   const mockSize = envInt(env, 'HEKETI_MOCK_DEVICE_SIZE_GB')
   if (mockSize !== undefined && mockSize > 0) cfg.mockDeviceSizeGiB = mockSize
 }

@@ -33,10 +33,21 @@ export interface AppContext {
   running: Set<string>
   /** failures that left no trace in the DB, for /metrics */
   counters: { journalWriteFailures: number }
+  /**
+   * Told when the cleaner finished or undid an operation (replicated: the
+   * dead leader's queue entry for it gets this outcome).
+   */
+  onOperationCleaned?: (operationId: string, outcome: CleanOutcome) => void
 }
 
-/** A job to run in the background after the synchronous checks passed. */
-export type Job = () => Promise<JobResult>
+/** What a clean-up made of an interrupted operation. */
+export type CleanOutcome = { finished: true; result: JobResult } | { finished: false; error: string }
+
+/**
+ * A job to run in the background after the synchronous checks passed;
+ * `operationId` names the journaled operation it runs, if it runs one.
+ */
+export type Job = (() => Promise<JobResult>) & { operationId?: string }
 /** What a finished job points at (303), or undefined (204). */
 export type JobResult = { kind: 'node' | 'volume' | 'blockvolume'; id: string } | undefined
 

@@ -26,6 +26,12 @@ export const Errors = {
   bodyTooLarge: e(413, 'Request body is too large'),
   busy: e(429, 'Server busy. Retry operation later.'),
   maintenance: e(503, 'Service disabled for maintenance'),
+  // replicated heqet (api/replica.ts; docs/heketi-differences.md)
+  noLeader: e(503, 'No heqet leader is elected at the moment. Retry operation later.'),
+  notLeader: e(503, 'This heqet replica is no longer the leader. Retry operation later.'),
+  leaderUnreachable: (detail: string) => new HeqetError(502, `Unable to reach the heqet leader: ${detail}`),
+  jobInterrupted: (detail: string) =>
+    new HeqetError(500, `The heqet leader running this request stopped before it finished: ${detail}`),
   conflictInUse: () => new HeqetError(500, 'The target exists, contains other items, or is in use.'),
   internal: (message: string) => new HeqetError(500, message),
   // the cause is an error code, never a message: those name files

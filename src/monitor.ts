@@ -32,6 +32,8 @@ export class HealthMonitor implements HealthView {
   }
 
   start(ctx: AppContext): void {
+    this.stopped = false
+    if (this.timer) clearTimeout(this.timer)
     const tick = async () => {
       await this.refresh(ctx).catch((err: Error) => ctx.log.error(`health monitor: ${err.message}`))
       if (!this.stopped) this.timer = setTimeout(tick, ctx.config.monitorRefreshSec * 1000)

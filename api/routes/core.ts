@@ -27,7 +27,7 @@ export function registerCoreRoutes(api: Api): void {
     method: 'GET',
     path: '/queue/{id}',
     handler: async (req, reply) => {
-      const outcome = api.queue.read(req.params.id)
+      const outcome = await api.queue.read(req.params.id)
       if (!outcome) return sendError(reply, Errors.notFound())
       switch (outcome.state) {
         case 'pending':

@@ -176,7 +176,7 @@ export function registerTopologyRoutes(api: Api): void {
     method: 'GET',
     path: '/devices/{id}/resync',
     handler: async (req, reply) => {
-      const location = `/queue/${api.enqueue(resyncDevice(ctx, req.params.id))}`
+      const location = `/queue/${await api.enqueue(resyncDevice(ctx, req.params.id))}`
       // heketi's reply comes from Go's redirect helper, hence the HTML body
       return reply
         .code(202)

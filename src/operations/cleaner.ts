@@ -5,7 +5,7 @@
 // backoff (30 s, 60 s, ... up to the cleaner's refresh interval).
 
 import type { PendingOperationEntry } from '../../db/entries.ts'
-import type { AppContext } from '../context.ts'
+import type { AppContext, CleanOutcome } from '../context.ts'
 import { Errors } from '../errors.ts'
 import { operationFromJournal } from './journal.ts'
 
@@ -14,6 +14,7 @@ export const CLEAN_RETRY_BASE_SEC = 30
 
 const nowSec = () => Math.floor(Date.now() / 1000)
 
+/** Every record not running in this process becomes stale (at start, and when a replica takes the lead). */
 export async function markAllStale(ctx: AppContext): Promise<number> {
   return markStaleInChunks(ctx, (op) => op.status !== 'stale')
 }
@@ -107,13 +108,18 @@ export async function cleanOperations(
       continue
     }
     try {
-      await cleanOne(ctx, entry)
+      const outcome = await cleanOne(ctx, entry)
       report.cleaned.push(entry.id)
+      ctx.onOperationCleaned?.(entry.id, outcome)
     } catch (err) {
       const error = (err as Error).message
       ctx.log.warn(`clean-up of ${entry.type} ${entry.id} failed, will retry: ${error}`)
       report.failed.push({ id: entry.id, type: entry.type, error })
       await recordCleanFailure(ctx, entry.id, error)
+      ctx.onOperationCleaned?.(entry.id, {
+        finished: false,
+        error: `operation ${entry.type} ${entry.id} was interrupted and its clean-up failed: ${error}`,
+      })
     } finally {
       release()
     }
@@ -145,27 +151,36 @@ async function recordCleanFailure(ctx: AppContext, id: string, error: string): P
   }
 }
 
-async function cleanOne(ctx: AppContext, entry: PendingOperationEntry): Promise<void> {
+async function cleanOne(ctx: AppContext, entry: PendingOperationEntry): Promise<CleanOutcome> {
   const op = operationFromJournal(ctx, entry)
   if (!op) throw new Error(`operations of type ${entry.type} cannot be cleaned automatically`)
   ctx.running.add(op.id)
   try {
+    let outcome: CleanOutcome
     if (op.clean) {
       await op.clean()
+      outcome = { finished: true, result: undefined }
     } else if (op.cleanMode === 'rollforward') {
       await op.exec()
-      await ctx.store.write((tx) => {
-        op.finalize(tx)
+      const result = await ctx.store.write((tx) => {
+        const result = op.finalize(tx)
         tx.del('pendingop', op.id)
+        return result
       })
+      outcome = { finished: true, result }
     } else {
       await op.undo()
       await ctx.store.write((tx) => {
         op.undoDb(tx)
         tx.del('pendingop', op.id)
       })
+      outcome = {
+        finished: false,
+        error: `operation ${entry.type} ${entry.id} was interrupted and has been undone by the cleaner`,
+      }
     }
     ctx.log.info(`cleaned up ${entry.type} operation ${entry.id}`)
+    return outcome
   } finally {
     ctx.running.delete(op.id)
   }

@@ -8,7 +8,7 @@
 import type { OperationAction, OperationType, PendingOperationEntry } from '../../db/entries.ts'
 import type { WriteTxn } from '../../db/store.ts'
 import { UnsafeCommandArgumentError } from '../../executors/commands/validate.ts'
-import type { AppContext, JobResult } from '../context.ts'
+import type { AppContext, Job, JobResult } from '../context.ts'
 import { newId } from '../ids.ts'
 import { crashPoint } from './crash-points.ts'
 
@@ -58,7 +58,7 @@ export async function startOperation(
   ctx: AppContext,
   op: Operation,
   opts: { throttled?: boolean } = {},
-): Promise<() => Promise<JobResult>> {
+): Promise<Job> {
   const release = opts.throttled === false ? () => {} : ctx.throttle.acquire()
   try {
     await ctx.store.write((tx) => {
@@ -71,7 +71,7 @@ export async function startOperation(
   }
   crashPoint('journal', op.type)
   ctx.running.add(op.id)
-  return async () => {
+  const job = async () => {
     try {
       return await execute(ctx, op)
     } finally {
@@ -79,6 +79,7 @@ export async function startOperation(
       release()
     }
   }
+  return Object.assign(job, { operationId: op.id })
 }
 
 async function execute(ctx: AppContext, op: Operation): Promise<JobResult> {
