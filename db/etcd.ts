@@ -145,6 +145,7 @@ export class FencedWriteError extends Error {
     readonly fenceKey?: string,
   ) {
     super(`not the leader: ${reason}; nothing was written`)
+    this.name = 'FencedWriteError'
   }
 }
 

@@ -14,7 +14,11 @@ export const CLEAN_RETRY_BASE_SEC = 30
 
 const nowSec = () => Math.floor(Date.now() / 1000)
 
-/** Every record not running in this process becomes stale (at start, and when a replica takes the lead). */
+/**
+ * Every record becomes stale: at start, and when a replica takes the lead
+ * (work of its earlier term, if still unwinding here, can no longer write or
+ * send node commands; the cleaner skips it until it has ended).
+ */
 export async function markAllStale(ctx: AppContext): Promise<number> {
   return markStaleInChunks(ctx, (op) => op.status !== 'stale')
 }
