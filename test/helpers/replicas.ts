@@ -4,7 +4,6 @@
 // queue polling (until 303/204/other, bounded).
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -13,17 +12,11 @@ import { signToken } from '../../api/auth.ts'
 import type { Executor } from '../../executors/executor.ts'
 import type { Config } from '../../src/config.ts'
 import { ADMIN_KEY, makeApp, type TestApp, USER_KEY } from './app.ts'
+import { freePort } from './etcd.ts'
 
 const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))))
 
-export async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  const port = typeof address === 'object' && address ? address.port : 0
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
+export { freePort }
 
 export interface Answer {
   status: number
