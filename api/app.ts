@@ -128,6 +128,9 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   let stopReplica = async () => {}
   if (replica) {
     stopReplica = followElection(replica, api, store as EtcdStore, startLeaderWork, stopLeaderWork)
+    // serve once this replica knows whether it leads (a dead predecessor's lease may have to expire first)
+    const waitMs = 2 * config.haLeaseTtlSec * 1000 + 2000
+    if (!(await replica.settled(waitMs))) log.warn(`no leader elected within ${waitMs} ms; serving anyway`)
   } else if (!config.dbReadOnly) {
     await startLeaderWork()
   } else {

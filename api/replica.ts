@@ -126,6 +126,29 @@ export class Replica {
     }
   }
 
+  /**
+   * Wait (bounded) until this replica knows its place: leading with its
+   * leader work started, or following a leader it can see. False on timeout.
+   */
+  async settled(ms: number): Promise<boolean> {
+    const deadline = Date.now() + ms
+    for (;;) {
+      const leader = this.election.leader
+      if ((this.leading && this.ready) || (!this.leading && leader && leader.id !== this.id)) return true
+      const left = deadline - Date.now()
+      if (left <= 0) return false
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          this.waiters.delete(wake)
+          clearTimeout(timer)
+          resolve()
+        }
+        const timer = setTimeout(wake, Math.min(left, 50))
+        this.waiters.add(wake)
+      })
+    }
+  }
+
   /** Does this request have to be answered by the leader? */
   leaderOnly(req: FastifyRequest): boolean {
     if (req.routeOptions.url === undefined) return false // 404/405: the same everywhere
