@@ -3,6 +3,7 @@
 // block-hosting volume), list, info, expand, delete, the validation 400s and
 // the build errors, and /db/check clean after each case.
 import t, { type Test } from 'tap'
+import { MockExecutor } from '../executors/mock.ts'
 import { makeApp, makeTopology, type TestApp } from './helpers/app.ts'
 
 const idOf = (location?: string) => location!.split('/').pop()!
@@ -355,4 +356,54 @@ t.test('pending block volumes are hidden and refuse a delete', async (t) => {
   )
   const detail = (await app.call('GET', `/operations/pending/${'cd'.repeat(16)}`)).json()
   t.same(detail.changes, [{ id, description: 'Expand block volume' }])
+})
+
+t.test('throttled: block volume create, expand and delete answer 429 past the in-flight limit', async (t) => {
+  const app = await makeApp(t, {
+    executor: new MockExecutor({ delayMs: 50 }),
+    config: { autoCreateBlockHostingVolume: true, blockHostingVolumeSizeGiB: 20, maxInflightOperations: 1 },
+  })
+  await makeTopology(app, { nodes: 3, devices: 1 })
+  const id = idOf((await app.run('POST', '/blockvolumes', { size: 1 })).location)
+  const running = await app.call('POST', '/blockvolumes', { size: 1 })
+  t.equal(running.statusCode, 202)
+  for (const [method, path, body] of [
+    ['POST', '/blockvolumes', { size: 1 }],
+    ['POST', `/blockvolumes/${id}/expand`, { new_size: 2 }],
+    ['DELETE', `/blockvolumes/${id}`, undefined],
+  ] as const) {
+    const res = await app.call(method, path, body)
+    t.equal(res.statusCode, 429, `${method} ${path}`)
+    t.equal(res.body, 'Server busy. Retry operation later.\n')
+  }
+})
+
+t.test('export hosts need a running glusterd: too few, or none at all', async (t) => {
+  const down = new Set<string>()
+  const executor = new (class extends MockExecutor {
+    override async glusterdCheck(...[host]: string[]) {
+      if (down.has(host!)) throw new Error(`glusterd is not running on ${host}`)
+    }
+  })()
+  const app = await makeApp(t, {
+    executor,
+    config: { autoCreateBlockHostingVolume: true, blockHostingVolumeSizeGiB: 20 },
+  })
+  await makeTopology(app, { nodes: 3, devices: 1 })
+  down.add('node0.example.com')
+  down.add('node1.example.com')
+  const few = await app.run('POST', '/blockvolumes', { size: 1, hacount: 2 })
+  t.equal(few.statusCode, 500)
+  t.equal(few.body, 'insufficient block hosts online\n')
+  t.same((await app.call('GET', '/volumes')).json(), { volumes: [] }, 'the new hosting volume is undone')
+  const one = await app.run('POST', '/blockvolumes', { size: 1, hacount: 1 })
+  t.equal(one.statusCode, 303, 'one host with glusterd is enough for hacount 1')
+  const bv = (await app.call('GET', one.location!)).json()
+  t.same(bv.blockvolume.hosts, ['10.0.0.3'])
+  down.add('node2.example.com')
+  const none = await app.run('POST', '/blockvolumes', { size: 1 })
+  t.equal(none.statusCode, 500)
+  t.equal(none.body, 'None of the nodes in cluster has glusterd running\n')
+  t.same((await app.call('GET', '/blockvolumes')).json(), { blockvolumes: [bv.id] })
+  await dbClean(t, app)
 })
