@@ -159,15 +159,22 @@ export async function setBlockRestriction(
       await ctx.store.write((tx) => {
         const v = tx.get('volume', id)
         if (!v) throw Errors.notFound()
-        if (restriction === '' && v.blockInfo.restriction === 'locked-by-update') {
+        let { freeSizeGiB, reservedSizeGiB } = v.blockInfo
+        // unlocking what a DB upgrade locked first takes heketi's 2 % reserve from the free size
+        if (restriction === '' && v.blockInfo.restriction === 'locked-by-update' && reservedSizeGiB === 0) {
           const need = v.sizeGiB - Math.floor((v.sizeGiB * 98) / 100)
-          if (v.blockInfo.freeSizeGiB < need) {
+          if (freeSizeGiB < need) {
             throw Errors.blockRestriction(
-              `Can not unlock volume. ${need}GiB free space is required, but found ${v.blockInfo.freeSizeGiB}GiB`,
+              `Can not unlock volume. ${need}GiB free space is required, but found ${freeSizeGiB}GiB`,
             )
           }
+          freeSizeGiB -= need
+          reservedSizeGiB = need
         }
-        tx.put('volume', id, { ...v, blockInfo: { ...v.blockInfo, restriction } })
+        tx.put('volume', id, {
+          ...v,
+          blockInfo: { ...v.blockInfo, freeSizeGiB, reservedSizeGiB, restriction },
+        })
       })
       return { kind: 'volume', id }
     } finally {

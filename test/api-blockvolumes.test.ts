@@ -407,3 +407,33 @@ t.test('export hosts need a running glusterd: too few, or none at all', async (t
   t.same((await app.call('GET', '/blockvolumes')).json(), { blockvolumes: [bv.id] })
   await dbClean(t, app)
 })
+
+t.test('unlocking a hosting volume a DB upgrade locked takes the 2 % reserve first', async (t) => {
+  const { app } = await blockApp(t)
+  const id = idOf((await app.run('POST', '/blockvolumes', { size: 90 })).location)
+  const bhv = (await app.call('GET', `/blockvolumes/${id}`)).json().blockhostingvolume
+  // as an upgrade leaves it: no reserve, locked
+  const upgraded = async (freeSizeGiB: number) =>
+    app.ctx.store.write((tx) => {
+      const v = tx.get('volume', bhv)!
+      tx.put('volume', bhv, {
+        ...v,
+        blockInfo: { ...v.blockInfo, freeSizeGiB, reservedSizeGiB: 0, restriction: 'locked-by-update' },
+      })
+    })
+  await upgraded(1)
+  const refused = await app.run('POST', `/volumes/${bhv}/block-restriction`, { restriction: '' })
+  t.equal(refused.statusCode, 500)
+  t.equal(
+    refused.body,
+    'Failed to set block restriction: Can not unlock volume. 2GiB free space is required, but found 1GiB\n',
+  )
+  await upgraded(10)
+  t.equal((await app.run('POST', `/volumes/${bhv}/block-restriction`, { restriction: '' })).statusCode, 303)
+  t.same((await app.call('GET', `/volumes/${bhv}`)).json().blockinfo, {
+    freesize: 8,
+    reservedsize: 2,
+    blockvolume: [id],
+  })
+  await dbClean(t, app)
+})
