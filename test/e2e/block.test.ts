@@ -9,11 +9,11 @@
 //     (auto-creating its block-hosting volume), file on the bricks, expand,
 //     delete, hosting volume delete, nothing left, nodes agree with the DB;
 //  3. one fault per gluster-block command heqet sends (create, modify,
-//     delete, and info in the undo of a failed expand), injected on the way
-//     to the node: it fails (on every host heqet tries) or times out (it ran,
-//     the answer is lost). Afterwards no half-made block volume, nodes = DB,
-//     /db/check clean, journal empty. `list` is sent by nothing in heqet yet
-//     (heketi's examiner sends it), so only part 1 covers it.
+//     delete, info in the undo of a failed expand, list in the examiner),
+//     injected on the way to the node: it fails (on every host heqet tries)
+//     or times out (it ran, the answer is lost). Afterwards no half-made block volume, nodes = DB,
+//     /db/check clean, journal empty. `list` is the examiner's: its fault is
+//     a report line and changes nothing.
 import t, { type Test } from 'tap'
 import { InjectingRunner, Injector } from '../../executors/inject.ts'
 import type { BatchOptions, CommandResult, CommandRunner } from '../../executors/runner.ts'
@@ -669,6 +669,37 @@ async function faultCases(t: Test, w: World) {
     w.injector.setRules([])
     await allAgree(t, w, what)
     t.equal(await size(), before, `${what}: size unchanged`)
+    timedCase(what, since)
+  }
+
+  // list (the examiner, one per node and hosting volume): a failure is a report line, nothing changes
+  const examine = async () => (await app.call('GET', '/internal/state/examine/gluster')).json()
+  const hvName = (await dbHostingVolumes(app)).keys().next().value as string
+  const clean = await examine()
+  t.same(
+    clean.clusters[0].NodesData.map((n: { BlockVolumeNames: string[] }) => n.BlockVolumeNames),
+    w.tb.nodes.map(() => [`${hvName}/bvfault`]),
+    'examiner: every node lists the block volume',
+  )
+  for (const action of ACTIONS) {
+    const what = `list ${action} (examiner)`
+    since = performance.now()
+    w.injector.setRules([
+      {
+        pattern: '^gluster-block list ',
+        action,
+        message: action === 'fail' ? 'injected: list' : undefined,
+        count: 1,
+      },
+    ])
+    const report = (await examine()).report as string[]
+    t.equal(w.injector.fired, 1, `${what}: the fault fired`)
+    t.ok(
+      report.some((line) => line.startsWith(`could not list block volumes of ${hvName} on node `)),
+      `${what}: reported (${report.join(' | ')})`,
+    )
+    w.injector.setRules([])
+    await allAgree(t, w, what)
     timedCase(what, since)
   }
 
