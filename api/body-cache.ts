@@ -3,14 +3,15 @@
 // alone, so between two commits the same request gets the same bytes; the
 // store tells its commit listeners in the same synchronous step that makes
 // a change visible to reads (db/lmdb.ts, db/etcd.ts), and every commit,
-// whatever it touched, empties the cache. Bounded in characters: the oldest
-// bodies go first.
+// whatever it touched, empties the cache. Bodies are kept as UTF-8 bytes,
+// so a hit is written to the socket without encoding the string again.
+// Bounded in bytes: the oldest bodies go first.
 
 import type { Store } from '../db/store.ts'
 
 export class BodyCache {
-  private readonly bodies = new Map<string, string>()
-  private chars = 0
+  private readonly bodies = new Map<string, Buffer>()
+  private bytes = 0
   hits = 0
   misses = 0
   /** how many times a commit emptied the cache */
@@ -18,27 +19,27 @@ export class BodyCache {
 
   constructor(
     store: Store,
-    readonly maxChars = 4 * 1024 * 1024,
+    readonly maxBytes = 4 * 1024 * 1024,
   ) {
     store.onCommit(() => this.clear())
   }
 
   /** the cached body for `key`, or render(), cache and return it */
-  get(key: string, render: () => string): string {
+  get(key: string, render: () => string): Buffer {
     const hit = this.bodies.get(key)
     if (hit !== undefined) {
       this.hits++
       return hit
     }
     this.misses++
-    const body = render()
-    if (body.length > this.maxChars) return body
+    const body = Buffer.from(render(), 'utf8')
+    if (body.length > this.maxBytes) return body
     this.bodies.set(key, body)
-    this.chars += body.length
+    this.bytes += body.length
     for (const [k, v] of this.bodies) {
-      if (this.chars <= this.maxChars) break
+      if (this.bytes <= this.maxBytes) break
       this.bodies.delete(k)
-      this.chars -= v.length
+      this.bytes -= v.length
     }
     return body
   }
@@ -46,7 +47,7 @@ export class BodyCache {
   clear(): void {
     if (this.bodies.size === 0) return
     this.bodies.clear()
-    this.chars = 0
+    this.bytes = 0
     this.clears++
   }
 

@@ -35,8 +35,8 @@ export function sendJson(reply: FastifyReply, status: number, value: unknown, in
   return sendJsonText(reply, status, goJson(value, indent))
 }
 
-/** A body goJson already rendered (BodyCache). */
-export function sendJsonText(reply: FastifyReply, status: number, body: string): FastifyReply {
+/** A body goJson already rendered (as text, or as its UTF-8 bytes from BodyCache). */
+export function sendJsonText(reply: FastifyReply, status: number, body: string | Buffer): FastifyReply {
   return reply.code(status).header('content-type', 'application/json; charset=UTF-8').send(body)
 }
 
