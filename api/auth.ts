@@ -218,6 +218,17 @@ function verifyToken(token: string, opts: AuthOptions): { claims: VerifiedToken;
   return { claims: verified, signatureValid }
 }
 
+// `Bearer <token>` as clients send it: one space, a token without whitespace
+const PLAIN_BEARER = /^[Bb][Ee][Aa][Rr][Ee][Rr] [^\s]+$/
+
+/** The token of an Authorization header, split on whitespace as heketi does. */
+function bearerToken(header: string): string {
+  if (PLAIN_BEARER.test(header)) return header.slice(7)
+  const parts = header.trim().split(/\s+/)
+  if (parts.length !== 2 || parts[0]!.toLowerCase() !== 'bearer') throw Errors.tokenFormat()
+  return parts[1]!
+}
+
 /**
  * Verify the Authorization header for a request; returns the issuer.
  * Throws the HeqetError heketi would answer with. With a cache, a token
@@ -231,9 +242,7 @@ export function authenticate(
   opts: AuthOptions,
 ): Issuer {
   if (!header) throw Errors.tokenMissing()
-  const parts = header.trim().split(/\s+/)
-  if (parts.length !== 2 || parts[0]!.toLowerCase() !== 'bearer') throw Errors.tokenFormat()
-  const token = parts[1]!
+  const token = bearerToken(header)
   let t = opts.cache?.get(token)
   if (!t) {
     const { claims, signatureValid } = verifyToken(token, opts)

@@ -113,6 +113,9 @@ export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOp
   const { replica } = opts
   const app = Fastify({
     loggerInstance: ctx.log,
+    // no child logger per request (a pino child is made and serialized for
+    // every request otherwise): the lines that name a request carry its reqId
+    childLoggerFactory: (logger) => logger,
     logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: true,
     // Go's router sees the raw path; we clean and redirect ourselves
@@ -253,7 +256,13 @@ export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOp
   // one access line per request, like heketi's negroni log
   app.addHook('onResponse', (req, reply, done) => {
     req.log.info(
-      { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      {
+        reqId: req.id,
+        method: req.method,
+        url: req.url,
+        status: reply.statusCode,
+        ms: Math.round(reply.elapsedTime),
+      },
       `${reply.statusCode} ${req.method} ${req.url}`,
     )
     done()
@@ -270,10 +279,10 @@ export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOp
     const status = (err as { statusCode?: number }).statusCode
     if (status === 413) return sendError(reply, Errors.bodyTooLarge())
     if (status !== undefined && status >= 400 && status < 500) {
-      req.log.info({ err }, 'request refused')
+      req.log.info({ reqId: req.id, err }, 'request refused')
       return sendError(reply.header('connection', 'close'), Errors.unparsable())
     }
-    req.log.error({ err }, 'request failed')
+    req.log.error({ reqId: req.id, err }, 'request failed')
     return sendError(reply, Errors.internal((err as Error).message))
   })
 

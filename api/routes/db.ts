@@ -51,7 +51,7 @@ export function registerDbRoutes(api: Api): void {
         bytes = await backups.run()
       } catch (err) {
         // the message names files; the log keeps it, the answer only the code
-        req.log.error({ err }, 'database backup failed')
+        req.log.error({ reqId: req.id, err }, 'database backup failed')
         const code = (err as NodeJS.ErrnoException).code
         return sendError(reply, Errors.backupFailed(typeof code === 'string' ? code : 'see the server log'))
       }
