@@ -148,22 +148,28 @@ interface VerifiedToken {
  * when the cache is full.
  */
 export class VerifiedTokenCache {
-  private readonly map = new Map<string, VerifiedToken>()
+  // keyed by the token's last 32 characters (its signature's): hashing a short
+  // key is cheaper than the whole token, and a hit is confirmed on the full text
+  private readonly map = new Map<string, { token: string; entry: VerifiedToken }>()
   hits = 0
   misses = 0
 
   constructor(readonly capacity = 1024) {}
 
   get(token: string): VerifiedToken | undefined {
-    const entry = this.map.get(token)
-    if (entry) this.hits++
-    else this.misses++
-    return entry
+    const found = this.map.get(token.slice(-32))
+    if (found && found.token === token) {
+      this.hits++
+      return found.entry
+    }
+    this.misses++
+    return undefined
   }
 
   set(token: string, entry: VerifiedToken): void {
-    if (this.map.size >= this.capacity) this.map.delete(this.map.keys().next().value!)
-    this.map.set(token, entry)
+    const key = token.slice(-32)
+    if (!this.map.has(key) && this.map.size >= this.capacity) this.map.delete(this.map.keys().next().value!)
+    this.map.set(key, { token, entry })
   }
 
   get size(): number {

@@ -130,7 +130,10 @@ export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOp
     // path decoded as Go decodes it and escaped again, which always decodes;
     // a broken escape is refused by the first hook, as Go's server does.
     rewriteUrl: (req) => {
-      const target = readTarget(req.url ?? '/')
+      const url = req.url ?? '/'
+      // a plain target is its own path; targetOf() reads it again cheaply
+      if (PLAIN_TARGET.test(url)) return url
+      const target = readTarget(url)
       targets.set(req, target)
       if (target.path === undefined) return '/'
       // the router only takes absolute paths (`*` is not); the hook redirects such a target anyway
