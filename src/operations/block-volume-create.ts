@@ -122,6 +122,9 @@ export class BlockVolumeCreateOperation implements Operation {
 
   build(tx: WriteTxn) {
     const bv = this.template
+    // a store may run the transaction again (etcd conflict): start from nothing each time
+    this.hosting = undefined
+    this.plan = undefined
     const requested = bv.requestedClusters.length > 0 ? bv.requestedClusters : tx.keys('cluster')
     const clusters = requested.filter((id) => tx.get('cluster', id)?.block === true)
     const candidates = this.hostingCandidates(tx, clusters)
