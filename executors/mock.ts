@@ -28,6 +28,8 @@ export interface MockExecutorOptions {
   delayMs?: number
   /** start a rebalance after every expand (heketi's rebalance_on_expansion; default true) */
   rebalanceOnExpansion?: boolean
+  /** awaited before every action: tests hold node actions until they choose to go on */
+  gate?: () => Promise<void>
 }
 
 const GiB_IN_KiB = 1048576
@@ -35,6 +37,7 @@ const GiB_IN_KiB = 1048576
 export class MockExecutor implements Executor {
   private readonly deviceSizeKiB: number
   private readonly delayMs: number
+  private readonly gate: (() => Promise<void>) | undefined
   private readonly volumes = new Map<string, { id: string; bricks: VolumeBrick[] }>()
   /** block volumes by `<hosting volume>/<name>` */
   private readonly blocks = new Map<string, { req: BlockCreateRequest; gbid: string }>()
@@ -47,10 +50,12 @@ export class MockExecutor implements Executor {
   constructor(opts: MockExecutorOptions = {}) {
     this.deviceSizeKiB = (opts.deviceSizeGiB ?? 500) * GiB_IN_KiB
     this.delayMs = opts.delayMs ?? 0
+    this.gate = opts.gate
     this.rebalanceOnExpansion = opts.rebalanceOnExpansion ?? true
   }
 
   private async pause(): Promise<void> {
+    if (this.gate) await this.gate()
     if (this.delayMs > 0) await new Promise((r) => setTimeout(r, this.delayMs))
   }
 

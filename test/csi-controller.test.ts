@@ -310,13 +310,29 @@ t.test('heqet unreachable or refusing the key', async (t) => {
 })
 
 t.test('a call cut short, a call in flight', async (t) => {
-  // every node action takes 100 ms: a volume create is in flight for several hundred
-  const executor = new MockExecutor({ delayMs: 100 })
+  // node actions wait at a gate the test opens: the create stays in flight however slow the machine
+  let held: Promise<void> | undefined
+  const executor = new MockExecutor({ gate: () => held ?? Promise.resolve() })
   const { clients, app } = await csiFixture(t, { mounter: new FakeMounter(), executor })
+  let open = () => {}
+  held = new Promise<void>((resolve) => {
+    open = resolve
+  })
   const request = { name: 'pvc-slow', volume_capabilities: [mountCap()], parameters: REPLICA3 }
-  const cut = await clients.controller.CreateVolume(request, { deadline: 150 }).catch((e: any) => e)
-  t.equal(cut.code, status.DEADLINE_EXCEEDED, 'the CO gave up')
+  // the CO gives up once heqet holds the create (looked for at most 10 s)
+  const accepted = (async () => {
+    for (let i = 0; i < 200; i++) {
+      if ((await app.call('GET', '/operations')).json().in_flight === 1) return true
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    return false
+  })()
+  const cut = await clients.controller.CreateVolume(request, { cancelWhen: accepted }).catch((e: any) => e)
+  t.ok(await accepted, 'heqet accepted the create')
+  t.equal(cut.code, status.CANCELLED, 'the CO gave up')
   t.equal((await app.call('GET', '/operations')).json().in_flight, 1, 'while heqet still creates the volume')
+  held = undefined
+  open()
   // heqet goes on with the volume; another claim meanwhile must not get its gid
   const other = (await clients.controller.CreateVolume({ ...request, name: 'pvc-other' })).volume
   t.equal(other.volume_context.gid, '2001', 'the gid of the unfinished create stays taken')

@@ -13,7 +13,8 @@ import type { Mounter } from '../../src/csi/mounter.ts'
 import { type CsiMode, type CsiServer, loadCsiPackage, startCsiServer } from '../../src/csi/server.ts'
 import { ADMIN_KEY, makeApp, makeTopology, type TestApp } from './app.ts'
 
-type Call = (request?: object, options?: { deadline?: number }) => Promise<any>
+/** deadline: ms from now; cancelWhen: the CO cancels the call when this settles */
+type Call = (request?: object, options?: { deadline?: number; cancelWhen?: Promise<unknown> }) => Promise<any>
 
 export interface CsiClients {
   identity: Record<string, Call>
@@ -32,8 +33,12 @@ export function csiClients(socketPath: string): CsiClients {
       calls[name] = (request = {}, options = {}) =>
         new Promise((resolve, reject) => {
           const callOptions = options.deadline ? { deadline: Date.now() + options.deadline } : {}
-          stub[name](request, callOptions, (err: grpc.ServiceError | null, res: unknown) =>
+          const call = stub[name](request, callOptions, (err: grpc.ServiceError | null, res: unknown) =>
             err ? reject(err) : resolve(res),
+          )
+          options.cancelWhen?.then(
+            () => call.cancel(),
+            () => call.cancel(),
           )
         })
     }
