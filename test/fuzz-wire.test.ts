@@ -42,7 +42,7 @@ const BODY_LIMIT = 1024 * 1024
 
 // ---------------------------------------------------------------- the plan
 
-type IdKind = 'cluster' | 'node' | 'device' | 'volume' | 'brick' | 'queue' | 'operation'
+type IdKind = 'cluster' | 'node' | 'device' | 'volume' | 'blockvolume' | 'brick' | 'queue' | 'operation'
 
 /** How an `{id}` is filled in when the request is sent (pools change as the run goes). */
 type IdChoice =
@@ -261,6 +261,8 @@ const TEMPLATES: Record<string, (p: Pools) => Record<string, unknown>> = {
   'POST /volumes/{id}/expand': () => ({ expand_size: 1 }),
   'POST /volumes/{id}/clone': () => ({ name: 'fuzzclone' }),
   'POST /volumes/{id}/block-restriction': () => ({ restriction: 'locked' }),
+  'POST /blockvolumes': () => ({ size: 1, name: 'fuzzblock', hacount: 3, auth: true }),
+  'POST /blockvolumes/{id}/expand': () => ({ new_size: 2 }),
   'POST /bricks/to-evict/{id}': () => ({ healcheck: 'disable' }),
   'POST /operations/pending/cleanup': () => ({ operations: [] }),
 }
@@ -270,6 +272,7 @@ const ID_KIND: [string, IdKind][] = [
   ['/nodes/', 'node'],
   ['/devices/', 'device'],
   ['/volumes/', 'volume'],
+  ['/blockvolumes/', 'blockvolume'],
   ['/bricks/to-evict/', 'brick'],
   ['/queue/', 'queue'],
   ['/operations/pending/', 'operation'],
@@ -915,6 +918,7 @@ t.test('fuzzing the wire', async (t) => {
     node: [],
     device: [],
     volume: [],
+    blockvolume: [],
     brick: [],
     queue: [],
     operation: [],
@@ -941,6 +945,7 @@ t.test('fuzzing the wire', async (t) => {
       ['node', 'nodeentries'],
       ['device', 'deviceentries'],
       ['volume', 'volumeentries'],
+      ['blockvolume', 'blockvolumeentries'],
       ['brick', 'brickentries'],
     ] as const) {
       // keep the order stable: known ids first, new ones appended
