@@ -30,7 +30,7 @@ const { values: args } = parseArgs({
     'setup-concurrency': { type: 'string', default: '16' },
     reads: { type: 'string', default: '50' },
     'poll-ms': { type: 'string', default: '0' },
-    'setup-poll-ms': { type: 'string', default: '2' },
+    'setup-poll-ms': { type: 'string', default: '5' },
     'cpu-prof': { type: 'string' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
@@ -90,7 +90,7 @@ async function main(): Promise<void> {
   try {
     await server.start()
     log(`scale: server pid ${server.pid} on 127.0.0.1:${server.port}, dir ${server.dir}`)
-    // set-up polls every --setup-poll-ms (16 pollers back to back would flood the server);
+    // set-up polls every --setup-poll-ms (5, as `npm run bench`; 16 pollers back to back would flood the server);
     // the sequential creates poll back to back (--poll-ms 0)
     const setupClient = new HeketiClient(server, SETUP_POLL_MS)
     const client = new HeketiClient(server, POLL_MS)
