@@ -79,6 +79,9 @@ export interface Store {
    * error hook, so an index that missed a change is visible (/metrics).
    */
   readonly listenerFailures: number
+  /** write() calls applied, and the commits that stored them (LMDB: fewer when commits were shared) */
+  readonly writes?: number
+  readonly commits?: number
   /**
    * The most puts/deletes to one bucket a single write may carry, when the
    * engine has such a limit (etcd's --max-txn-ops); undefined = no limit.

@@ -8,6 +8,7 @@ import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { LmdbStore } from '../db/lmdb.ts'
 import type { Change } from '../db/store.ts'
+import { makeApp } from './helpers/app.ts'
 
 const attr = (key: string, value: string) => ({ key, value })
 
@@ -99,4 +100,16 @@ t.test('a commit that fails rejects its writes and the later ones, and reverts t
   // the store still works
   await store.write((tx) => tx.put('attribute', 'w', attr('w', 'later')))
   t.equal(store.read((tx) => tx.get('attribute', 'w'))?.value, 'later')
+})
+
+t.test('/metrics shows the store writes and the commits that held them', async (t) => {
+  const app = await makeApp(t)
+  await Promise.all(
+    Array.from({ length: 5 }, () => app.call('POST', '/clusters', { block: true, file: true })),
+  )
+  const text = (await app.app.inject({ method: 'GET', url: '/metrics' })).body
+  const writes = Number(/^heqet_store_writes (\d+)$/m.exec(text)?.[1])
+  const commits = Number(/^heqet_store_commits (\d+)$/m.exec(text)?.[1])
+  t.ok(writes >= 5, `writes ${writes}`)
+  t.ok(commits >= 1 && commits <= writes, `commits ${commits}`)
 })

@@ -63,6 +63,11 @@ async function createMetrics(ctx: AppContext): Promise<Metrics> {
     'heqet_commit_listener_failures',
     'Commit listeners (in-memory indexes) that threw since start; the commits stood',
   )
+  const storeWrites = gauge('heqet_store_writes', 'Store writes applied since start')
+  const storeCommits = gauge(
+    'heqet_store_commits',
+    'Store commits since start: below the writes when concurrent writes shared a commit (LMDB)',
+  )
   const journalFailures = gauge(
     'heqet_journal_write_failures',
     'Journal updates (failed marks, clean-up results) that could not be written since start',
@@ -155,6 +160,8 @@ async function createMetrics(ctx: AppContext): Promise<Metrics> {
       total.set(ops.length)
       inFlight.set(ctx.throttle.inFlight)
       listenerFailures.set(ctx.store.listenerFailures)
+      if (ctx.store.writes !== undefined) storeWrites.set(ctx.store.writes)
+      if (ctx.store.commits !== undefined) storeCommits.set(ctx.store.commits)
       journalFailures.set(ctx.counters.journalWriteFailures)
       const all = tx.values('cluster')
       clusters.set(all.length)
