@@ -10,6 +10,7 @@ import { Errors, type HeqetError } from '../errors.ts'
 import { allocateBricks } from '../placement/allocator.ts'
 import { createFailureText, PlacementError } from '../placement/errors.ts'
 import type { Durability } from '../placement/geometry.ts'
+import { volumeNames } from '../volume-names.ts'
 import {
   brickRequest,
   createBricks,
@@ -114,7 +115,7 @@ export class VolumeCreateOperation implements Operation {
       let problem: string | undefined
       if (!c.block && !c.file) problem = 'Cluster has disabled all volume types'
       else if (v.block ? !c.block : !c.file) problem = 'Cluster does not support requested volume type'
-      else if (c.volumes.some((vid) => tx.get('volume', vid)?.name === v.name && vid !== v.id)) {
+      else if (nameTaken(tx, volumeNames(this.ctx.store).idsNamed(v.name), v.name, id, v.id)) {
         problem = `Volume name '${v.name}' already in use`
       } else if (
         this.ctx.config.maxVolumesPerCluster >= 0 &&
@@ -222,4 +223,20 @@ export class VolumeCreateOperation implements Operation {
     if (cluster) tx.put('cluster', cluster.id, { ...cluster, volumes: without(cluster.volumes, volume.id) })
     tx.del('volume', volume.id)
   }
+}
+
+/** Another volume of `clusterId` already has this name (candidates from the name index, checked in `tx`). */
+function nameTaken(
+  tx: ReadTxn,
+  candidates: ReadonlySet<string>,
+  name: string,
+  clusterId: string,
+  selfId: string,
+): boolean {
+  for (const id of candidates) {
+    if (id === selfId) continue
+    const other = tx.get('volume', id)
+    if (other && other.name === name && other.clusterId === clusterId) return true
+  }
+  return false
 }
