@@ -84,6 +84,19 @@ export interface HealInfoBrick {
   numberOfEntries: string
 }
 
+/** One self-heal crawl from `volume heal <name> statistics` (the history of the current shd graph). */
+export interface HealCrawl {
+  /** the brick's position in the volume (gluster's `brick no`) */
+  brick: number
+  /** `Hostname of brick` */
+  host: string
+  /** `FULL` or `INDEX` */
+  type: string
+  /** `Crawl is in progress` instead of an ending time */
+  inProgress: boolean
+  healed: number
+}
+
 /** What `volume rebalance <name> status --xml` reports, summed over the nodes. */
 export interface RebalanceStatus {
   /** gluster's aggregate statusStr: `not started`, `in progress`, `completed`, `stopped`, `failed`, `fix-layout …` */
@@ -206,6 +219,8 @@ export interface Executor {
   brickMount(req: BrickRequest): Promise<void>
   /** `volume heal <name> full`: ask every self-heal daemon to crawl its bricks now */
   healStart(host: string, name: string): Promise<void>
+  /** the crawls the self-heal daemons ran since their graph last changed (`volume heal <name> statistics`) */
+  healStatistics(host: string, name: string): Promise<HealCrawl[]>
   /** snapshot + clone + start; returns the clone's gluster volume info */
   volumeClone(req: CloneRequest): Promise<GlusterVolumeInfo>
 

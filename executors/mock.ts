@@ -14,6 +14,7 @@ import type {
   DeviceSetupRequest,
   Executor,
   GlusterVolumeInfo,
+  HealCrawl,
   HealInfoBrick,
   NodeInventory,
   RebalanceStatus,
@@ -192,6 +193,17 @@ export class MockExecutor implements Executor {
   }
   async healStart(_host: string, _name: string): Promise<void> {
     await this.pause()
+  }
+  async healStatistics(_host: string, name: string): Promise<HealCrawl[]> {
+    await this.pause()
+    // every brick's daemon has run one full crawl to its end
+    return (this.volumes.get(name)?.bricks ?? []).map((b, brick) => ({
+      brick,
+      host: b.storageHost,
+      type: 'FULL',
+      inProgress: false,
+      healed: 0,
+    }))
   }
   async replaceBrick(
     _host: string,

@@ -19,6 +19,7 @@ import {
   GLUSTERD_CHECK_COMMAND,
   healInfoCommand,
   healStartCommand,
+  healStatisticsCommand,
   peerDetachCommand,
   peerProbeCommand,
   replaceBrickCommand,
@@ -33,6 +34,7 @@ import {
   volumeStopForceCommand,
 } from './commands/gluster.ts'
 import { parseHealInfoXml, parseRebalanceStatusXml, parseVolumeInfoXml } from './commands/gluster-xml.ts'
+import { parseHealStatistics } from './commands/heal-statistics.ts'
 import {
   brickDirsCommand,
   brickFstabCommand,
@@ -55,6 +57,7 @@ import {
   type DeviceSetupRequest,
   type Executor,
   type GlusterVolumeInfo,
+  type HealCrawl,
   type HealInfoBrick,
   NodeCommandError,
   type RebalanceStatus,
@@ -443,6 +446,13 @@ export class RemoteExecutor implements Executor {
       throw new NodeCommandError(`Unable to get heal info of volume : ${name} : ${parsed.opErrstr}`, host)
     }
     return parsed.bricks
+  }
+
+  async healStatistics(host: string, name: string): Promise<HealCrawl[]> {
+    const query = await this.run(host, [healStatisticsCommand(this.config, name)], this.timeouts.gluster)
+    if (!query.ok)
+      throw new NodeCommandError(`Unable to get heal statistics of volume : ${name} : ${query.error}`, host)
+    return parseHealStatistics(query.results[0].stdout)
   }
 
   async volumeInfoAll(host: string): Promise<GlusterVolumeInfo[]> {

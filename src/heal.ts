@@ -10,8 +10,16 @@
 // heal while they do not shrink), and shown in /operations, the logs and
 // /metrics. Before a replacement, `waitForSourceHealed` holds a brick that is
 // still the source of pending heal until it is healed or the wait runs out.
+//
+// Finished means more than heal info reading 0: entries the full crawl has
+// not reached yet are in no index, so heal info can read 0 while the new
+// brick still lacks files. A heal is finished when, after a `heal … full`
+// gluster accepted, heal info reads 0 on every connected brick AND the
+// self-heal daemon of every brick replaced since the heal began has run a
+// FULL crawl to its end (`volume heal <vol> statistics`; that history
+// restarts with every replace-brick, so any FULL crawl in it is a new one).
 
-import type { HealInfoBrick } from '../executors/executor.ts'
+import type { HealCrawl, HealInfoBrick } from '../executors/executor.ts'
 import type { AppContext } from './context.ts'
 import { clusterHosts, onAnyHost } from './operations/bricks.ts'
 
@@ -30,6 +38,10 @@ export interface HealProgress {
   lastError: string
   /** no `volume heal` went through since the last replacement */
   startPending: boolean
+  /** `host:path` of every brick replaced since this heal began */
+  replacedBricks: string[]
+  /** the FULL crawl of the replaced bricks, as last read (`unknown` before heal info first read 0) */
+  fullCrawl: 'unknown' | 'not started' | 'running' | 'ended'
 }
 
 export interface HealSettings {
@@ -123,8 +135,8 @@ export class HealTracker {
     }
   }
 
-  /** After a replace-brick: start the heal and follow it in the background. */
-  async afterReplace(ctx: AppContext, clusterId: string, volume: string): Promise<void> {
+  /** After a replace-brick (`newBrick` = `host:path`): start the heal and follow it in the background. */
+  async afterReplace(ctx: AppContext, clusterId: string, volume: string, newBrick: string): Promise<void> {
     this.replacements++
     const now = Date.now()
     const previous = this.heals.get(volume)
@@ -139,6 +151,8 @@ export class HealTracker {
       triggers: ongoing?.triggers ?? 0,
       lastError: '',
       startPending: true,
+      replacedBricks: [...(ongoing?.replacedBricks ?? []), newBrick],
+      fullCrawl: 'unknown',
     }
     this.heals.set(volume, progress)
     ctx.log.info(`volume ${volume}: brick replaced, starting self-heal`)
@@ -187,12 +201,41 @@ export class HealTracker {
     if (p.pendingEntries !== before)
       ctx.log.info(`self-heal of volume ${volume}: ${p.pendingEntries} entries pending`)
     const down = rows.filter((b) => Number.isNaN(entriesOf(b))).length
-    if (rows.length === 0 || p.pendingEntries > 0 || down > 0) return false
+    if (rows.length === 0 || p.pendingEntries > 0 || down > 0 || p.startPending) return false
+    const crawl = await this.fullCrawlOf(ctx, clusterId, volume, rows, p)
+    if (crawl !== p.fullCrawl)
+      ctx.log.info(`self-heal of volume ${volume}: heal info reads 0, full crawl of the new brick ${crawl}`)
+    p.fullCrawl = crawl
+    if (crawl !== 'ended') return false
     p.finishedAt = Date.now()
     ctx.log.info(
       `self-heal of volume ${volume} finished ${((p.finishedAt - p.startedAt) / 1000).toFixed(1)} s after the replacement`,
     )
     return true
+  }
+
+  /** Where the FULL crawl of the replaced bricks is; a failed look counts as `unknown`. */
+  private async fullCrawlOf(
+    ctx: AppContext,
+    clusterId: string,
+    volume: string,
+    rows: HealInfoBrick[],
+    p: HealProgress,
+  ): Promise<HealProgress['fullCrawl']> {
+    const hosts = ctx.store.read((tx) => clusterHosts(ctx, tx, clusterId))
+    let crawls: HealCrawl[]
+    try {
+      crawls = await onAnyHost(hosts, (host) => ctx.executor.healStatistics(host, volume))
+    } catch (err) {
+      p.lastError = (err as Error).message
+      ctx.log.warn(`self-heal of volume ${volume}: heal statistics failed: ${p.lastError}`)
+      return 'unknown'
+    }
+    // a brick replaced again since is no longer in the volume
+    const positions = p.replacedBricks.map((b) => rows.findIndex((r) => r.name === b)).filter((i) => i >= 0)
+    const full = crawls.filter((c) => c.type === 'FULL' && positions.includes(c.brick))
+    if (full.some((c) => c.inProgress)) return 'running'
+    return positions.every((i) => full.some((c) => c.brick === i)) ? 'ended' : 'not started'
   }
 
   private async follow(ctx: AppContext, clusterId: string, volume: string): Promise<void> {
@@ -204,7 +247,9 @@ export class HealTracker {
     for (;;) {
       const p = this.heals.get(volume)
       if (!p || this.stopped || (await this.look(ctx, clusterId, volume))) return
-      if (p.pendingEntries < best) {
+      // a running full crawl is progress even when heal info reads 0 (sending
+      // `heal full` again would only queue one more crawl after it)
+      if (p.pendingEntries < best || p.fullCrawl === 'running') {
         best = p.pendingEntries
         bestAt = Date.now()
       }

@@ -365,3 +365,59 @@ t.test('a distribute-only volume is moved without heal (healcheck disable)', asy
   t.equal((calls.healStart ?? []).length, 0, 'no heal started: there is no copy to heal from')
   t.equal((await app.call('GET', '/operations')).json().heals, undefined, 'nothing followed')
 })
+
+t.test(
+  'heal info reading 0 is not finished until the new brick has run a full crawl to its end',
+  async (t) => {
+    const mock = new MockExecutor()
+    let crawl: 'none' | 'running' | 'ended' = 'none'
+    let looks = 0
+    const { executor, calls } = spy(mock, {
+      // heal info reads 0 on every brick from the start
+      healStatistics: (async (host: string, name: string) => {
+        looks++
+        const rows = await mock.healInfo(host, name)
+        if (crawl === 'none')
+          return rows.map((_, brick) => ({ brick, host, type: 'INDEX', inProgress: false, healed: 0 }))
+        return rows.map((_, brick) => ({
+          brick,
+          host,
+          type: 'FULL',
+          inProgress: crawl === 'running',
+          healed: 3,
+        }))
+      }) as never,
+    })
+    const app = await makeApp(t, { executor })
+    Object.assign(app.ctx.heal.settings, { pollMs: 2, retriggerMs: 30 })
+    const vol = await volumeOnFourNodes(app)
+    t.equal((await app.run('POST', `/bricks/to-evict/${vol.bricks[0].id}`, {})).statusCode, 204)
+    const heal = () => app.ctx.heal.get(vol.name) ?? { triggers: 0, finishedAt: 0, fullCrawl: '' }
+    const until = async (what: string, done: () => boolean) => {
+      for (let i = 0; i < 5000 && !done(); i++) await new Promise((r) => setTimeout(r, 2))
+      t.ok(done(), what)
+    }
+    await until('the heal is started', () => heal().triggers === 1)
+    await until('no full crawl seen: heal full is sent again', () => heal().triggers >= 2)
+    t.equal(heal().finishedAt, undefined, 'not finished while no full crawl ran')
+    t.equal(heal().fullCrawl, 'not started')
+    crawl = 'running'
+    await until('the running crawl is seen', () => heal().fullCrawl === 'running')
+    const triggers = heal().triggers
+    const seen = looks
+    await until('many looks while it runs', () => looks >= seen + 40)
+    t.equal(heal().triggers, triggers, 'a running full crawl is not started again')
+    t.equal(heal().finishedAt, undefined, 'not finished while the full crawl runs')
+    t.match((await app.call('GET', '/operations')).json().heals, [
+      { volume: vol.name, pending_entries: 0, finished: false },
+    ])
+    crawl = 'ended'
+    await app.ctx.heal.settled(vol.name)
+    t.match(
+      (await app.call('GET', '/operations')).json().heals,
+      [{ volume: vol.name, finished: true }],
+      'finished',
+    )
+    t.ok((calls.healStatistics ?? []).length > 0)
+  },
+)

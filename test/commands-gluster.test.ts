@@ -1,4 +1,5 @@
 // Byte-exact gluster CLI strings against heketi-node-commands.md §2–§7.
+import { readFileSync } from 'node:fs'
 import fc from 'fast-check'
 import t from 'tap'
 import {
@@ -7,6 +8,7 @@ import {
   GLUSTERD_CHECK_COMMAND,
   healInfoCommand,
   healStartCommand,
+  healStatisticsCommand,
   peerDetachCommand,
   peerProbeCommand,
   replaceBrickCommand,
@@ -27,6 +29,7 @@ import {
   volumeSetCommand,
   volumeStopForceCommand,
 } from '../executors/commands/gluster.ts'
+import { parseHealStatistics } from '../executors/commands/heal-statistics.ts'
 import { DEFAULT_REMOTE_EXECUTOR_CONFIG as cfg } from '../executors/config.ts'
 import type { VolumeBrick, VolumeDurability } from '../executors/executor.ts'
 import { ArgvStub } from './helpers/argv-stub.ts'
@@ -225,6 +228,7 @@ t.test('volume lifecycle and information', async (t) => {
   t.equal(volumeInfoAllCommand(cfg), `${G} volume info --xml`)
   t.equal(healInfoCommand(cfg, 'vol_1'), `${G} volume heal 'vol_1' info --xml`)
   t.equal(healStartCommand(cfg, 'vol_1'), `${G} volume heal 'vol_1' full`)
+  t.equal(healStatisticsCommand(cfg, 'vol_1'), `${G} volume heal 'vol_1' statistics`)
   t.equal(
     replaceBrickCommand(
       cfg,
@@ -259,3 +263,27 @@ t.test('snapshots and clones carry --xml right after the prefix', async (t) => {
   t.equal(snapshotDeleteCommand(cfg, s), `${G} --xml snapshot delete 'tmpsnap_0123abcd'`)
   t.throws(() => snapshotCloneCommand(cfg, '--version', s), 'clone named like an option')
 })
+
+t.test(
+  'heal statistics as gluster 10.3 prints them (testbed, after replace-brick and heal full)',
+  async (t) => {
+    const text = readFileSync(new URL('./fixtures/gluster/heal-statistics.txt', import.meta.url), 'utf8')
+    const crawls = parseHealStatistics(text)
+    t.same(
+      crawls.map((c) => [c.brick, c.host, c.type, c.inProgress, c.healed]),
+      [
+        [0, '172.31.209.11', 'INDEX', false, 0],
+        [0, '172.31.209.11', 'INDEX', false, 282],
+        [0, '172.31.209.11', 'INDEX', false, 331],
+        [0, '172.31.209.11', 'INDEX', true, 38],
+        [1, '172.31.209.12', 'INDEX', false, 0],
+        [1, '172.31.209.12', 'INDEX', false, 13],
+        [1, '172.31.209.12', 'INDEX', false, 330],
+        [1, '172.31.209.12', 'INDEX', true, 209],
+        [2, '172.31.209.14', 'INDEX', false, 0],
+        [2, '172.31.209.14', 'FULL', false, 254],
+      ],
+    )
+    t.same(parseHealStatistics(''), [])
+  },
+)

@@ -187,6 +187,11 @@ export function healStartCommand(cfg: PrefixConfig, name: string): string {
   return `${glusterPrefix(cfg)} volume heal ${vol(name)} full`
 }
 
+/** Beyond heketi: the self-heal daemons' crawl history (text only; gluster has no --xml for it). */
+export function healStatisticsCommand(cfg: PrefixConfig, name: string): string {
+  return `${glusterPrefix(cfg)} volume heal ${vol(name)} statistics`
+}
+
 export function replaceBrickCommand(
   cfg: PrefixConfig,
   name: string,

@@ -235,7 +235,7 @@ export class BrickEvictOperation implements Operation {
     // (issue 15), while the old brick is destroyed (an unreachable old node is
     // expected when a node has died)
     const [, destroyed] = await Promise.allSettled([
-      heals ? this.ctx.heal.afterReplace(this.ctx, clusterId, volumeName) : undefined,
+      heals ? this.ctx.heal.afterReplace(this.ctx, clusterId, volumeName, brickName(newBrick)) : undefined,
       this.destroyOld(oldReq),
     ])
     if (destroyed.status === 'rejected') throw destroyed.reason
