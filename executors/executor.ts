@@ -84,6 +84,14 @@ export interface HealInfoBrick {
   numberOfEntries: string
 }
 
+/** One brick process of `volume status <name> --xml` (bricks of disconnected peers are not listed). */
+export interface BrickStatus {
+  /** `host:path` as the volume lists it */
+  name: string
+  online: boolean
+  pid: number
+}
+
 /** One self-heal crawl from `volume heal <name> statistics` (the history of the current shd graph). */
 export interface HealCrawl {
   /** the brick's position in the volume (gluster's `brick no`) */
@@ -219,6 +227,10 @@ export interface Executor {
   brickMount(req: BrickRequest): Promise<void>
   /** `volume heal <name> full`: ask every self-heal daemon to crawl its bricks now */
   healStart(host: string, name: string): Promise<void>
+  /** the brick processes of a started volume (`volume status <name> --xml`) */
+  volumeStatus(host: string, name: string): Promise<BrickStatus[]>
+  /** `volume start <name> force`: start the bricks of a started volume that do not run */
+  volumeStartForce(host: string, name: string): Promise<void>
   /** the crawls the self-heal daemons ran since their graph last changed (`volume heal <name> statistics`) */
   healStatistics(host: string, name: string): Promise<HealCrawl[]>
   /** snapshot + clone + start; returns the clone's gluster volume info */

@@ -8,6 +8,7 @@ import type {
   BlockCreateRequest,
   BlockVolumeNodeInfo,
   BrickRequest,
+  BrickStatus,
   CloneRequest,
   DeviceInfo,
   DeviceRef,
@@ -192,6 +193,18 @@ export class MockExecutor implements Executor {
     await this.pause()
   }
   async healStart(_host: string, _name: string): Promise<void> {
+    await this.pause()
+  }
+  async volumeStatus(_host: string, name: string): Promise<BrickStatus[]> {
+    await this.pause()
+    // every brick process runs
+    return (this.volumes.get(name)?.bricks ?? []).map((b, i) => ({
+      name: `${b.storageHost}:${b.path}`,
+      online: true,
+      pid: 1000 + i,
+    }))
+  }
+  async volumeStartForce(_host: string, _name: string): Promise<void> {
     await this.pause()
   }
   async healStatistics(_host: string, name: string): Promise<HealCrawl[]> {

@@ -31,9 +31,16 @@ import {
   volumeRebalanceStartCommand,
   volumeRebalanceStatusCommand,
   volumeRebalanceStopCommand,
+  volumeStartForceCommand,
+  volumeStatusCommand,
   volumeStopForceCommand,
 } from './commands/gluster.ts'
-import { parseHealInfoXml, parseRebalanceStatusXml, parseVolumeInfoXml } from './commands/gluster-xml.ts'
+import {
+  parseHealInfoXml,
+  parseRebalanceStatusXml,
+  parseVolumeInfoXml,
+  parseVolumeStatusXml,
+} from './commands/gluster-xml.ts'
 import { parseHealStatistics } from './commands/heal-statistics.ts'
 import {
   brickDirsCommand,
@@ -51,6 +58,7 @@ import {
   type BlockCreateRequest,
   type BlockVolumeNodeInfo,
   type BrickRequest,
+  type BrickStatus,
   type CloneRequest,
   type DeviceInfo,
   type DeviceRef,
@@ -446,6 +454,30 @@ export class RemoteExecutor implements Executor {
       throw new NodeCommandError(`Unable to get heal info of volume : ${name} : ${parsed.opErrstr}`, host)
     }
     return parsed.bricks
+  }
+
+  async volumeStatus(host: string, name: string): Promise<BrickStatus[]> {
+    const query = await this.run(host, [volumeStatusCommand(this.config, name)], this.timeouts.gluster)
+    if (query.transport) throw outcomeError(query, host)
+    let parsed: ReturnType<typeof parseVolumeStatusXml> | undefined
+    try {
+      parsed = parseVolumeStatusXml(query.results[0]?.stdout ?? '')
+    } catch (err) {
+      if (query.ok)
+        throw new NodeCommandError(
+          `Unable to determine status of volume ${name}: ${(err as Error).message}`,
+          host,
+        )
+    }
+    if (query.ok && parsed && parsed.opRet === 0) return parsed.bricks
+    throw new NodeCommandError(
+      `Unable to get status of volume ${name}: ${parsed?.opErrstr || query.error}`,
+      host,
+    )
+  }
+
+  async volumeStartForce(host: string, name: string): Promise<void> {
+    await this.runOrThrow(host, [volumeStartForceCommand(this.config, name)], this.timeouts.gluster)
   }
 
   async healStatistics(host: string, name: string): Promise<HealCrawl[]> {

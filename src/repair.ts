@@ -7,11 +7,16 @@
 //   * DB bricks whose mount is gone → mounted again when the LV exists
 //     (fstab line restored too), otherwise reported (replace the brick with
 //     POST /bricks/to-evict/{id});
-//   * gluster volumes the DB does not know → reported, never deleted.
+//   * gluster volumes the DB does not know → reported, never deleted;
+//   * bricks of started volumes whose process is not running → started with
+//     `volume start <vol> force` (glusterd starts bricks only when it starts
+//     itself: a brick process that died, e.g. killed or crashed, stays down
+//     and the set has one copy fewer until someone does this). Runs after the
+//     remounts, so a brick whose mount was lost comes up on its own disk.
 // Bricks of running operations (pending) are left alone.
 
 import type { BrickEntry } from '../db/entries.ts'
-import type { BrickRequest, NodeInventory } from '../executors/executor.ts'
+import type { BrickRequest, GlusterVolumeInfo, NodeInventory } from '../executors/executor.ts'
 import type { AppContext } from './context.ts'
 import { brickMountDir, brickRequest } from './operations/bricks.ts'
 
@@ -31,12 +36,25 @@ export interface NodeRepair {
   errors: string[]
 }
 
+export interface OfflineBricks {
+  cluster: string
+  volume: string
+  /** DB bricks (`host:path`) gluster lists as not running */
+  bricks: string[]
+  /** those running after `volume start force` (empty on a dry run) */
+  restarted: string[]
+}
+
 export interface RepairReport {
   dry_run: boolean
   nodes: NodeRepair[]
   unknown_gluster_volumes: { cluster: string; volumes: string[] }[]
+  offline_bricks: OfflineBricks[]
   errors: string[]
 }
+
+/** how often, and how far apart, brick status is read again after `volume start force` */
+export const BRICK_START_LOOKS = { count: 20, pauseMs: 500 }
 
 const ORPHAN_DIR = /^\/var\/lib\/heketi\/mounts\/vg_([0-9a-f]{32})\/brick_([0-9a-f]{32})$/
 const ORPHAN_LV = /^vg_([0-9a-f]{32})\/(brick|tp)_([0-9a-f]{32})$/
@@ -99,15 +117,23 @@ function owned(plan: NodePlan) {
 
 export async function repairState(ctx: AppContext, dryRun: boolean): Promise<RepairReport> {
   const { nodes, clusters } = plans(ctx)
-  const report: RepairReport = { dry_run: dryRun, nodes: [], unknown_gluster_volumes: [], errors: [] }
+  const report: RepairReport = {
+    dry_run: dryRun,
+    nodes: [],
+    unknown_gluster_volumes: [],
+    offline_bricks: [],
+    errors: [],
+  }
 
   // gluster's volumes: the safety net for orphans and the unknown-volume report
   const served = new Set<string>()
+  const views: { cluster: string; host: string; volumes: GlusterVolumeInfo[] }[] = []
   for (const c of clusters) {
-    let volumes: Awaited<ReturnType<AppContext['executor']['volumeInfoAll']>> | undefined
+    let volumes: GlusterVolumeInfo[] | undefined
     for (const host of c.hosts) {
       try {
         volumes = await ctx.executor.volumeInfoAll(host)
+        views.push({ cluster: c.id, host, volumes })
         break
       } catch (err) {
         report.errors.push(`cluster ${c.id}: volume info on ${host}: ${(err as Error).message}`)
@@ -220,5 +246,60 @@ export async function repairState(ctx: AppContext, dryRun: boolean): Promise<Rep
       }
     }
   }
+
+  // DB bricks (not of running operations) that gluster lists as not running
+  const dbBricks = new Set(
+    nodes.flatMap((plan) =>
+      plan.bricks.filter((b) => !b.pendingId).map((b) => `${plan.storageHost}:${b.path}`),
+    ),
+  )
+  for (const view of views) {
+    const names = clusters.find((c) => c.id === view.cluster)!.names
+    for (const v of view.volumes) {
+      if (!names.has(v.name) || v.status !== 1) continue // unknown, or not started
+      await startOfflineBricks(ctx, report, view, v.name, dbBricks, dryRun)
+    }
+  }
   return report
+}
+
+async function startOfflineBricks(
+  ctx: AppContext,
+  report: RepairReport,
+  view: { cluster: string; host: string },
+  volume: string,
+  dbBricks: Set<string>,
+  dryRun: boolean,
+): Promise<void> {
+  const offline = async () =>
+    (await ctx.executor.volumeStatus(view.host, volume))
+      .filter((b) => !b.online && dbBricks.has(b.name))
+      .map((b) => b.name)
+  let down: string[]
+  try {
+    down = await offline()
+  } catch (err) {
+    report.errors.push(`volume ${volume}: status on ${view.host}: ${(err as Error).message}`)
+    return
+  }
+  if (down.length === 0) return
+  const entry: OfflineBricks = { cluster: view.cluster, volume, bricks: down.sort(), restarted: [] }
+  report.offline_bricks.push(entry)
+  if (dryRun) return
+  try {
+    await ctx.executor.volumeStartForce(view.host, volume)
+    ctx.log.warn(`repair: volume ${volume}: started the bricks that did not run: ${down.join(', ')}`)
+    // a started brick shows as running once it has signed in with glusterd
+    let still = down
+    for (let i = 0; i < BRICK_START_LOOKS.count && still.length > 0; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, BRICK_START_LOOKS.pauseMs))
+      const now = new Set(await offline())
+      still = down.filter((b) => now.has(b))
+    }
+    entry.restarted = down.filter((b) => !still.includes(b))
+    if (still.length > 0)
+      report.errors.push(`volume ${volume}: still not running after volume start force: ${still.join(', ')}`)
+  } catch (err) {
+    report.errors.push(`volume ${volume}: volume start force on ${view.host}: ${(err as Error).message}`)
+  }
 }

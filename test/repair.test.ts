@@ -79,3 +79,57 @@ t.test('repair lists, then removes orphans and reports the rest', async (t) => {
   t.equal((await app.call('POST', '/internal/state/repair?dry_run=yes')).statusCode, 400)
   t.equal((await app.call('POST', '/internal/state/repair', undefined, { iss: 'user' })).statusCode, 401)
 })
+
+t.test(
+  'bricks of a started volume that do not run are listed, then started with volume start force',
+  async (t) => {
+    const mock = new MockExecutor()
+    const stopped = new Set<string>()
+    const forced: string[] = []
+    let startWorks = true
+    const executor = new Proxy(mock, {
+      get(target, prop, receiver) {
+        if (prop === 'volumeStatus')
+          return async (host: string, name: string) =>
+            (await mock.volumeStatus(host, name)).map((b) => ({ ...b, online: !stopped.has(b.name) }))
+        if (prop === 'volumeStartForce')
+          return async (_host: string, name: string) => {
+            forced.push(name)
+            if (startWorks) stopped.clear()
+          }
+        return Reflect.get(target, prop, receiver)
+      },
+    })
+    const app = await makeApp(t, { executor })
+    await makeTopology(app, { nodes: 3, devices: 1 })
+    const v = (await app.call('GET', (await app.run('POST', '/volumes', replica3)).location!)).json()
+    const nodeOf = async (id: string) => (await app.call('GET', `/nodes/${id}`)).json().hostnames.storage[0]
+    const addr = async (b: { node: string; path: string }) => `${await nodeOf(b.node)}:${b.path}`
+    const nothing = (await app.call('POST', '/internal/state/repair')).json()
+    t.same(nothing.offline_bricks, [], 'every brick runs: nothing listed')
+    t.same(forced, [], 'and nothing started')
+
+    const [a, b] = [await addr(v.bricks[0]), await addr(v.bricks[1])]
+    stopped.add(a)
+    stopped.add(b)
+    const dry = (await app.call('POST', '/internal/state/repair?dry_run=true')).json()
+    t.same(dry.offline_bricks, [{ cluster: v.cluster, volume: v.name, bricks: [a, b].sort(), restarted: [] }])
+    t.same(forced, [], 'a dry run starts nothing')
+
+    const fixed = (await app.call('POST', '/internal/state/repair')).json()
+    t.same(fixed.offline_bricks, [
+      { cluster: v.cluster, volume: v.name, bricks: [a, b].sort(), restarted: [a, b].sort() },
+    ])
+    t.same(forced, [v.name], 'volume start force once')
+    t.same(fixed.errors, [])
+
+    // a brick that does not come up is an error, not a silent success
+    startWorks = false
+    stopped.add(a)
+    const { BRICK_START_LOOKS } = await import('../src/repair.ts')
+    Object.assign(BRICK_START_LOOKS, { count: 3, pauseMs: 1 })
+    const failed = (await app.call('POST', '/internal/state/repair')).json()
+    t.same(failed.offline_bricks, [{ cluster: v.cluster, volume: v.name, bricks: [a], restarted: [] }])
+    t.same(failed.errors, [`volume ${v.name}: still not running after volume start force: ${a}`])
+  },
+)

@@ -1,6 +1,6 @@
 // Parsers for gluster's `--xml` output (root <cliOutput>), heketi node
 // commands §6.4 and §7.
-import type { GlusterVolumeInfo, HealInfoBrick, RebalanceStatus } from '../executor.ts'
+import type { BrickStatus, GlusterVolumeInfo, HealInfoBrick, RebalanceStatus } from '../executor.ts'
 import { CommandOutputError } from './parse.ts'
 import { child, childrenNamed, parseXml, textAt, type XmlElement } from './xml.ts'
 
@@ -81,6 +81,28 @@ export function parseHealInfoXml(stdout: string): HealInfoOutput {
     status: textAt(brick, 'status'),
     numberOfEntries: textAt(brick, 'numberOfEntries'),
   }))
+  return { ...cliStatus(root), bricks }
+}
+
+export interface VolumeStatusOutput extends CliStatus {
+  bricks: BrickStatus[]
+}
+
+/**
+ * `volume status <name> --xml`: <volStatus><volumes><volume><node> per
+ * process; bricks have a path, the daemons (self-heal, NFS) have `localhost`
+ * or a host name there instead.
+ */
+export function parseVolumeStatusXml(stdout: string): VolumeStatusOutput {
+  const root = parseCliOutput(stdout)
+  const volume = child(child(child(root, 'volStatus'), 'volumes'), 'volume')
+  const bricks = childrenNamed(volume, 'node')
+    .filter((n) => textAt(n, 'path').startsWith('/'))
+    .map((n) => ({
+      name: `${textAt(n, 'hostname')}:${textAt(n, 'path')}`,
+      online: textAt(n, 'status') === '1',
+      pid: integer(textAt(n, 'pid'), 'pid'),
+    }))
   return { ...cliStatus(root), bricks }
 }
 

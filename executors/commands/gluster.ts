@@ -187,6 +187,16 @@ export function healStartCommand(cfg: PrefixConfig, name: string): string {
   return `${glusterPrefix(cfg)} volume heal ${vol(name)} full`
 }
 
+/** Beyond heketi (state repair): which bricks of the volume run, as glusterd sees them. */
+export function volumeStatusCommand(cfg: PrefixConfig, name: string): string {
+  return `${glusterPrefix(cfg)} volume status ${vol(name)} --xml`
+}
+
+/** Beyond heketi (state repair): start the bricks of a started volume that do not run. */
+export function volumeStartForceCommand(cfg: PrefixConfig, name: string): string {
+  return `${glusterPrefix(cfg)} volume start ${vol(name)} force`
+}
+
 /** Beyond heketi: the self-heal daemons' crawl history (text only; gluster has no --xml for it). */
 export function healStatisticsCommand(cfg: PrefixConfig, name: string): string {
   return `${glusterPrefix(cfg)} volume heal ${vol(name)} statistics`

@@ -1,12 +1,14 @@
 // Day-2 refusal and state repair on the real testbed (issue 9 items 2–3): a
 // device remove refused because the rest of the set is down changes
-// nothing; then the nodes are broken on purpose and
-// POST /internal/state/repair lists (dry run), then fixes.
+// nothing, and the repair starts the two killed brick processes again
+// (glusterd does not); then the nodes are broken on purpose and
+// POST /internal/state/repair lists (dry run), then fixes; last, a node
+// whose glusterd is dead is deleted.
 import { randomBytes } from 'node:crypto'
 import t, { type Test } from 'tap'
 import type { Executor } from '../../executors/executor.ts'
 import { makeApp, type TestApp } from '../helpers/app.ts'
-import { addTopology, glusterBricks, ok, removeTopology } from './lib/day2.ts'
+import { addTopology, glusterBricks, ok, removeTopology, type Topology } from './lib/day2.ts'
 import { remoteExecutor, sshRunner } from './lib/heqet.ts'
 import { createTestbed, requireTestbed, type Testbed } from './lib/testbed.ts'
 
@@ -61,7 +63,7 @@ async function refusalAndRepair(t: Test, tb: Testbed, app: TestApp, executor: Ex
     const [victim, ...others] = bricks as [B, B, B]
     for (const b of others) {
       const pid = await brickPid(tb, vol.name, addr(b))
-      await hostOf(b.node).exec(`kill ${pid}`)
+      await hostOf(b.node).exec(`kill -9 ${pid}`)
       let down = false
       for (let i = 0; i < 40 && !down; i++) {
         const st = await tb.nodes[0]!.exec(`${GLUSTER} volume status ${vol.name} ${addr(b)} --xml`)
@@ -88,6 +90,22 @@ async function refusalAndRepair(t: Test, tb: Testbed, app: TestApp, executor: Ex
     t.same((await glusterBricks(tb, vol.name)).sort(), bricks.map(addr).sort(), 'gluster unchanged')
     t.equal((await app.call('GET', '/operations')).json().total, 0, 'journal empty')
     await ok(t, await app.run('POST', `/devices/${victim.device}/state`, { state: 'online' }), 204, 'online')
+
+    // glusterd does not start a brick process that died: the repair does (volume start force)
+    const killed = others.map(addr).sort()
+    const listed = (await app.call('POST', '/internal/state/repair?dry_run=true')).json()
+    t.same(
+      listed.offline_bricks,
+      [{ cluster: topo.cluster, volume: vol.name, bricks: killed, restarted: [] }],
+      'dry run lists the two killed bricks, still down',
+    )
+    const started = (await app.call('POST', '/internal/state/repair')).json()
+    t.same(started.offline_bricks[0]?.restarted, killed, 'repair started them')
+    t.same(started.errors, [], 'without errors')
+    for (const b of others) {
+      const st = await tb.nodes[0]!.exec(`${GLUSTER} volume status ${vol.name} ${addr(b)} --xml`)
+      t.match(st.stdout, /<status>1<\/status>/, `brick ${b.id} runs again`)
+    }
 
     // break the nodes on purpose
     const [x, y] = others as [B, B]
@@ -176,6 +194,36 @@ async function refusalAndRepair(t: Test, tb: Testbed, app: TestApp, executor: Ex
   } finally {
     await tb.nodes[0]!.exec(`${GLUSTER} volume delete vol_foreign; rm -rf /var/lib/heqet-foreign`)
     await ok(t, await app.run('DELETE', `/volumes/${vol.id}`), 204, 'volume deleted')
-    await removeTopology(t, app, topo)
+    await nodeDeleteWithDeadGlusterd(t, tb, app, topo)
+    await removeTopology(t, app, { ...topo, nodeIds: topo.nodeIds.slice(0, -1) })
   }
+}
+
+/**
+ * The last node's glusterd dies; its devices are removed and the node is
+ * deleted. gluster 10 detaches a disconnected peer that holds no bricks
+ * (`peer detach: success`), so the delete needs no force.
+ */
+async function nodeDeleteWithDeadGlusterd(t: Test, tb: Testbed, app: TestApp, topo: Topology) {
+  const nodeId = topo.nodeIds.at(-1)!
+  const node = tb.nodes[topo.nodeIds.indexOf(nodeId)]!
+  const devices = (await app.call('GET', `/nodes/${nodeId}`)).json().devices as { id: string }[]
+  t.equal((await node.exec('kill -9 $(cat /var/run/glusterd.pid)')).code, 0, 'glusterd killed')
+  let disconnected = false
+  for (let i = 0; i < 60 && !disconnected; i++) {
+    const peers = await tb.nodes[0]!.exec(`${GLUSTER} pool list`)
+    disconnected = new RegExp(`${node.ip.replaceAll('.', '\\.')}\\s+Disconnected`).test(peers.stdout)
+    if (!disconnected) await new Promise((r) => setTimeout(r, 500))
+  }
+  t.ok(disconnected, 'the pool sees the peer disconnected')
+  for (const d of devices) {
+    await ok(t, await app.run('POST', `/devices/${d.id}/state`, { state: 'offline' }), 204, 'offline')
+    await ok(t, await app.run('POST', `/devices/${d.id}/state`, { state: 'failed' }), 204, 'failed')
+    await ok(t, await app.run('DELETE', `/devices/${d.id}`), 204, 'device deleted')
+  }
+  await ok(t, await app.run('DELETE', `/nodes/${nodeId}`), 204, 'node with a dead glusterd deleted')
+  const pool = await tb.nodes[0]!.exec(`${GLUSTER} pool list`)
+  t.notMatch(pool.stdout, node.ip, 'no longer in the trusted pool')
+  t.equal((await app.call('GET', `/nodes/${nodeId}`)).statusCode, 404, 'gone from the DB')
+  t.equal((await app.call('GET', '/operations')).json().total, 0, 'journal empty')
 }
