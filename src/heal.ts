@@ -15,9 +15,11 @@
 // not reached yet are in no index, so heal info can read 0 while the new
 // brick still lacks files. A heal is finished when, after a `heal … full`
 // gluster accepted, heal info reads 0 on every connected brick AND the
-// self-heal daemon of every brick replaced since the heal began has run a
-// FULL crawl to its end (`volume heal <vol> statistics`; that history
-// restarts with every replace-brick, so any FULL crawl in it is a new one).
+// replica set of every brick replaced since the heal began has had a FULL
+// crawl run to its end (`volume heal <vol> statistics`; that history restarts
+// with every replace-brick, so any FULL crawl in it is a new one). glusterd
+// hands a full heal to ONE self-heal daemon per set (on the testbed: a
+// surviving brick's, not the new brick's), and that crawl heals the whole set.
 
 import type { HealCrawl, HealInfoBrick } from '../executors/executor.ts'
 import type { AppContext } from './context.ts'
@@ -40,7 +42,9 @@ export interface HealProgress {
   startPending: boolean
   /** `host:path` of every brick replaced since this heal began */
   replacedBricks: string[]
-  /** the FULL crawl of the replaced bricks, as last read (`unknown` before heal info first read 0) */
+  /** bricks per replica set (gluster lists a volume's bricks set after set) */
+  setSize: number
+  /** the FULL crawl of the replaced bricks' sets, as last read (`unknown` before heal info first read 0) */
   fullCrawl: 'unknown' | 'not started' | 'running' | 'ended'
 }
 
@@ -135,8 +139,13 @@ export class HealTracker {
     }
   }
 
-  /** After a replace-brick (`newBrick` = `host:path`): start the heal and follow it in the background. */
-  async afterReplace(ctx: AppContext, clusterId: string, volume: string, newBrick: string): Promise<void> {
+  /** After a replace-brick (`replaced.brick` = `host:path`): start the heal and follow it in the background. */
+  async afterReplace(
+    ctx: AppContext,
+    clusterId: string,
+    volume: string,
+    replaced: { brick: string; setSize: number },
+  ): Promise<void> {
     this.replacements++
     const now = Date.now()
     const previous = this.heals.get(volume)
@@ -151,7 +160,8 @@ export class HealTracker {
       triggers: ongoing?.triggers ?? 0,
       lastError: '',
       startPending: true,
-      replacedBricks: [...(ongoing?.replacedBricks ?? []), newBrick],
+      replacedBricks: [...(ongoing?.replacedBricks ?? []), replaced.brick],
+      setSize: replaced.setSize,
       fullCrawl: 'unknown',
     }
     this.heals.set(volume, progress)
@@ -231,11 +241,17 @@ export class HealTracker {
       ctx.log.warn(`self-heal of volume ${volume}: heal statistics failed: ${p.lastError}`)
       return 'unknown'
     }
-    // a brick replaced again since is no longer in the volume
-    const positions = p.replacedBricks.map((b) => rows.findIndex((r) => r.name === b)).filter((i) => i >= 0)
-    const full = crawls.filter((c) => c.type === 'FULL' && positions.includes(c.brick))
+    // heal info lists the bricks in volume order; a brick replaced again since is gone
+    const setOf = (position: number) => Math.floor(position / p.setSize)
+    const sets = new Set(
+      p.replacedBricks
+        .map((b) => rows.findIndex((r) => r.name === b))
+        .filter((i) => i >= 0)
+        .map(setOf),
+    )
+    const full = crawls.filter((c) => c.type === 'FULL' && sets.has(setOf(c.brick)))
     if (full.some((c) => c.inProgress)) return 'running'
-    return positions.every((i) => full.some((c) => c.brick === i)) ? 'ended' : 'not started'
+    return [...sets].every((s) => full.some((c) => setOf(c.brick) === s)) ? 'ended' : 'not started'
   }
 
   private async follow(ctx: AppContext, clusterId: string, volume: string): Promise<void> {

@@ -203,8 +203,8 @@ export class BrickEvictOperation implements Operation {
         actions: [...entry.actions, { change: 'add-brick', id: created!.id }],
       })
     })
-    const { oldReq, newReq, oldBrick, newBrick, volumeName, newHost, clusterId, heals } = this.ctx.store.read(
-      (tx) => {
+    const { oldReq, newReq, oldBrick, newBrick, volumeName, newHost, clusterId, heals, setSize } =
+      this.ctx.store.read((tx) => {
         const old = tx.get('brick', this.brickId)!
         const fresh = this.newBrick(tx)!
         const volume = tx.get('volume', old.volumeId)!
@@ -217,10 +217,10 @@ export class BrickEvictOperation implements Operation {
           clusterId: volume.clusterId,
           // a distribute-only volume has no copy to heal from (and gluster refuses `volume heal`)
           heals: effectiveDurability(volume).type !== 'none',
+          setSize: bricksPerSet(effectiveDurability(volume)),
           newHost: brickRequest(tx, fresh, 0).host,
         }
-      },
-    )
+      })
     await createBricks(this.ctx, [newReq])
     // the set may have changed while the brick was made: look again right before the swap
     await this.checkHeal(host, members)
@@ -235,7 +235,9 @@ export class BrickEvictOperation implements Operation {
     // (issue 15), while the old brick is destroyed (an unreachable old node is
     // expected when a node has died)
     const [, destroyed] = await Promise.allSettled([
-      heals ? this.ctx.heal.afterReplace(this.ctx, clusterId, volumeName, brickName(newBrick)) : undefined,
+      heals
+        ? this.ctx.heal.afterReplace(this.ctx, clusterId, volumeName, { brick: brickName(newBrick), setSize })
+        : undefined,
       this.destroyOld(oldReq),
     ])
     if (destroyed.status === 'rejected') throw destroyed.reason
