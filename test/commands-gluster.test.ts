@@ -27,6 +27,8 @@ import {
   volumeRebalanceStatusCommand,
   volumeRebalanceStopCommand,
   volumeSetCommand,
+  volumeStartForceCommand,
+  volumeStatusCommand,
   volumeStopForceCommand,
 } from '../executors/commands/gluster.ts'
 import { parseHealStatistics } from '../executors/commands/heal-statistics.ts'
@@ -229,6 +231,8 @@ t.test('volume lifecycle and information', async (t) => {
   t.equal(healInfoCommand(cfg, 'vol_1'), `${G} volume heal 'vol_1' info --xml`)
   t.equal(healStartCommand(cfg, 'vol_1'), `${G} volume heal 'vol_1' full`)
   t.equal(healStatisticsCommand(cfg, 'vol_1'), `${G} volume heal 'vol_1' statistics`)
+  t.equal(volumeStatusCommand(cfg, 'vol_1'), `${G} volume status 'vol_1' --xml`)
+  t.equal(volumeStartForceCommand(cfg, 'vol_1'), `${G} volume start 'vol_1' force`)
   t.equal(
     replaceBrickCommand(
       cfg,
