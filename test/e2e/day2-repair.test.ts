@@ -226,4 +226,7 @@ async function nodeDeleteWithDeadGlusterd(t: Test, tb: Testbed, app: TestApp, to
   t.notMatch(pool.stdout, node.ip, 'no longer in the trusted pool')
   t.equal((await app.call('GET', `/nodes/${nodeId}`)).statusCode, 404, 'gone from the DB')
   t.equal((await app.call('GET', '/operations')).json().total, 0, 'journal empty')
+  // the machine comes back as a fresh, unpeered glusterd (for the final look at every node)
+  const back = await node.exec('rm -f /var/lib/glusterd/peers/* && systemctl start glusterd')
+  t.equal(back.code, 0, `glusterd started again, outside the pool ${back.stderr}`)
 }
