@@ -129,38 +129,52 @@ export class ListStorage {
    */
   private storeDiff(prefix: string, prev: readonly string[], ids: unknown): readonly string[] | undefined {
     const db = this.db!
-    const next = Array.isArray(ids) ? (ids as unknown[]) : undefined
-    const puts: string[] = []
-    const removes: string[] = []
-    let ok = next !== undefined
-    let i = 0
-    let j = 0
-    while (ok && (i < prev.length || j < next!.length)) {
-      const a = prev[i]
-      const b = next![j]
-      if (j < next!.length) {
-        if (typeof b !== 'string' || b.includes('/') || (j > 0 && !((next![j - 1] as string) < b))) {
-          ok = false
-          break
-        }
-      }
-      if (j >= next!.length || (a !== undefined && a < (b as string))) {
-        removes.push(a!)
+    if (!Array.isArray(ids)) {
+      for (const id of prev) db.removeSync(prefix + id)
+      return undefined
+    }
+    const next = ids as unknown[]
+    // the common head and tail are the same strings (insertSorted copies them):
+    // compared by identity, they need neither a diff nor a check
+    let start = 0
+    const shorter = Math.min(prev.length, next.length)
+    while (start < shorter && prev[start] === next[start]) start++
+    let endPrev = prev.length
+    let endNext = next.length
+    while (endPrev > start && endNext > start && prev[endPrev - 1] === next[endNext - 1]) {
+      endPrev--
+      endNext--
+    }
+    // the changed middle must keep the list strictly ascending, its edges included
+    for (let j = start; j < endNext; j++) {
+      const id = next[j]
+      if (typeof id !== 'string' || id.includes('/')) return this.inline(prefix, prev)
+    }
+    for (let j = Math.max(1, start); j <= Math.min(endNext, next.length - 1); j++) {
+      if (!((next[j - 1] as string) < (next[j] as string))) return this.inline(prefix, prev)
+    }
+    let i = start
+    let j = start
+    while (i < endPrev || j < endNext) {
+      const a = i < endPrev ? prev[i] : undefined
+      const b = j < endNext ? (next[j] as string) : undefined
+      if (b === undefined || (a !== undefined && a < b)) {
+        db.removeSync(prefix + a)
         i++
-      } else if (a === undefined || (b as string) < a) {
-        puts.push(b as string)
+      } else if (a === undefined || b < a) {
+        db.putSync(prefix + b, true)
         j++
       } else {
         i++
         j++
       }
     }
-    if (!ok) {
-      for (const id of prev) db.removeSync(prefix + id)
-      return undefined
-    }
-    for (const id of removes) db.removeSync(prefix + id)
-    for (const id of puts) db.putSync(prefix + id, true)
     return next as string[]
+  }
+
+  /** The list goes inline: every stored id of it is removed. */
+  private inline(prefix: string, prev: readonly string[]): undefined {
+    for (const id of prev) this.db!.removeSync(prefix + id)
+    return undefined
   }
 }

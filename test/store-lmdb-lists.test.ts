@@ -91,6 +91,30 @@ t.test('a list that is not strictly ascending stays inline, exactly as given', a
   await store.close()
 })
 
+t.test('an id out of order or repeated inside a long list sends it inline', async (t) => {
+  const path = tempPath(t)
+  const base = ['v1', 'v3', 'v5', 'v7']
+  for (const volumes of [
+    ['v1', 'v4', 'v3', 'v5', 'v7'],
+    ['v1', 'v3', 'v3', 'v5', 'v7'],
+    ['v1', 'v3', 'v5', 'v7', 'v6'],
+  ]) {
+    const store = new LmdbStore({ path })
+    await store.write((tx) => tx.put('cluster', 'c1', cluster(['n1'], base)))
+    await store.write((tx) => tx.put('cluster', 'c1', cluster(['n1'], volumes)))
+    await store.close()
+    const file = await raw(path)
+    t.same(file.value?.['volumes'], volumes, `${volumes.join(',')} inline`)
+    t.same(file.listKeys, ['cluster/c1/nodes/n1'], 'no volume keys left')
+    const again = new LmdbStore({ path })
+    t.same(
+      again.read((tx) => tx.get('cluster', 'c1')?.volumes),
+      volumes,
+    )
+    await again.close()
+  }
+})
+
 t.test('a file written with the lists inline opens, and moves to keys on the next write', async (t) => {
   const path = tempPath(t)
   // the layout before the lists database: every bucket, the lists inline
