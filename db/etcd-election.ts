@@ -113,8 +113,10 @@ export class EtcdElection {
   terms = 0
   /** terms that ended without stop() (lease lost, keepalive late, key gone) */
   depositions = 0
-  /** when the current term began (ms since epoch) */
+  /** when the current (or last) term began (ms since epoch) */
   electedAt = 0
+  /** when the last term ended (ms since epoch) */
+  termEndedAt = 0
   private readonly electionPrefix: Buffer
   private stopped = false
   private endTerm: ((reason: string) => void) | undefined
@@ -225,6 +227,7 @@ export class EtcdElection {
       void this.refreshLeader()
       const reason = await ended
       this.term = undefined
+      this.termEndedAt = Date.now()
       if (!this.stopped) {
         this.depositions++
         this.opts.log.error(`leader election: no longer the leader: ${reason}`)

@@ -4,6 +4,7 @@
 // lease is gone is refused by etcd; no node command follows a lost lease).
 // The kill -9 failover of real processes is in ha-failover.test.ts.
 import { randomBytes } from 'node:crypto'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import t from 'tap'
 import { EtcdStore, type Fence, FencedWriteError } from '../db/etcd.ts'
 import type { Executor } from '../executors/executor.ts'
@@ -31,6 +32,42 @@ async function electedLeader(replicas: InProcessReplica[]): Promise<InProcessRep
     )
   })
   return replicas.find((r) => r.app.replica!.isLeader())!
+}
+
+/** A TCP relay to etcd that can be cut (a partition) and restored on the same port. */
+async function etcdRelay(target: string) {
+  const [host, port] = target.split(':') as [string, string]
+  const sockets = new Set<Socket>()
+  let server: Server | undefined
+  const listen = (onPort: number) =>
+    new Promise<number>((resolve, reject) => {
+      server = createServer((client) => {
+        const up = connect(Number(port), host)
+        for (const s of [client, up]) {
+          sockets.add(s)
+          s.on('close', () => sockets.delete(s))
+          s.on('error', () => s.destroy())
+        }
+        client.pipe(up)
+        up.pipe(client)
+      })
+      server.once('error', reject)
+      server.listen(onPort, '127.0.0.1', () => resolve((server!.address() as { port: number }).port))
+    })
+  const relayPort = await listen(0)
+  return {
+    hostPort: `127.0.0.1:${relayPort}`,
+    async cut() {
+      const closing = server
+      server = undefined
+      if (!closing) return
+      await new Promise<void>((resolve) => {
+        closing.close(() => resolve())
+        for (const s of sockets) s.destroy()
+      })
+    },
+    restore: () => listen(relayPort),
+  }
 }
 
 /** Records every node command that reaches the mock; `volumeCreate` can be held. */
@@ -264,5 +301,45 @@ t.test('replicas on a real etcd', async (t) => {
       0,
       'nothing left in the journal',
     )
+  })
+
+  t.test('a leader partitioned from etcd steps down before another replica is elected', async (t) => {
+    const prefix = newPrefix()
+    const relay = await etcdRelay(etcd.hostPort)
+    t.teardown(() => relay.cut())
+    const ttlSec = 2
+    const p = await startReplica(t, { endpoint: relay.hostPort, prefix, name: 'p', ttlSec })
+    await electedLeader([p])
+    const q = await startReplica(t, { endpoint: etcd.hostPort, prefix, name: 'q', ttlSec })
+    await electedLeader([p, q])
+    const cutAt = Date.now()
+    await relay.cut()
+    await until('q to lead', () => q.app.replica!.isLeader(), 20_000)
+    const pe = p.app.replica!.election
+    const qe = q.app.replica!.election
+    t.ok(!p.app.replica!.isLeader(), 'p no longer leads')
+    t.ok(pe.termEndedAt > 0 && pe.termEndedAt < qe.electedAt, 'p stepped down BEFORE q was elected')
+    t.comment(
+      `partition -> p stepped down after ${pe.termEndedAt - cutAt} ms, q elected after ${qe.electedAt - cutAt} ms (TTL ${ttlSec} s)`,
+    )
+    t.ok(pe.termEndedAt - cutAt <= ttlSec * 1000, 'p stepped down within the TTL')
+    t.ok(pe.depositions >= 1)
+    // the cut-off replica cannot write: nothing reaches etcd from it
+    await t.rejects(
+      p.app.ctx.store.write((tx) => tx.put('attribute', 'x', { key: 'x', value: 'p' })),
+      /not the leader/,
+      'a write on the partitioned replica is refused',
+    )
+    t.equal((await call(q.url, 'POST', '/clusters', { file: true })).status, 201, 'q takes writes')
+    await relay.restore()
+    await until(
+      'p to follow q again',
+      () => p.app.replica!.leader()?.id === 'q' && !p.app.replica!.isLeader(),
+    )
+    const forwarded = await call(p.url, 'POST', '/clusters', { file: true })
+    t.equal(forwarded.status, 201, 'p, back, relays writes to q')
+    // p needs its relay to close cleanly; the relay must not outlive the test
+    await p.app.close()
+    await relay.cut()
   })
 })
