@@ -148,6 +148,10 @@ t.test('replicas on a real etcd', async (t) => {
         'a follower names the leader',
       )
 
+      const metrics = async (url: string) =>
+        (await (await fetch(`${url}/metrics`)).text()).match(/^heqet_leader (\d)/m)?.[1]
+      t.same([await metrics(leader.url), await metrics(f1.url)], ['1', '0'], '/metrics: heqet_leader 1 / 0')
+
       // everything below is sent to followers only
       const clusterId = await topology(f1.url)
       t.ok(f1.app.replica!.forwarded >= 7, `f1 forwarded its writes (${f1.app.replica!.forwarded})`)

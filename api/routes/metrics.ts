@@ -4,6 +4,7 @@
 import type { Registry } from 'prom-client'
 import { isVolumeListed } from '../../src/clusters.ts'
 import type { AppContext } from '../../src/context.ts'
+import type { Replica } from '../replica.ts'
 import { type Api, addRoute } from '../server.ts'
 
 export function registerMetricsRoutes(api: Api): void {
@@ -12,7 +13,7 @@ export function registerMetricsRoutes(api: Api): void {
     method: 'GET',
     path: '/metrics',
     handler: async (_req, reply) => {
-      metrics ??= createMetrics(api.ctx)
+      metrics ??= createMetrics(api.ctx, api.replica)
       const { registry, refresh } = await metrics
       return reply
         .code(200)
@@ -28,7 +29,7 @@ interface Metrics {
   refresh(): Promise<string>
 }
 
-async function createMetrics(ctx: AppContext): Promise<Metrics> {
+async function createMetrics(ctx: AppContext, replica: Replica | undefined): Promise<Metrics> {
   const { collectDefaultMetrics, Gauge, Registry } = await import('prom-client')
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
@@ -205,7 +206,30 @@ async function createMetrics(ctx: AppContext): Promise<Metrics> {
     })
   }
 
+  // beyond heketi: replicas on etcd (api/replica.ts); one server always leads
+  const leader = gauge('heqet_leader', 'Whether this replica is the leader (1) or a follower (0)')
+  const forwarded = gauge(
+    'heqet_forwarded_requests',
+    'Requests this replica relayed to the leader since start',
+  )
+  const terms = gauge('heqet_leader_terms', 'Terms this replica led since start')
+  const depositions = gauge(
+    'heqet_leader_depositions',
+    'Terms that ended because the lease was lost or late (not a shutdown) since start',
+  )
+  const fencedWrites = gauge(
+    'heqet_fenced_writes',
+    'Store writes refused because this replica was not (or no longer) the leader',
+  )
+
   async function refresh(): Promise<string> {
+    leader.set(replica ? Number(replica.isLeader()) : 1)
+    if (replica) {
+      forwarded.set(replica.forwarded)
+      terms.set(replica.election.terms)
+      depositions.set(replica.election.depositions)
+    }
+    fencedWrites.set((ctx.store as { fencedWrites?: number }).fencedWrites ?? 0)
     try {
       fill()
       up.set(1)
