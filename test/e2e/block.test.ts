@@ -18,7 +18,7 @@ import t, { type Test } from 'tap'
 import { InjectingRunner, Injector } from '../../executors/inject.ts'
 import type { BatchOptions, CommandResult, CommandRunner } from '../../executors/runner.ts'
 import { makeApp, type TestApp } from '../helpers/app.ts'
-import { compareNodesWithDb, type HeketiDump } from './lib/agreement.ts'
+import { assertAgreement } from './lib/agreement.ts'
 import { remoteExecutor, sshRunner } from './lib/heqet.ts'
 import { createTestbed, requireTestbed, type Testbed, type TestNode } from './lib/testbed.ts'
 
@@ -457,17 +457,7 @@ async function allAgree(t: Test, w: World, what: string) {
     const cleanup = await w.app.run('POST', '/operations/pending/cleanup', {})
     t.equal(cleanup.statusCode, 204, `${what}: cleanup finished everything ${cleanup.body.trim()}`)
   }
-  t.equal((await w.app.call('GET', '/operations')).json().total, 0, `${what}: journal empty`)
-  const check = (await w.app.call('GET', '/db/check')).json()
-  t.equal(check.totalinconsistencies, 0, `${what}: db check clean ${JSON.stringify(check)}`)
-  const dump = (await w.app.call('GET', '/db/dump')).json() as HeketiDump
-  const a = compareNodesWithDb(
-    await w.tb.snapshot(),
-    w.tb.nodes.map((n) => n.ip),
-    w.baseFstab,
-    dump,
-  )
-  t.same(a, { leaked: [], missing: [] }, `${what}: LVM, mounts, bricks and gluster volumes agree with the DB`)
+  await assertAgreement(t, w.app, w.tb, w.baseFstab, what)
   await blocksAgree(t, w, what)
 }
 
@@ -775,13 +765,6 @@ t.test('block volumes on the testbed', async (t) => {
   await t.test('one fault per gluster-block command', (t) => faultCases(t, world))
   timed('fault cases')
 
-  const dump = (await app.call('GET', '/db/dump')).json() as HeketiDump
-  const agreement = compareNodesWithDb(
-    await tb.snapshot(),
-    tb.nodes.map((n) => n.ip),
-    baseFstab,
-    dump,
-  )
-  t.same(agreement, { leaked: [], missing: [] }, 'nodes agree with the DB')
+  await assertAgreement(t, app, tb, baseFstab, 'at the end')
   t.comment(`timing: block test total: ${((performance.now() - started) / 1000).toFixed(1)} s`)
 })
