@@ -15,9 +15,12 @@ import { join, relative } from 'node:path'
 import * as k8s from '@kubernetes/client-node'
 import t, { type Test } from 'tap'
 import { parseAllDocuments } from 'yaml'
+import { parseEtcdUrl } from '../db/etcd.ts'
 import { KubeRunner, kubeConfigFromHeketi } from '../executors/kube.ts'
+import { parseConfig } from '../src/config.ts'
 import { DEFAULT_DRIVER_NAME, parseCsiArgs } from '../src/csi/main.ts'
 import { FakeKube, type FakePod, spawnLocally } from './e2e/lib/fake-kube.ts'
+import { renderKustomization } from './helpers/kustomize.ts'
 
 const ROOT = join(import.meta.dirname, '..')
 const DEPLOY = join(ROOT, 'deploy')
@@ -134,12 +137,17 @@ t.test('kustomizations: every manifest listed once, the layouts as documented', 
   for (const dir of ['core', 'csi'])
     t.same([...kustomization(dir)['resources']].sort(), yamlIn(dir).sort(), dir)
   t.same(yamlIn('legacy'), ['storageclass-in-tree.yaml'])
-  for (const dir of ['.', 'legacy']) {
+  t.same(
+    kustomization('ha')['resources'],
+    ['../core', '../csi', ...yamlIn('ha').sort()],
+    'replicated: core, CSI and every file of ha/',
+  )
+  for (const dir of ['.', 'legacy', 'ha']) {
     const k = kustomization(dir)
     t.equal(k['namespace'], 'glusterfs')
     const images = new Set(
       manifests
-        .filter((m) => /^deploy\/(core|csi)\//.test(m.file))
+        .filter((m) => /^deploy\/(core|csi|ha)\//.test(m.file))
         .flatMap(({ doc }) =>
           [...(doc['spec']?.['template']?.['spec']?.['containers'] ?? [])].map((c: Obj) => c['image']),
         ),
@@ -198,6 +206,111 @@ t.test('hyper-converged layout', async (t) => {
   t.equal(config.glusterfs.kubeexec.gluster_daemonset, true)
   t.equal(config.glusterfs.db, '/var/lib/heketi/heketi.db', 'DB on the claim')
   t.equal(find('Service', 'heqet')['spec']['ports'][0]['port'], 8080)
+})
+
+t.test('replicated layout (deploy/ha): 3 heqet replicas on a 3-member etcd', async (t) => {
+  const objects = renderKustomization(join(DEPLOY, 'ha'))
+  const one = (kind: string, name: string): Obj => {
+    const hits = objects.filter((o) => o['kind'] === kind && o['metadata']['name'] === name)
+    if (hits.length !== 1) throw new Error(`${hits.length} ${kind} ${name} in the rendered overlay`)
+    return hits[0]!
+  }
+  for (const doc of objects) {
+    const name = `rendered ha: ${doc['kind']} ${doc['metadata']['name']}`
+    const Model = await modelClass(doc['apiVersion'], doc['kind'])
+    t.doesNotThrow(() => new Model(doc).validate(), `${name} (schema)`)
+    t.same(unknownFields(doc, clientModel(doc), ''), [], `${name} (no unknown fields)`)
+    if (
+      doc['kind'] !== 'Namespace' &&
+      !['ClusterRole', 'ClusterRoleBinding', 'StorageClass', 'CSIDriver'].includes(doc['kind'])
+    )
+      t.equal(doc['metadata']['namespace'], 'glusterfs', `${name} in glusterfs`)
+  }
+  t.notOk(
+    objects.some((o) => o['kind'] === 'PersistentVolumeClaim'),
+    'no LMDB claim',
+  )
+
+  const heqet = one('Deployment', 'heqet')['spec']
+  t.equal(heqet['replicas'], 3)
+  t.same(heqet['strategy'], { type: 'RollingUpdate', rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } })
+  const pod = heqet['template']['spec']
+  const server = pod['containers'][0]
+  t.same(
+    pod['volumes'].map((v: Obj) => v['name']),
+    ['config', 'tmp'],
+    'no DB volume',
+  )
+  t.same(
+    server['volumeMounts'].map((m: Obj) => m['name']),
+    ['config', 'tmp'],
+  )
+  t.equal(server['image'], 'localhost:5000/heqet:0.1.0')
+  const env = new Map<string, Obj>(server['env'].map((e: Obj) => [e['name'], e]))
+  t.equal(env.get('POD_IP')?.['valueFrom']['fieldRef']['fieldPath'], 'status.podIP')
+  t.equal(env.get('POD_NAME')?.['valueFrom']['fieldRef']['fieldPath'], 'metadata.name')
+  t.equal(
+    env.get('HEQET_ADVERTISE_URL')?.['value'],
+    'http://$(POD_IP):8080',
+    'writes are forwarded to the pod IP',
+  )
+  t.equal(env.get('HEQET_REPLICA_ID')?.['value'], '$(POD_NAME)')
+  const names = [...env.keys()]
+  t.ok(
+    names.indexOf('POD_IP') < names.indexOf('HEQET_ADVERTISE_URL'),
+    '$(POD_IP) is defined before it is used',
+  )
+  t.equal(
+    pod['affinity']['podAntiAffinity']['preferredDuringSchedulingIgnoredDuringExecution'][0][
+      'podAffinityTerm'
+    ]['topologyKey'],
+    'kubernetes.io/hostname',
+  )
+  t.equal(one('PodDisruptionBudget', 'heqet')['spec']['maxUnavailable'], 1)
+
+  // heketi.json as heqet reads it, with the keys from the Secret's env
+  const text = one('ConfigMap', 'heqet-config')['data']['heketi.json']
+  const config = parseConfig(text, { HEKETI_ADMIN_KEY: 'a', HEKETI_USER_KEY: 'u' })
+  t.ok(config.adminKey && config.userKey, 'JWT keys from the env (required with etcd)')
+  const db = parseEtcdUrl(config.dbPath)
+  t.equal(db.prefix, 'heqet')
+
+  // the db URL names exactly the etcd StatefulSet's members, on their client port
+  const etcd = one('StatefulSet', 'heqet-etcd')['spec']
+  t.equal(etcd['replicas'], 3)
+  t.equal(etcd['serviceName'], 'heqet-etcd')
+  const members = Array.from({ length: etcd['replicas'] }, (_, i) => `heqet-etcd-${i}.${etcd['serviceName']}`)
+  t.same(
+    db.hosts,
+    members.map((m) => `http://${m}:2379`),
+  )
+  const args: string[] = etcd['template']['spec']['containers'][0]['args']
+  const arg = (flag: string) => args.find((a) => a.startsWith(`--${flag}=`))?.slice(flag.length + 3)
+  t.equal(arg('initial-cluster'), members.map((m, i) => `heqet-etcd-${i}=http://${m}:2380`).join(','))
+  t.equal(Number(arg('max-txn-ops')), db.maxTxnOps, "etcd's --max-txn-ops = the URL's max-txn-ops")
+  t.equal(etcd['template']['spec']['containers'][0]['image'], 'quay.io/coreos/etcd:v3.5.17')
+  const headless = one('Service', 'heqet-etcd')['spec']
+  t.equal(headless['clusterIP'], 'None')
+  t.equal(headless['publishNotReadyAddresses'], true)
+  t.equal(one('PodDisruptionBudget', 'heqet-etcd')['spec']['maxUnavailable'], 1, 'a quorum stays')
+  const policy = one('NetworkPolicy', 'heqet-etcd')['spec']
+  t.same(policy['ingress'][0]['from'], [
+    { podSelector: { matchLabels: { 'app.kubernetes.io/name': 'heqet' } } },
+  ])
+  t.same(
+    policy['ingress'][0]['ports'],
+    [{ port: 2379, protocol: 'TCP' }],
+    'heqet pods reach the client port only',
+  )
+})
+
+t.test('the kustomize subset renderer refuses what it does not know', async (t) => {
+  const dir = t.testdir({
+    'kustomization.yaml':
+      'resources: [a.yaml]\npatches:\n  - target: {kind: ConfigMap, name: x}\n    patch: |-\n      - op: move\n        path: /data\n',
+    'a.yaml': 'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\ndata: {}\n',
+  })
+  t.throws(() => renderKustomization(dir), /op move not supported/)
 })
 
 t.test('CSI driver, controller and node plugin', async (t) => {
