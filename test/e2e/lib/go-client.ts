@@ -36,6 +36,8 @@ export interface GoClientOptions {
   pollLimitMs?: number
   /** told at every 202 (an operation accepted) */
   onAccepted?: () => void
+  /** told at every 429 that is retried */
+  on429?: () => void
 }
 
 class Cut extends Error {}
@@ -43,9 +45,6 @@ class Cut extends Error {}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 export class GoClient {
-  /** 429s seen (each retried) */
-  retries429 = 0
-
   constructor(private readonly opts: GoClientOptions) {}
 
   private async exchange(method: string, path: string, body?: string, token?: string) {
@@ -80,7 +79,7 @@ export class GoClient {
     const token = signToken('admin', this.opts.adminKey, method, path)
     let res = await this.exchange(method, path, body, token)
     for (let attempt = 0; attempt < retryCount && res.status === 429; attempt++) {
-      this.retries429++
+      this.opts.on429?.()
       const after = Number(res.headers.get('retry-after'))
       const wait = Number.isInteger(after)
         ? after * 1000 + Math.floor(random() * minDelayMs)

@@ -216,7 +216,10 @@ export interface HaChaosResult {
 
 export async function haChaos(tb: Testbed, set: HaReplicaSet, opts: HaChaosOptions): Promise<HaChaosResult> {
   const log = opts.log ?? (() => {})
+  // one stream for the chaos schedule, one per client worker: the same seed
+  // gives the same delays and choices (the real system's timing still varies)
   const random = seededRandom(opts.seed)
+  const workerRandom = (w: number) => seededRandom(opts.seed + 1 + w)
   const details: string[] = []
   const note = (line: string) => {
     details.push(line)
@@ -229,17 +232,23 @@ export async function haChaos(tb: Testbed, set: HaReplicaSet, opts: HaChaosOptio
   const ttlMs = opts.leaseTtlSec * 1000
   const failoverLimitMs = 3 * ttlMs + 20_000
 
-  const client = new GoClient({
-    adminKey: set.adminKey,
-    random,
-    onAccepted: () => accepted.push(Date.now()),
-    pickEndpoint: () => {
-      const live = set.live()
-      const pick = live.length > 0 ? live : set.replicas
-      return pick[Math.floor(random() * pick.length)]!.url
-    },
-  })
+  let retries429 = 0
+  const clientFor = (random: () => number) =>
+    new GoClient({
+      adminKey: set.adminKey,
+      random,
+      onAccepted: () => accepted.push(Date.now()),
+      on429: () => retries429++,
+      // like a Service in front of the pods: any replica that is running
+      pickEndpoint: () => {
+        const live = set.live()
+        const pick = live.length > 0 ? live : set.replicas
+        return pick[Math.floor(random() * pick.length)]!.url
+      },
+    })
   const worker = async (w: number) => {
+    const random = workerRandom(w)
+    const client = clientFor(random)
     let seq = 0
     for (let step = 0; !stopping && step < 500; step++) {
       const mine = volumes.filter((v) => v.name.startsWith(`hc${w}_`) && v.settled && !v.gone && v.id)
@@ -273,7 +282,12 @@ export async function haChaos(tb: Testbed, set: HaReplicaSet, opts: HaChaosOptio
       await sleep(Math.floor(random() * 300))
     }
   }
-  const workers = Array.from({ length: opts.workers ?? 2 }, (_, w) => worker(w))
+  const workerCount = opts.workers ?? 2
+  const workers = Array.from({ length: workerCount }, (_, w) => worker(w))
+  // warm-up: every worker has two volumes, so expands and deletes get killed too (bounded)
+  const settled = () => volumes.filter((v) => v.settled && !v.gone).length
+  for (let i = 0; i < 600 && settled() < 2 * workerCount; i++) await sleep(200)
+  note(`warm-up: ${settled()} volumes before the first kill`)
 
   // the chaos: kill the leader at random moments, then one partition
   const failoverMs: number[] = []
@@ -399,7 +413,7 @@ export async function haChaos(tb: Testbed, set: HaReplicaSet, opts: HaChaosOptio
   const inconsistencies = agreement.missing.length + dbCheck + wrong.length + Math.max(left, 0) + noFailover
   const summary = `${failovers} failovers, ${leaked} leaked objects, ${inconsistencies} inconsistencies, ${failedRequests} failed client requests`
   note(
-    `${all.length} client calls: ${okRequests} ok, ${failedRequests - cutRequests} failed with an answer, ${cutRequests} cut off; ${client.retries429} retries after 429`,
+    `${all.length} client calls: ${okRequests} ok, ${failedRequests - cutRequests} failed with an answer, ${cutRequests} cut off; ${retries429} retries after 429`,
   )
   note(`failover (leader gone -> new leader ready), ms: ${failoverMs.join(', ')}`)
   note(`leader gone -> next 202 to a client, ms: ${acceptMs.join(', ')}`)
