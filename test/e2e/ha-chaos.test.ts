@@ -40,6 +40,7 @@ t.test(`HA failover chaos: ${KILLS} leader kills + 1 partition, seed ${SEED}`, a
     kills: KILLS,
     partition: true,
     leaseTtlSec: LEASE_TTL_SEC,
+    workers: 3,
     log: (line) => t.comment(line),
   })
   t.equal(result.failovers, KILLS + 1, 'every kill and the partition ended in a new leader')
