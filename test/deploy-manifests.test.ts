@@ -270,8 +270,16 @@ t.test('replicated layout (deploy/ha): 3 heqet replicas on a 3-member etcd', asy
 
   // heketi.json as heqet reads it, with the keys from the Secret's env
   const text = one('ConfigMap', 'heqet-config')['data']['heketi.json']
-  const config = parseConfig(text, { HEKETI_ADMIN_KEY: 'a', HEKETI_USER_KEY: 'u' })
+  const config = parseConfig(text, {
+    HEKETI_ADMIN_KEY: 'a',
+    HEKETI_USER_KEY: 'u',
+    HEQET_ADVERTISE_URL: 'http://10.0.0.5:8080',
+    HEQET_REPLICA_ID: 'heqet-7d9f-abcde',
+  })
   t.ok(config.adminKey && config.userKey, 'JWT keys from the env (required with etcd)')
+  t.equal(config.haAdvertiseUrl, 'http://10.0.0.5:8080', 'the advertised URL from the env the pod sets')
+  t.equal(config.haReplicaId, 'heqet-7d9f-abcde')
+  t.equal(config.haLeaseTtlSec, 10)
   const db = parseEtcdUrl(config.dbPath)
   t.equal(db.prefix, 'heqet')
 
