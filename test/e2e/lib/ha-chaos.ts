@@ -30,6 +30,15 @@ import type { Testbed } from './testbed.ts'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** mulberry32: a seeded run can be replayed (HEQET_CHAOS_SEED) */
 export function seededRandom(seed: number): () => number {
   let s = seed >>> 0
@@ -109,8 +118,9 @@ export class HaReplicaSet {
     return set
   }
 
+  /** running replicas (like a Service's endpoints: a process that died is left out) */
   live(): HaReplica[] {
-    return this.replicas.filter((r) => r.up)
+    return this.replicas.filter((r) => r.up && r.server.pid !== undefined && alive(r.server.pid))
   }
 
   async restart(r: HaReplica): Promise<void> {
@@ -313,7 +323,7 @@ export async function haChaos(tb: Testbed, set: HaReplicaSet, opts: HaChaosOptio
         acceptMs.push(Date.now() - t0)
         const id = (JSON.parse(res.body) as { id: string }).id
         const del = await set.call(via!, 'DELETE', `/clusters/${id}`)
-        if (del.status !== 204) {
+        if (del.status !== 200) {
           note(`${what}: probe cluster ${id} not deleted: ${del.status} ${del.body}`)
           noFailover++
         }
@@ -393,6 +403,17 @@ export async function haChaos(tb: Testbed, set: HaReplicaSet, opts: HaChaosOptio
   } finally {
     stopping = true
     await Promise.all(workers)
+  }
+
+  // a replica that ended by itself (nobody killed it) is a failure: say so, with its last words
+  for (const r of set.replicas) {
+    if (r.up && r.server.pid !== undefined && !alive(r.server.pid)) {
+      note(
+        `replica ${r.id} (pid ${r.server.pid}) EXITED on its own: ${r.server.output.trim().split('\n').slice(-5).join(' | ')}`,
+      )
+      noFailover++
+      r.up = false
+    }
   }
 
   // settle: a leader, an empty journal
