@@ -409,7 +409,7 @@ export async function haChaos(tb: Testbed, set: HaReplicaSet, opts: HaChaosOptio
   for (const r of set.replicas) {
     if (r.up && r.server.pid !== undefined && !alive(r.server.pid)) {
       note(
-        `replica ${r.id} (pid ${r.server.pid}) EXITED on its own: ${r.server.output.trim().split('\n').slice(-5).join(' | ')}`,
+        `replica ${r.id} (pid ${r.server.pid}) EXITED on its own: ${r.server.output.trim().split('\n').slice(-25).join(' | ')}`,
       )
       noFailover++
       r.up = false
