@@ -5,7 +5,7 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname, join, resolve } from 'node:path'
 import { Command } from 'commander'
 import pino from 'pino'
-import { isEtcdUrl } from '../db/etcd.ts'
+import { FencedWriteError, isEtcdUrl } from '../db/etcd.ts'
 import { type Config, ConfigError, loadConfigFile } from '../src/config.ts'
 import { buildApp } from './app.ts'
 import { dbCommand } from './db-commands.ts'
@@ -90,6 +90,18 @@ async function serve(opts: ServerOptions): Promise<void> {
     console.error(`ERROR: Unable to start application: ${(err as Error).message}`)
     process.exit(1)
   }
+  // A write the lease fence refused applied nothing and this replica has stepped down; if its
+  // caller forgot to await it, say so loudly (with the caller's stack) but do not take the
+  // replica down: it must stay up to rejoin as a follower. Anything else still ends the process.
+  process.on('unhandledRejection', (err) => {
+    if (err instanceof FencedWriteError) {
+      log.error({ err }, `a write refused by the leader fence was not awaited by its caller: ${err.message}`)
+      return
+    }
+    log.fatal({ err }, 'unhandled rejection')
+    console.error(err)
+    process.exit(1)
+  })
   process.on('SIGUSR2', () => {
     app.state.admin = 'normal'
     log.info('admin state reset to normal (SIGUSR2)')

@@ -433,7 +433,15 @@ export class EtcdStore implements Store {
   write<R>(fn: (tx: WriteTxn) => R): Promise<R> {
     if (this.readOnly) return Promise.reject(new Error('etcd store opened read-only (db_read_only)'))
     // one write at a time per process: the callback sees every earlier commit
-    const run = this.queue.then(() => this.writeNow(fn))
+    // the caller's stack, for a refusal nobody awaited (the queue hides where the write came from)
+    const caller = new Error('write() called')
+    const run = this.queue.then(() =>
+      this.writeNow(fn).catch((err: unknown) => {
+        if (err instanceof Error && err.stack && caller.stack)
+          err.stack += `\n    --- write() called from:\n${caller.stack.split('\n').slice(1).join('\n')}`
+        throw err
+      }),
+    )
     this.queue = run.catch(() => undefined) // the caller gets the failure from `run`
     return run
   }
