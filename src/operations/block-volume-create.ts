@@ -6,9 +6,10 @@
 import type { BlockVolumeEntry, VolumeEntry } from '../../db/entries.ts'
 import type { ReadTxn, WriteTxn } from '../../db/store.ts'
 import type { AppContext, JobResult } from '../context.ts'
-import { insertSorted, without } from '../context.ts'
+import { insertSorted } from '../context.ts'
 import { BlockTexts, Errors } from '../errors.ts'
 import { newId } from '../ids.ts'
+import { dropBlockVolume } from './block-volume-delete.ts'
 import { onAnyHost, undoHosts } from './bricks.ts'
 import type { Operation } from './operation.ts'
 import { VolumeCreateOperation } from './volume-create.ts'
@@ -276,21 +277,7 @@ export class BlockVolumeCreateOperation implements Operation {
     if (!plan) return
     const bv = tx.get('blockvolume', plan.blockVolumeId)
     if (bv && bv.pendingId === this.id) {
-      const cluster = tx.get('cluster', bv.clusterId)
-      if (cluster)
-        tx.put('cluster', cluster.id, { ...cluster, blockVolumes: without(cluster.blockVolumes, bv.id) })
-      const hv = tx.get('volume', bv.blockHostingVolume)
-      if (hv?.blockInfo.blockVolumes.includes(bv.id)) {
-        tx.put('volume', hv.id, {
-          ...hv,
-          blockInfo: {
-            ...hv.blockInfo,
-            freeSizeGiB: hv.blockInfo.freeSizeGiB + bv.sizeGiB,
-            blockVolumes: without(hv.blockInfo.blockVolumes, bv.id),
-          },
-        })
-      }
-      tx.del('blockvolume', bv.id)
+      dropBlockVolume(tx, bv)
     }
     if (this.hosting) this.hosting.undoDb(tx)
   }

@@ -3,6 +3,7 @@
 // the hosting volume. The hosting volume stays, even when it becomes empty.
 // A delete that may have gone through is finished by the cleaner, never
 // undone into a block volume the nodes no longer have.
+import type { BlockVolumeEntry } from '../../db/entries.ts'
 import type { WriteTxn } from '../../db/store.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { without } from '../context.ts'
@@ -53,10 +54,7 @@ export class BlockVolumeDeleteOperation implements Operation {
   }
 
   private hosts(all: boolean): string[] {
-    return this.ctx.store.read((tx) => {
-      const clusterId = tx.get('blockvolume', this.blockVolumeId)?.clusterId ?? ''
-      return all ? undoHosts(this.ctx, tx, clusterId) : clusterHosts(this.ctx, tx, clusterId)
-    })
+    return blockVolumeHosts(this.ctx, this.blockVolumeId, all)
   }
 
   async exec(): Promise<void> {
@@ -70,21 +68,7 @@ export class BlockVolumeDeleteOperation implements Operation {
   finalize(tx: WriteTxn): JobResult {
     const bv = tx.get('blockvolume', this.blockVolumeId)
     if (!bv) return undefined
-    const cluster = tx.get('cluster', bv.clusterId)
-    if (cluster)
-      tx.put('cluster', cluster.id, { ...cluster, blockVolumes: without(cluster.blockVolumes, bv.id) })
-    const hv = tx.get('volume', bv.blockHostingVolume)
-    if (hv?.blockInfo.blockVolumes.includes(bv.id)) {
-      tx.put('volume', hv.id, {
-        ...hv,
-        blockInfo: {
-          ...hv.blockInfo,
-          freeSizeGiB: hv.blockInfo.freeSizeGiB + bv.sizeGiB,
-          blockVolumes: without(hv.blockInfo.blockVolumes, bv.id),
-        },
-      })
-    }
-    tx.del('blockvolume', bv.id)
+    dropBlockVolume(tx, bv)
     return undefined
   }
 
@@ -116,4 +100,31 @@ export class BlockVolumeDeleteOperation implements Operation {
     const bv = tx.get('blockvolume', this.blockVolumeId)
     if (bv?.pendingId === this.id) tx.put('blockvolume', bv.id, { ...bv, pendingId: '' })
   }
+}
+
+/** Take a block volume out of the DB: its record, its cluster's list, its hosting volume's room. */
+export function dropBlockVolume(tx: WriteTxn, bv: BlockVolumeEntry): void {
+  const cluster = tx.get('cluster', bv.clusterId)
+  if (cluster)
+    tx.put('cluster', cluster.id, { ...cluster, blockVolumes: without(cluster.blockVolumes, bv.id) })
+  const hv = tx.get('volume', bv.blockHostingVolume)
+  if (hv?.blockInfo.blockVolumes.includes(bv.id)) {
+    tx.put('volume', hv.id, {
+      ...hv,
+      blockInfo: {
+        ...hv.blockInfo,
+        freeSizeGiB: hv.blockInfo.freeSizeGiB + bv.sizeGiB,
+        blockVolumes: without(hv.blockInfo.blockVolumes, bv.id),
+      },
+    })
+  }
+  tx.del('blockvolume', bv.id)
+}
+
+/** Hosts to run a block volume's gluster-block command on: the cluster's, or (all) every host an undo may try. */
+export function blockVolumeHosts(ctx: AppContext, blockVolumeId: string, all: boolean): string[] {
+  return ctx.store.read((tx) => {
+    const clusterId = tx.get('blockvolume', blockVolumeId)?.clusterId ?? ''
+    return all ? undoHosts(ctx, tx, clusterId) : clusterHosts(ctx, tx, clusterId)
+  })
 }

@@ -5,8 +5,8 @@
 import type { WriteTxn } from '../../db/store.ts'
 import type { AppContext, JobResult } from '../context.ts'
 import { BlockTexts, Errors } from '../errors.ts'
-import { type BlockTarget, blockTarget } from './block-volume-delete.ts'
-import { clusterHosts, onAnyHost, undoHosts } from './bricks.ts'
+import { type BlockTarget, blockTarget, blockVolumeHosts } from './block-volume-delete.ts'
+import { onAnyHost } from './bricks.ts'
 import type { Operation } from './operation.ts'
 
 export interface BlockExpandData extends BlockTarget {
@@ -55,10 +55,7 @@ export class BlockVolumeExpandOperation implements Operation {
   }
 
   private hosts(all: boolean): string[] {
-    return this.ctx.store.read((tx) => {
-      const clusterId = tx.get('blockvolume', this.blockVolumeId)?.clusterId ?? ''
-      return all ? undoHosts(this.ctx, tx, clusterId) : clusterHosts(this.ctx, tx, clusterId)
-    })
+    return blockVolumeHosts(this.ctx, this.blockVolumeId, all)
   }
 
   async exec(): Promise<void> {
