@@ -54,7 +54,7 @@ export interface RepairReport {
 }
 
 /** how often, and how far apart, brick status is read again after `volume start force` */
-export const BRICK_START_LOOKS = { count: 20, pauseMs: 500 }
+export const BRICK_START_LOOKS = { count: 60, pauseMs: 500 } // up to 30 s: a loaded node starts bricks slowly (a CI run saw > 10 s)
 
 const ORPHAN_DIR = /^\/var\/lib\/heketi\/mounts\/vg_([0-9a-f]{32})\/brick_([0-9a-f]{32})$/
 const ORPHAN_LV = /^vg_([0-9a-f]{32})\/(brick|tp)_([0-9a-f]{32})$/
