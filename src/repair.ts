@@ -54,7 +54,8 @@ export interface RepairReport {
 }
 
 /** how often, and how far apart, brick status is read again after `volume start force` */
-export const BRICK_START_LOOKS = { count: 60, pauseMs: 500 } // up to 30 s: a loaded node starts bricks slowly (a CI run saw > 10 s)
+// up to 3 × 10 s: a loaded node starts bricks slowly, and a CI run saw one still down after 30 s
+export const BRICK_START_LOOKS = { rounds: 3, count: 20, pauseMs: 500 }
 
 const ORPHAN_DIR = /^\/var\/lib\/heketi\/mounts\/vg_([0-9a-f]{32})\/brick_([0-9a-f]{32})$/
 const ORPHAN_LV = /^vg_([0-9a-f]{32})\/(brick|tp)_([0-9a-f]{32})$/
@@ -287,14 +288,19 @@ async function startOfflineBricks(
   report.offline_bricks.push(entry)
   if (dryRun) return
   try {
-    await ctx.executor.volumeStartForce(view.host, volume)
-    ctx.log.warn(`repair: volume ${volume}: started the bricks that did not run: ${down.join(', ')}`)
-    // a started brick shows as running once it has signed in with glusterd
+    // a started brick shows as running once it has signed in with glusterd; one that still
+    // does not after a while is started again (a brick process can die at start on a busy node)
     let still = down
-    for (let i = 0; i < BRICK_START_LOOKS.count && still.length > 0; i++) {
-      if (i > 0) await new Promise((r) => setTimeout(r, BRICK_START_LOOKS.pauseMs))
-      const now = new Set(await offline())
-      still = down.filter((b) => now.has(b))
+    for (let round = 0; round < BRICK_START_LOOKS.rounds && still.length > 0; round++) {
+      await ctx.executor.volumeStartForce(view.host, volume)
+      ctx.log.warn(
+        `repair: volume ${volume}: started the bricks that did not run (round ${round + 1}): ${still.join(', ')}`,
+      )
+      for (let i = 0; i < BRICK_START_LOOKS.count && still.length > 0; i++) {
+        if (i > 0) await new Promise((r) => setTimeout(r, BRICK_START_LOOKS.pauseMs))
+        const now = new Set(await offline())
+        still = down.filter((b) => now.has(b))
+      }
     }
     entry.restarted = down.filter((b) => !still.includes(b))
     if (still.length > 0)

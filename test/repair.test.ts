@@ -131,5 +131,10 @@ t.test(
     const failed = (await app.call('POST', '/internal/state/repair')).json()
     t.same(failed.offline_bricks, [{ cluster: v.cluster, volume: v.name, bricks: [a], restarted: [] }])
     t.same(failed.errors, [`volume ${v.name}: still not running after volume start force: ${a}`])
+    t.same(
+      forced,
+      Array(1 + BRICK_START_LOOKS.rounds).fill(v.name),
+      'started again in each round, then given up',
+    )
   },
 )
