@@ -3,16 +3,22 @@
 // (one at a time, the queue polled back to back) up to 10,000 volumes, then
 // `GET /volumes` and `GET /clusters/{id}` at that size, and the peak RSS.
 // The real server process (`node bin/heqet.js`, LMDB file in a temp dir),
-// real HTTP on 127.0.0.1, a fresh JWT per request (bench/api/).
+// real HTTP on 127.0.0.1, a fresh JWT per request (bench/api/). Each phase
+// reports the server's and the bench's own CPU, the requests sent, RSS and
+// the load average (the machine is shared: CPU per operation is the steadier
+// figure).
 //
 //   npm run bench:scale                                  # full size (~3–5 min on 2 vCPU)
 //   npm run bench:scale -- --nodes 1000 --volumes 2000   # smaller
 //   npm run bench:scale -- --cpu-prof /tmp/prof          # profile the server (bench/cpuprofile.ts)
+//   npm run bench:scale -- --heap-snapshot /tmp/snap     # the server's heap after the reads
 //
 // Figures go to docs/benchmarks.md ("Scale: 10,000 nodes"), with the machine.
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import { HeketiClient } from './api/client.ts'
 import { fmt, log } from './api/log.ts'
@@ -27,11 +33,12 @@ const { values: args } = parseArgs({
     devices: { type: 'string', default: '10' },
     zones: { type: 'string', default: '10' },
     volumes: { type: 'string', default: '10000' },
-    'setup-concurrency': { type: 'string', default: '16' },
+    'setup-concurrency': { type: 'string', default: '128' },
     reads: { type: 'string', default: '50' },
     'poll-ms': { type: 'string', default: '0' },
-    'setup-poll-ms': { type: 'string', default: '5' },
+    'setup-poll-ms': { type: 'string', default: '25' },
     'cpu-prof': { type: 'string' },
+    'heap-snapshot': { type: 'string' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
   },
@@ -72,6 +79,16 @@ interface Phase {
   wallSec: number
   serverCpuSec: number
   peakRssMiB: number
+  /** RSS after the phase: anonymous (heap, malloc) and file-backed (code, the LMDB map) */
+  anonMiB: number
+  fileMiB: number
+  /** HTTP requests the bench sent in the phase, and how many of them were queue polls */
+  requests: number
+  polls: number
+  /** CPU seconds of the bench process (the client) in the phase */
+  clientCpuSec: number
+  /** 1-minute load average at the end of the phase (the machine is shared) */
+  load: number
   /** CLOCK_MONOTONIC µs, the clock of V8's .cpuprofile timestamps (bench/cpuprofile.ts --phases) */
   startUs: number
   endUs: number
@@ -81,6 +98,13 @@ const monotonicUs = () => Number(process.hrtime.bigint() / 1000n)
 
 async function main(): Promise<void> {
   if (opts.cpuProf) mkdirSync(opts.cpuProf, { recursive: true })
+  const snapDir = args['heap-snapshot']
+  if (snapDir) {
+    // the server inherits the environment: a heap snapshot on SIGUSR2, written to snapDir
+    mkdirSync(snapDir, { recursive: true })
+    process.env['NODE_OPTIONS'] =
+      `${process.env['NODE_OPTIONS'] ?? ''} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${snapDir}`.trim()
+  }
   const server = new Server('scale', opts, opts.scale.B)
   const stop = () => server.stop().finally(() => process.exit(130))
   process.once('SIGINT', stop)
@@ -90,27 +114,44 @@ async function main(): Promise<void> {
   try {
     await server.start()
     log(`scale: server pid ${server.pid} on 127.0.0.1:${server.port}, dir ${server.dir}`)
-    // set-up polls every --setup-poll-ms (5, as `npm run bench`; 16 pollers back to back would flood the server);
-    // the sequential creates poll back to back (--poll-ms 0)
+    // set-up: 128 adds in flight, so that they share commits, each polling its queue entry every
+    // --setup-poll-ms (25; heketi's Go client polls every 400 ms); at 5 ms an add cost ~3 polls.
+    // The sequential creates poll back to back (--poll-ms 0).
     const setupClient = new HeketiClient(server, SETUP_POLL_MS)
     const client = new HeketiClient(server, POLL_MS)
     const phase = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
       server.assertAlive()
       const cpu0 = server.cpu().cpuSec
+      const client0 = process.cpuUsage()
+      const req0 = setupClient.requests + client.requests
+      const poll0 = setupClient.polls + client.polls
       const startUs = monotonicUs()
       const t0 = performance.now()
       log(`scale: ${name}...`)
       const out = await fn()
+      const mem = server.memory()
       const p = {
         name,
         wallSec: (performance.now() - t0) / 1000,
         serverCpuSec: server.cpu().cpuSec - cpu0,
-        peakRssMiB: server.memory().peakMiB,
+        peakRssMiB: mem.peakMiB,
+        anonMiB: mem.anonMiB,
+        fileMiB: mem.fileMiB,
+        requests: setupClient.requests + client.requests - req0,
+        polls: setupClient.polls + client.polls - poll0,
+        clientCpuSec: (() => {
+          const u = process.cpuUsage(client0)
+          return (u.user + u.system) / 1e6
+        })(),
+        load: loadavg()[0]!,
         startUs,
         endUs: monotonicUs(),
       }
       phases.push(p)
-      log(`scale: ${name} done in ${fmt(p.wallSec)} s (server CPU ${fmt(p.serverCpuSec)} s)`)
+      log(
+        `scale: ${name} done in ${fmt(p.wallSec)} s (server CPU ${fmt(p.serverCpuSec)} s, client CPU ${fmt(p.clientCpuSec)} s, ` +
+          `${p.requests} requests, ${p.polls} polls, RSS anon ${fmt(p.anonMiB)} MiB, load ${fmt(p.load)})`,
+      )
       return out
     }
 
@@ -192,6 +233,7 @@ async function main(): Promise<void> {
     if (listed !== VOLUMES) throw new Error(`GET /volumes listed ${listed}, expected ${VOLUMES}`)
     client.close()
     setupClient.close()
+    if (snapDir) log(`scale: heap snapshot ${await heapSnapshot(server.pid, snapDir)}`)
 
     const mem = server.memory()
     const result = {
@@ -222,10 +264,12 @@ async function main(): Promise<void> {
       `| server RSS at the end | ${fmt(mem.rssMiB)} MiB |`,
       `| LMDB file | ${fmt(result.dbMiB)} MiB |`,
       '',
-      '| phase | wall, s | server CPU, s | peak RSS after, MiB |',
-      '|---|---:|---:|---:|',
+      '| phase | wall, s | server CPU, s | bench client CPU, s | requests (polls) | peak RSS after, MiB | RSS anon / file, MiB | load |',
+      '|---|---:|---:|---:|---:|---:|---:|---:|',
       ...phases.map(
-        (p) => `| ${p.name} | ${fmt(p.wallSec)} | ${fmt(p.serverCpuSec)} | ${fmt(p.peakRssMiB)} |`,
+        (p) =>
+          `| ${p.name} | ${fmt(p.wallSec)} | ${fmt(p.serverCpuSec)} | ${fmt(p.clientCpuSec)} | ${p.requests} (${p.polls}) | ` +
+          `${fmt(p.peakRssMiB)} | ${fmt(p.anonMiB)} / ${fmt(p.fileMiB)} | ${fmt(p.load)} |`,
       ),
     ]
     process.stdout.write(`\n${out.join('\n')}\n`)
@@ -242,6 +286,24 @@ async function main(): Promise<void> {
     await server.stop()
   }
   process.exit(failed ? 1 : 0)
+}
+
+/** SIGUSR2 (--heapsnapshot-signal) and wait until the snapshot file stops growing. */
+async function heapSnapshot(pid: number, dir: string): Promise<string> {
+  const before = new Set(readdirSync(dir))
+  process.kill(pid, 'SIGUSR2')
+  const deadline = Date.now() + 300_000
+  let file = ''
+  let size = -1
+  while (Date.now() < deadline) {
+    await sleep(500)
+    file ||= readdirSync(dir).find((f) => f.endsWith('.heapsnapshot') && !before.has(f)) ?? ''
+    if (!file) continue
+    const now = existsSync(join(dir, file)) ? statSync(join(dir, file)).size : 0
+    if (now > 0 && now === size) return join(dir, file)
+    size = now
+  }
+  throw new Error(`no heap snapshot in ${dir}`)
 }
 
 await main()

@@ -205,3 +205,33 @@ export interface DbAttributeEntry {
   key: string
   value: string
 }
+
+/**
+ * Shared empty field values. Entries are immutable (a change writes a new
+ * entry), so the 100,000 devices of a large topology need not each hold
+ * their own `{}` and `[]` (~120 bytes a device). Frozen: code that mutated
+ * one in place would throw rather than change every entry.
+ */
+export const NO_TAGS: Record<string, string> = Object.freeze({}) as Record<string, string>
+export const NO_IDS: Id[] = Object.freeze([]) as unknown as Id[]
+
+/** `tags`, or the shared NO_TAGS when it is empty. */
+export function sharedIfEmpty(tags: Record<string, string>): Record<string, string>
+/** `list`, or the shared NO_IDS when it is empty. */
+export function sharedIfEmpty(list: string[]): string[]
+export function sharedIfEmpty(value: Record<string, string> | string[]): Record<string, string> | string[] {
+  if (Array.isArray(value)) return value.length === 0 ? NO_IDS : value
+  for (const _ in value) return value
+  return NO_TAGS
+}
+
+/** A device entry decoded from storage, its empty fields shared (see NO_TAGS). */
+export function compactDevice(d: DeviceEntry): DeviceEntry {
+  const out = { ...d }
+  // only fields holding an empty list or map (an older file may lack one)
+  if (Array.isArray(d.paths)) out.paths = sharedIfEmpty(d.paths)
+  if (Array.isArray(d.bricks)) out.bricks = sharedIfEmpty(d.bricks)
+  if (d.tags !== null && typeof d.tags === 'object' && !Array.isArray(d.tags))
+    out.tags = sharedIfEmpty(d.tags)
+  return out
+}

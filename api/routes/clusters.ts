@@ -1,5 +1,5 @@
 import { createCluster, deleteCluster, getCluster, setClusterFlags } from '../../src/clusters.ts'
-import { decodeBody, sendJson } from '../http.ts'
+import { decodeBody, goJson, sendJson, sendJsonText } from '../http.ts'
 import { type Api, addRoute } from '../server.ts'
 import { clusterView } from '../views.ts'
 
@@ -29,12 +29,19 @@ export function registerClusterRoutes(api: Api): void {
   addRoute(api, {
     method: 'GET',
     path: '/clusters/{id}',
-    handler: async (req, reply) =>
-      sendJson(
+    // synchronous, and kept until the next commit like GET /volumes: at
+    // 10,000 nodes and volumes the body is ~700 KB, rendered once per commit
+    handler: (req, reply) => {
+      const id = req.params.id
+      sendJsonText(
         reply,
         200,
-        ctx.store.read((tx) => clusterView(tx, getCluster(tx, req.params.id))),
-      ),
+        api.bodies.get(`/clusters/${id}`, () =>
+          goJson(ctx.store.read((tx) => clusterView(tx, getCluster(tx, id)))),
+        ),
+      )
+      return undefined
+    },
   })
   addRoute(api, {
     method: 'POST',

@@ -2,7 +2,7 @@
 // the VG on the node and saving the device (or between tearing it down and
 // forgetting it) is finished or undone by the cleaner instead of leaking.
 
-import type { DeviceEntry } from '../../db/entries.ts'
+import { type DeviceEntry, NO_IDS, sharedIfEmpty } from '../../db/entries.ts'
 import type { WriteTxn } from '../../db/store.ts'
 import type { DeviceInfo, DeviceRef } from '../../executors/executor.ts'
 import type { AppContext, JobResult } from '../context.ts'
@@ -60,9 +60,9 @@ export class DeviceAddOperation implements Operation {
       storage: { totalKiB: info.totalKiB, freeKiB: info.freeKiB, usedKiB: info.usedKiB },
       extentSizeKiB: info.extentSizeKiB,
       pvUuid: info.pvUuid,
-      paths: info.paths,
-      tags: this.d.tags,
-      bricks: [],
+      paths: sharedIfEmpty(info.paths),
+      tags: sharedIfEmpty(this.d.tags),
+      bricks: NO_IDS,
     }
     tx.put('device', device.id, device)
     tx.put('node', node.id, { ...node, devices: insertSorted(node.devices, device.id) })

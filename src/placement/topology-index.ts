@@ -61,13 +61,31 @@ export interface ClusterSummary {
   largestFreeKiB: number
 }
 
-interface Device {
-  id: Id
-  nodeId: Id
-  state: EntityState
-  freeKiB: number
-  extentSizeKiB: number
-  tags: Tags
+/**
+ * A device as placement sees it: the stored entry itself (entries are
+ * immutable; a commit hands the index the new one), so 100,000 devices are
+ * not held twice.
+ */
+class Device implements DeviceView {
+  constructor(public entry: DeviceEntry) {}
+  get id(): Id {
+    return this.entry.id
+  }
+  get nodeId(): Id {
+    return this.entry.nodeId
+  }
+  get state(): EntityState {
+    return this.entry.state
+  }
+  get freeKiB(): number {
+    return this.entry.storage.freeKiB
+  }
+  get extentSizeKiB(): number {
+    return this.entry.extentSizeKiB
+  }
+  get tags(): Tags {
+    return this.entry.tags
+  }
 }
 
 interface Node {
@@ -264,7 +282,7 @@ export class TopologyIndex {
     node.clusterId = entry.clusterId
     node.zone = entry.zone
     node.state = entry.state
-    node.tags = { ...entry.tags }
+    node.tags = entry.tags
     this.nodes.set(node.id, node)
     if (attach) this.attachNode(node)
     this.dirtyNodes.add(node)
@@ -327,21 +345,11 @@ export class TopologyIndex {
       device = undefined
     }
     if (device === undefined) {
-      device = {
-        id: entry.id,
-        nodeId: entry.nodeId,
-        state: entry.state,
-        freeKiB: 0,
-        extentSizeKiB: 0,
-        tags: {},
-      }
+      device = new Device(entry)
       this.devices.set(device.id, device)
       this.devicesFor(device.nodeId).push(device)
     }
-    device.state = entry.state
-    device.freeKiB = entry.storage.freeKiB
-    device.extentSizeKiB = entry.extentSizeKiB
-    device.tags = { ...entry.tags }
+    device.entry = entry
     this.touchNodeOf(device)
   }
 
