@@ -4,6 +4,7 @@ import pino, { type Logger } from 'pino'
 import { ensureDbAttributes } from '../db/attributes.ts'
 import { EtcdStore, isEtcdUrl, parseEtcdUrl } from '../db/etcd.ts'
 import { type ElectionClient, EtcdElection, newReplicaId } from '../db/etcd-election.ts'
+import type { TermClient } from '../db/kube-lease-election.ts'
 import { LmdbStore } from '../db/lmdb.ts'
 import type { Store } from '../db/store.ts'
 import type { Executor } from '../executors/executor.ts'
@@ -19,7 +20,7 @@ import { brickLimitsFromConfig } from '../src/placement/geometry.ts'
 import { TopologyIndex } from '../src/placement/topology-index.ts'
 import { RebalanceTracker } from '../src/rebalance.ts'
 import type { JobOutcome, JobRecord, JobRecords } from './queue.ts'
-import { Replica } from './replica.ts'
+import { type Election, Replica } from './replica.ts'
 import { registerBlockVolumeRoutes } from './routes/blockvolumes.ts'
 import { registerBrickRoutes } from './routes/bricks.ts'
 import { registerClusterRoutes } from './routes/clusters.ts'
@@ -64,13 +65,15 @@ export async function buildApp(opts: AppOptions): Promise<App> {
                 fence: () => replica?.fence(),
                 onFenced: (err) => {
                   log.error(err.message)
-                  if (err.fenceKey === replica?.election.term?.key) replica?.election.resign(err.message)
+                  const term = replica?.election.term
+                  if (term && err.fenceKey === (term.fence?.key ?? term.key))
+                    replica?.election.resign(err.message)
                 },
               }
             : {}),
         })
       : new LmdbStore({ path: config.dbPath, readOnly: config.dbReadOnly, onListenerError }))
-  if (replicated) replica = startElection(config, store as EtcdStore, log)
+  if (replicated) replica = await startElection(config, store as EtcdStore, log)
   const rawExecutor = opts.executor ?? (await createExecutor(config, log))
   // a replica sends node commands only while it leads, and only for work of its term
   const executor = replica ? replica.gate(rawExecutor) : rawExecutor
@@ -129,7 +132,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
   if (replica) {
     stopReplica = followElection(replica, api, store as EtcdStore, startLeaderWork, stopLeaderWork)
     // serve once this replica knows whether it leads (a dead predecessor's lease may have to expire first)
-    const waitMs = 2 * config.haLeaseTtlSec * 1000 + 2000
+    const waitMs = leaderWaitMs(config)
     if (!(await replica.settled(waitMs))) log.warn(`no leader elected within ${waitMs} ms; serving anyway`)
   } else if (!config.dbReadOnly) {
     await startLeaderWork()
@@ -158,26 +161,55 @@ export function advertiseUrl(config: Config): string {
   return `${scheme}://${ipv4?.address ?? '127.0.0.1'}:${config.port}`
 }
 
-function startElection(config: Config, store: EtcdStore, log: Logger): Replica {
+/** How long a request (and start-up) waits for a leader: a dead one is replaced within the lease time. */
+function leaderWaitMs(config: Config): number {
+  const leaseSec =
+    config.haElection === 'kubernetes' ? config.haKubeLease.leaseDurationSec : config.haLeaseTtlSec
+  return 2 * leaseSec * 1000 + 2000
+}
+
+async function startElection(config: Config, store: EtcdStore, log: Logger): Promise<Replica> {
   const id = config.haReplicaId || newReplicaId()
   const url = advertiseUrl(config)
   let replica: Replica | undefined
-  const election = new EtcdElection({
-    client: store.client as unknown as ElectionClient,
+  const common = {
     prefix: store.prefix,
-    ttlSec: config.haLeaseTtlSec,
     id,
     url,
     log: {
-      info: (m) => log.info(m),
-      warn: (m) => log.warn(m),
-      error: (m) => log.error(m),
+      info: (m: string) => log.info(m),
+      warn: (m: string) => log.warn(m),
+      error: (m: string) => log.error(m),
     },
     onChange: () => replica?.onElectionChange(),
-  })
-  // a request waits this long for a leader (a dead one is replaced within the TTL)
-  replica = new Replica(election, id, 2 * config.haLeaseTtlSec * 1000 + 2000)
-  log.info(`replica ${id} (${url}) campaigning on ${store.prefix} (lease TTL ${config.haLeaseTtlSec} s)`)
+  }
+  let election: Election
+  if (config.haElection === 'kubernetes') {
+    // loaded only in this mode: the Kubernetes client is big
+    const { kubeLeaseApi } = await import('./kube-lease.ts')
+    const { KubeLeaseElection } = await import('../db/kube-lease-election.ts')
+    const lease = config.haKubeLease
+    const api = kubeLeaseApi(lease)
+    election = new KubeLeaseElection({
+      ...common,
+      api,
+      client: store.client as unknown as TermClient,
+      leaseDurationSec: lease.leaseDurationSec,
+      renewDeadlineMs: lease.renewDeadlineSec * 1000,
+      retryPeriodMs: lease.retryPeriodSec * 1000,
+    })
+    log.info(
+      `replica ${id} (${url}) campaigning on the Kubernetes Lease ${api.name} (duration ${lease.leaseDurationSec} s), data in ${store.prefix}`,
+    )
+  } else {
+    election = new EtcdElection({
+      ...common,
+      client: store.client as unknown as ElectionClient,
+      ttlSec: config.haLeaseTtlSec,
+    })
+    log.info(`replica ${id} (${url}) campaigning on ${store.prefix} (lease TTL ${config.haLeaseTtlSec} s)`)
+  }
+  replica = new Replica(election, id, leaderWaitMs(config))
   return replica
 }
 

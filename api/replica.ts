@@ -13,7 +13,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Fence } from '../db/etcd.ts'
-import type { EtcdElection, LeaderInfo } from '../db/etcd-election.ts'
+import type { LeaderInfo } from '../db/etcd-election.ts'
 import type { Executor } from '../executors/executor.ts'
 import { Errors } from '../src/errors.ts'
 
@@ -25,6 +25,25 @@ const LEADER_GETS = [/^\/admin$/, /^\/operations(\/pending)?$/, /^\/devices\/[A-
 
 // the response headers a forwarded answer keeps (the rest are per-connection)
 const DROPPED_HEADERS = new Set(['connection', 'keep-alive', 'transfer-encoding', 'content-length', 'date'])
+
+/** An election as the replica sees it: etcd's (db/etcd-election.ts) or a Kubernetes Lease's (db/kube-lease-election.ts). */
+export interface Election {
+  /** the leader as observed (any replica), undefined while there is none */
+  readonly leader: LeaderInfo | undefined
+  /** this replica's term while it leads */
+  readonly term: LeaderInfo | undefined
+  readonly terms: number
+  readonly depositions: number
+  /** when the current (or last) term began, and when the last one ended (ms since epoch) */
+  readonly electedAt: number
+  readonly termEndedAt: number
+  /** failed election calls by kind (Kubernetes Lease election) */
+  readonly errors?: Readonly<Record<string, number>>
+  isLeader(): boolean
+  start(): void
+  resign(reason: string): void
+  stop(): Promise<void>
+}
 
 export class NotLeaderError extends Error {
   constructor(what: string) {
@@ -48,7 +67,7 @@ export class Replica {
   onRoleChange: (role: 'lead' | 'follow') => void = () => {}
 
   constructor(
-    readonly election: EtcdElection,
+    readonly election: Election,
     readonly id: string,
     /** how long a request waits for a leader to be elected before 503 */
     private readonly leaderWaitMs: number,
@@ -88,7 +107,8 @@ export class Replica {
   /** The fence every store write carries (db/etcd.ts), or undefined: the write is refused. */
   fence(): Fence | undefined {
     const term = this.election.term
-    return term && this.current() ? { key: term.key, createRevision: term.createRevision } : undefined
+    if (!term || !this.current()) return undefined
+    return term.fence ?? { key: term.key, createRevision: term.createRevision }
   }
 
   /** The executor, refusing every node command once this replica is not the leader (of this term). */

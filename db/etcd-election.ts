@@ -19,6 +19,7 @@
 // Every replica (leader or not) observes the election: `leader` is the
 // current leader's advertised URL, for forwarding writes.
 import { randomBytes } from 'node:crypto'
+import type { Fence } from './etcd.ts'
 
 interface KeyValue {
   key: Buffer
@@ -76,6 +77,8 @@ export interface LeaderInfo {
   /** its election key and the key's create revision: the fence */
   key: string
   createRevision: string
+  /** the compare its writes carry when it is not (key, createRevision) (db/kube-lease-election.ts) */
+  fence?: Fence
 }
 
 export interface ElectionLog {

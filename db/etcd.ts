@@ -123,7 +123,8 @@ export interface EtcdStoreOptions {
   /**
    * Leader fencing (api/replica.ts): when set, every write must carry the
    * fence it returns — a compare that the leader's election key still exists
-   * with the create revision it was elected with — and is refused with
+   * with the create revision it was elected with (or that the term key still
+   * holds the leader's own term) — and is refused with
    * FencedWriteError when it returns undefined or etcd finds the key gone.
    */
   fence?: () => Fence | undefined
@@ -131,11 +132,12 @@ export interface EtcdStoreOptions {
   onFenced?: (err: FencedWriteError) => void
 }
 
-/** The leader's election key and its create revision (it changes with every election). */
-export interface Fence {
-  key: string
-  createRevision: string
-}
+/**
+ * The leader's election key and its create revision (it changes with every
+ * election), or — Kubernetes Lease election (db/kube-lease-election.ts) — the
+ * term key and the mod revision its leader wrote it at.
+ */
+export type Fence = { key: string; createRevision: string } | { key: string; modRevision: string }
 
 /** A write by a replica that is not (or no longer) the leader: nothing was applied. */
 export class FencedWriteError extends Error {
@@ -557,9 +559,16 @@ export class EtcdStore implements Store {
 
   /** After a failed Txn: was it refused because the leader key is gone or was re-created? */
   private checkFence(fence: Fence, kv: IKeyValue | undefined): void {
-    if (kv && kv.create_revision === fence.createRevision) return
+    if (
+      kv &&
+      ('modRevision' in fence
+        ? kv.mod_revision === fence.modRevision
+        : kv.create_revision === fence.createRevision)
+    )
+      return
     this.fencedWrites++
-    const err = new FencedWriteError(`etcd refused the write: the leader key ${fence.key} is gone`, fence.key)
+    const what = 'modRevision' in fence ? 'was taken by a newer term' : 'is gone'
+    const err = new FencedWriteError(`etcd refused the write: the leader key ${fence.key} ${what}`, fence.key)
     this.onFenced(err)
     throw err
   }
@@ -815,12 +824,10 @@ export class EtcdStore implements Store {
 }
 
 function fenceCompare(fence: Fence): ICompare {
-  return {
-    key: Buffer.from(fence.key),
-    target: 'Create',
-    result: 'Equal',
-    create_revision: fence.createRevision,
-  }
+  const key = Buffer.from(fence.key)
+  return 'modRevision' in fence
+    ? { key, target: 'Mod', result: 'Equal', mod_revision: fence.modRevision }
+    : { key, target: 'Create', result: 'Equal', create_revision: fence.createRevision }
 }
 
 /** The end of the key range holding every key that starts with `start`. */

@@ -10,7 +10,7 @@ import { CoreV1Api, Exec, KubeConfig, type V1Pod, type V1Status } from '@kuberne
 import type { BatchOptions, CommandResult, CommandRunner } from './runner.ts'
 
 const GLUSTER_LABEL_KEY = 'glusterfs-node'
-const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount'
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount'
 const DEFAULT_MAX_CONNECTIONS = 64
 /** exit status of coreutils `timeout` when it had to kill the command */
 const TIMEOUT_EXIT_CODE = 124
@@ -326,9 +326,12 @@ function podTarget(pod: V1Pod): PodTarget {
   return { pod: name, container }
 }
 
-/** heketi runs only in-cluster; heqet prefers an explicit kubeconfig, then in-cluster, then KUBECONFIG. */
-function loadKubeConfig(
-  config: KubeExecConfig,
+/**
+ * heketi runs only in-cluster; heqet prefers an explicit kubeconfig, then in-cluster, then KUBECONFIG.
+ * Also used by the Kubernetes Lease election (api/kube-lease.ts).
+ */
+export function loadKubeConfig(
+  config: Pick<KubeExecConfig, 'kubeconfig'>,
   env: NodeJS.ProcessEnv,
   serviceAccountDir: string,
 ): KubeConfig {
@@ -374,7 +377,11 @@ function loadInCluster(kc: KubeConfig, host: string, port: string, serviceAccoun
   )
 }
 
-function resolveNamespace(config: KubeExecConfig, kc: KubeConfig, serviceAccountDir: string): string {
+export function resolveNamespace(
+  config: Pick<KubeExecConfig, 'namespace'>,
+  kc: KubeConfig,
+  serviceAccountDir: string,
+): string {
   if (config.namespace) return config.namespace
   // a kubeconfig's context namespace is an explicit choice for that cluster
   const contextNamespace = kc.getContextObject(kc.getCurrentContext())?.namespace

@@ -43,7 +43,21 @@ const configSchema = {
       start_time_background_cleaner: 'int',
       operation_retry_limits: { object: { volume_create: 'int' } },
       // replicas on one etcd db (api/replica.ts)
-      ha: { object: { advertise_url: 'string', replica_id: 'string', lease_ttl_sec: 'int' } },
+      ha: {
+        object: {
+          advertise_url: 'string',
+          replica_id: 'string',
+          lease_ttl_sec: 'int',
+          // "etcd" (default) or "kubernetes": a coordination.k8s.io Lease (db/kube-lease-election.ts)
+          election: 'string',
+          lease_namespace: 'string',
+          lease_name: 'string',
+          lease_duration_sec: 'int',
+          renew_deadline_sec: 'float',
+          retry_period_sec: 'float',
+          kubeconfig: 'string',
+        },
+      },
       // executor sections are validated by the executors themselves
       sshexec: { object: OBJECT_ANY },
       kubeexec: { object: OBJECT_ANY },
@@ -105,10 +119,27 @@ export interface Config {
   haReplicaId: string
   /** the leader lease's TTL: a dead leader is replaced within about this time */
   haLeaseTtlSec: number
+  /** who elects the leader: an etcd lease, or a Kubernetes coordination.k8s.io Lease */
+  haElection: 'etcd' | 'kubernetes'
+  /** the Kubernetes Lease (haElection 'kubernetes'); times as client-go's leaderelection names them */
+  haKubeLease: KubeLeaseConfig
+}
+
+export interface KubeLeaseConfig {
+  /** '' = the service account's namespace (or the kubeconfig context's) */
+  namespace: string
+  name: string
+  leaseDurationSec: number
+  renewDeadlineSec: number
+  retryPeriodSec: number
+  /** '' = in-cluster service account, else $KUBECONFIG */
+  kubeconfig: string
 }
 
 /** default leader lease TTL (seconds) */
 export const DEFAULT_LEASE_TTL_SEC = 10
+/** client-go leaderelection's usual LeaseDuration / RenewDeadline / RetryPeriod */
+export const DEFAULT_KUBE_LEASE = { leaseDurationSec: 15, renewDeadlineSec: 10, retryPeriodSec: 2 }
 
 export class ConfigError extends Error {}
 
@@ -211,13 +242,24 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
     haAdvertiseUrl: g.ha.advertise_url,
     haReplicaId: g.ha.replica_id,
     haLeaseTtlSec: orDefault(g.ha.lease_ttl_sec, DEFAULT_LEASE_TTL_SEC),
+    haElection: 'etcd',
+    haKubeLease: {
+      namespace: g.ha.lease_namespace,
+      name: g.ha.lease_name || 'heqet-leader',
+      leaseDurationSec: orDefault(g.ha.lease_duration_sec, DEFAULT_KUBE_LEASE.leaseDurationSec),
+      renewDeadlineSec: orDefault(g.ha.renew_deadline_sec, DEFAULT_KUBE_LEASE.renewDeadlineSec),
+      retryPeriodSec: orDefault(g.ha.retry_period_sec, DEFAULT_KUBE_LEASE.retryPeriodSec),
+      kubeconfig: g.ha.kubeconfig,
+    },
   }
   if (raw.port) cfg.port = parsePort(raw.port)
   if (g.loglevel && (LOG_LEVELS as readonly string[]).includes(g.loglevel))
     cfg.logLevel = g.loglevel as LogLevel
   cfg.executor = parseExecutor(g.executor)
   cfg.defaultState = parseAdminState(raw.default_state)
+  cfg.haElection = parseElection(g.ha.election)
   applyEnv(cfg, env)
+  checkKubeLease(cfg.haKubeLease)
   return cfg
 }
 
@@ -226,6 +268,20 @@ function parsePort(value: string): number {
   if (!Number.isInteger(n) || n < 0 || n > 65535)
     throw new ConfigError(`Unable to parse configuration: invalid port ${value}`)
   return n
+}
+
+export function parseElection(value: string): Config['haElection'] {
+  if (value === '' || value === 'etcd') return 'etcd'
+  if (value === 'kubernetes' || value === 'kube') return 'kubernetes'
+  throw new ConfigError(`invalid ha.election: ${value} (etcd or kubernetes)`)
+}
+
+/** client-go's checks: lease duration > renew deadline > 1.2 × retry period */
+function checkKubeLease(lease: KubeLeaseConfig): void {
+  if (lease.leaseDurationSec <= lease.renewDeadlineSec)
+    throw new ConfigError('ha.lease_duration_sec must be greater than ha.renew_deadline_sec')
+  if (lease.renewDeadlineSec <= 1.2 * lease.retryPeriodSec)
+    throw new ConfigError('ha.renew_deadline_sec must be greater than 1.2 × ha.retry_period_sec')
 }
 
 export function parseAdminState(value: string): AdminState {
@@ -272,6 +328,8 @@ function applyEnv(cfg: Config, env: NodeJS.ProcessEnv): void {
   cfg.haReplicaId = str('HEQET_REPLICA_ID') ?? cfg.haReplicaId
   const ttl = envInt(env, 'HEQET_LEASE_TTL_SEC')
   if (ttl !== undefined && ttl > 0) cfg.haLeaseTtlSec = ttl
+  const election = str('HEQET_ELECTION')
+  if (election) cfg.haElection = parseElection(election)
   const mockSize = envInt(env, 'HEKETI_MOCK_DEVICE_SIZE_GB')
   if (mockSize !== undefined && mockSize > 0) cfg.mockDeviceSizeGiB = mockSize
 }

@@ -217,6 +217,11 @@ async function createMetrics(ctx: AppContext, replica: Replica | undefined): Pro
     'heqet_leader_depositions',
     'Terms that ended because the lease was lost or late (not a shutdown) since start',
   )
+  const electionErrors = gauge(
+    'heqet_leader_election_errors',
+    'Failed leader election calls since start (Kubernetes Lease election), by kind: conflict, server, client, timeout, network, etcd, stale, other',
+    ['kind'],
+  )
   const fencedWrites = gauge(
     'heqet_fenced_writes',
     'Store writes refused because this replica was not (or no longer) the leader',
@@ -228,6 +233,7 @@ async function createMetrics(ctx: AppContext, replica: Replica | undefined): Pro
       forwarded.set(replica.forwarded)
       terms.set(replica.election.terms)
       depositions.set(replica.election.depositions)
+      for (const [kind, n] of Object.entries(replica.election.errors ?? {})) electionErrors.set({ kind }, n)
     }
     fencedWrites.set((ctx.store as { fencedWrites?: number }).fencedWrites ?? 0)
     try {
