@@ -341,6 +341,11 @@ export class KubeLeaseElection {
     try {
       renewed = await api.replace(spec, holding.resourceVersion, this.signal())
     } catch (err) {
+      if (err instanceof LeaseApiError && err.status === 404 && this.holding === holding) {
+        this.count('client')
+        this.stepDown(`the Lease ${api.name} was deleted`, false)
+        return
+      }
       if (!(err instanceof LeaseApiError && err.status === 409)) throw err
       this.count('conflict')
       // someone else changed the Lease: still ours (an annotation, a kubectl edit) or taken?

@@ -4,6 +4,14 @@
 // framing (one leading channel byte per binary frame: 1 stdout, 2 stderr,
 // 3 status JSON). What runs "inside" a pod is up to the test: a local spawn
 // for unit tests, nsenter into a testbed node for the e2e suite.
+//
+// And for the Kubernetes Lease leader election (db/kube-lease-election.ts):
+// coordination.k8s.io/v1 Leases — GET, POST (201; 409 AlreadyExists), PUT
+// (optimistic concurrency: a resourceVersion other than the stored one is a
+// 409 Conflict; 422 without one; 404 when missing), with the API server's
+// Status bodies and its MicroTime format check. `fault` lets a test answer
+// any request with an error, hang it, or drop the connection, per token (each
+// replica can carry its own token, so one of them can be cut off).
 
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -39,10 +47,34 @@ export interface FakePod {
   exec: ExecHandler
 }
 
+/** What a faulty API server does with a request: answer this status, never answer, or drop the connection. */
+export type Fault = { status: number; reason?: string; message?: string } | 'hang' | 'drop'
+
+export interface FaultContext {
+  method: string
+  path: string
+  token: string
+}
+
+/** A stored Lease, as the API server returns it. */
+export interface LeaseObject {
+  apiVersion: 'coordination.k8s.io/v1'
+  kind: 'Lease'
+  metadata: Record<string, unknown> & {
+    name: string
+    namespace: string
+    resourceVersion: string
+    uid: string
+  }
+  spec: Record<string, unknown>
+}
+
 export interface FakeKubeOptions {
-  pods: FakePod[]
+  pods?: FakePod[]
   /** bearer token every request must carry (default: random) */
   token?: string
+  /** more accepted tokens (e.g. one per replica) */
+  tokens?: string[]
   /** default namespace of pods and of the written kubeconfig (default 'default') */
   namespace?: string
 }
@@ -74,6 +106,9 @@ const STATUS = 3
 const FRAME_BYTES = 16 * 1024
 
 const PODS_PATH = /^\/api\/v1\/namespaces\/([^/]+)\/pods(?:\/([^/]+)(?:\/(exec))?)?$/
+const LEASES_PATH = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/
+/** metav1.MicroTime on the wire: RFC 3339 with six fractional digits */
+const MICRO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}(Z|[+-]\d\d:\d\d)$/
 
 export class FakeKube {
   readonly token: string
@@ -83,6 +118,12 @@ export class FakeKube {
   /** every authenticated request as `METHOD /path?query` */
   readonly requests: string[] = []
   readonly execs: ExecRecord[] = []
+  /** Leases by `namespace/name` (tests may read them; change them with editLease) */
+  readonly leases = new Map<string, LeaseObject>()
+  /** decides per request whether the server misbehaves (after authentication) */
+  fault: ((req: FaultContext) => Fault | undefined) | undefined
+  private readonly tokens: Set<string>
+  private resourceVersion = 1000
   private readonly server: Server
   private readonly wss = new WebSocketServer({
     noServer: true,
@@ -92,8 +133,9 @@ export class FakeKube {
 
   constructor(opts: FakeKubeOptions) {
     this.token = opts.token ?? randomBytes(16).toString('hex')
+    this.tokens = new Set([this.token, ...(opts.tokens ?? [])])
     this.namespace = opts.namespace ?? 'default'
-    this.pods = opts.pods
+    this.pods = opts.pods ?? []
     // exec puts the whole command into the URL; Go's servers accept 1 MiB of
     // request head where Node's default stops at 16 KiB
     this.server = createServer({ maxHeaderSize: 1 << 20 }, (req, res) => this.handleRequest(req, res))
@@ -145,8 +187,18 @@ export class FakeKube {
     return file
   }
 
+  /** Change a stored Lease as another client would (a new resourceVersion). */
+  editLease(namespace: string, name: string, edit: (spec: Record<string, unknown>) => void): LeaseObject {
+    const lease = this.leases.get(`${namespace}/${name}`)
+    if (!lease) throw new Error(`no Lease ${namespace}/${name}`)
+    edit(lease.spec)
+    lease.metadata.resourceVersion = String(++this.resourceVersion)
+    return lease
+  }
+
   private authorized(req: IncomingMessage): boolean {
-    return req.headers.authorization === `Bearer ${this.token}`
+    const auth = req.headers.authorization ?? ''
+    return auth.startsWith('Bearer ') && this.tokens.has(auth.slice('Bearer '.length))
   }
 
   private findPod(namespace: string, name: string): FakePod | undefined {
@@ -154,15 +206,34 @@ export class FakeKube {
   }
 
   private handleRequest(req: IncomingMessage, res: ServerResponse): void {
-    const { code, body } = this.answer(req)
-    res.writeHead(code, { 'Content-Type': 'application/json' })
-    res.end(JSON.stringify(body))
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      const reply = this.answer(req, Buffer.concat(chunks).toString('utf8'))
+      if (reply === 'hang') return // the client's timeout (or stop()) ends it
+      if (reply === 'drop') {
+        req.socket.destroy()
+        return
+      }
+      res.writeHead(reply.code, { 'Content-Type': 'application/json' })
+      res.end(JSON.stringify(reply.body))
+    })
   }
 
-  private answer(req: IncomingMessage): Reply {
+  private answer(req: IncomingMessage, text: string): Reply | 'hang' | 'drop' {
     const url = new URL(req.url ?? '/', 'http://fake')
     if (!this.authorized(req)) return refusal(401, 'Unauthorized', 'Unauthorized')
     this.requests.push(`${req.method} ${url.pathname}${url.search}`)
+    const token = (req.headers.authorization ?? '').slice('Bearer '.length)
+    const fault = this.fault?.({ method: req.method ?? 'GET', path: url.pathname, token })
+    if (fault === 'hang' || fault === 'drop') return fault
+    if (fault)
+      return refusal(fault.status, fault.reason ?? 'InternalError', fault.message ?? 'injected fault')
+    const lease = LEASES_PATH.exec(url.pathname)
+    if (lease) {
+      const [, namespace, name] = lease.map((s) => (s === undefined ? s : decodeURIComponent(s)))
+      return this.leaseAnswer(req.method ?? 'GET', namespace!, name, text)
+    }
     const match = PODS_PATH.exec(url.pathname)
     if (!match) return refusal(404, 'NotFound', 'the server could not find the requested resource')
     const [, namespace, name, sub] = match.map((s) => (s === undefined ? s : decodeURIComponent(s)))
@@ -183,6 +254,117 @@ export class FakeKube {
       code: 200,
       body: { kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: '1' }, items },
     }
+  }
+
+  /** The API server's Lease handling (registry + optimistic concurrency + validation). */
+  private leaseAnswer(method: string, namespace: string, name: string | undefined, text: string): Reply {
+    const gr = 'leases.coordination.k8s.io'
+    const notFound = (n: string) =>
+      refusal(404, 'NotFound', `${gr} "${n}" not found`, {
+        name: n,
+        group: 'coordination.k8s.io',
+        kind: 'leases',
+      })
+    if (method === 'GET' && name) {
+      const stored = this.leases.get(`${namespace}/${name}`)
+      return stored ? { code: 200, body: stored } : notFound(name)
+    }
+    if ((method === 'POST' && !name) || (method === 'PUT' && name)) {
+      let body: Partial<LeaseObject>
+      try {
+        body = JSON.parse(text) as Partial<LeaseObject>
+      } catch (err) {
+        return refusal(
+          400,
+          'BadRequest',
+          `couldn't get version/kind; json parse error: ${(err as Error).message}`,
+        )
+      }
+      if (body.kind !== 'Lease' || body.apiVersion !== 'coordination.k8s.io/v1')
+        return refusal(
+          400,
+          'BadRequest',
+          `the API version in the data (${body.apiVersion}) does not match the expected API version (coordination.k8s.io/v1)`,
+        )
+      const meta = (body.metadata ?? {}) as Record<string, unknown>
+      if (meta['namespace'] !== undefined && meta['namespace'] !== namespace)
+        return refusal(
+          400,
+          'BadRequest',
+          'the namespace of the provided object does not match the namespace sent on the request',
+        )
+      const objectName = typeof meta['name'] === 'string' ? meta['name'] : ''
+      if (name && objectName !== name)
+        return refusal(
+          400,
+          'BadRequest',
+          'the name of the object (' + objectName + ') does not match the name on the URL (' + name + ')',
+        )
+      const invalid = invalidLeaseSpec(body.spec ?? {})
+      if (!objectName)
+        return refusal(
+          422,
+          'Invalid',
+          `Lease.coordination.k8s.io "" is invalid: metadata.name: Required value: name or generateName is required`,
+        )
+      if (invalid)
+        return refusal(422, 'Invalid', `Lease.coordination.k8s.io "${objectName}" is invalid: ${invalid}`)
+      const key = `${namespace}/${objectName}`
+      const stored = this.leases.get(key)
+      if (method === 'POST') {
+        if (stored)
+          return refusal(409, 'AlreadyExists', `${gr} "${objectName}" already exists`, {
+            name: objectName,
+            group: 'coordination.k8s.io',
+            kind: 'leases',
+          })
+        if (meta['resourceVersion'])
+          return refusal(500, 'InternalError', 'resourceVersion should not be set on objects to be created')
+        const created: LeaseObject = {
+          apiVersion: 'coordination.k8s.io/v1',
+          kind: 'Lease',
+          metadata: {
+            ...meta,
+            name: objectName,
+            namespace,
+            uid: randomBytes(16).toString('hex'),
+            resourceVersion: String(++this.resourceVersion),
+            creationTimestamp: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+          },
+          spec: { ...(body.spec ?? {}) },
+        }
+        this.leases.set(key, created)
+        return { code: 201, body: created }
+      }
+      if (!stored) return notFound(objectName)
+      if (!meta['resourceVersion'])
+        return refusal(
+          422,
+          'Invalid',
+          `Lease.coordination.k8s.io "${objectName}" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update`,
+        )
+      if (meta['resourceVersion'] !== stored.metadata.resourceVersion)
+        return refusal(
+          409,
+          'Conflict',
+          `Operation cannot be fulfilled on ${gr} "${objectName}": the object has been modified; please apply your changes to the latest version and try again`,
+          { name: objectName, group: 'coordination.k8s.io', kind: 'leases' },
+        )
+      const updated: LeaseObject = {
+        ...stored,
+        metadata: {
+          ...meta,
+          name: objectName,
+          namespace,
+          uid: stored.metadata.uid,
+          resourceVersion: String(++this.resourceVersion),
+        },
+        spec: { ...(body.spec ?? {}) },
+      }
+      this.leases.set(key, updated)
+      return { code: 200, body: updated }
+    }
+    return refusal(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource')
   }
 
   private podJson(pod: FakePod) {
@@ -329,11 +511,45 @@ function sendChannel(ws: WebSocket, channel: number, data: Buffer): void {
   }
 }
 
-function refusal(code: number, reason: string, message: string): Reply {
+function refusal(code: number, reason: string, message: string, details?: object): Reply {
   return {
     code,
-    body: { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code },
+    body: {
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message,
+      reason,
+      ...(details ? { details } : {}),
+      code,
+    },
   }
+}
+
+/** The API server's Lease spec checks (decoding + validation), or undefined when valid. */
+function invalidLeaseSpec(spec: Record<string, unknown>): string | undefined {
+  for (const field of ['acquireTime', 'renewTime']) {
+    const v = spec[field]
+    if (v !== undefined && v !== null && (typeof v !== 'string' || !MICRO_TIME.test(v)))
+      return `spec.${field}: ${JSON.stringify(v)} is not a MicroTime (RFC 3339 with 6 fractional digits)`
+  }
+  // ValidateLeaseSpec: a duration must be positive, the transitions not negative
+  for (const [field, min, words] of [
+    ['leaseDurationSeconds', 1, 'must be greater than 0'],
+    ['leaseTransitions', 0, 'must be greater than or equal to 0'],
+  ] as const) {
+    const v = spec[field]
+    if (v !== undefined && v !== null && !(Number.isInteger(v) && (v as number) >= min))
+      return `spec.${field}: Invalid value: ${JSON.stringify(v)}: ${words}`
+  }
+  if (
+    spec['holderIdentity'] !== undefined &&
+    spec['holderIdentity'] !== null &&
+    typeof spec['holderIdentity'] !== 'string'
+  )
+    return 'spec.holderIdentity: must be a string'
+  return undefined
 }
 
 function refuseUpgrade(socket: Duplex, { code, body }: Reply): void {
