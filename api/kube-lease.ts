@@ -111,7 +111,11 @@ function leaseError(what: string, err: unknown, signal: AbortSignal): LeaseApiEr
   }
   if (signal.aborted) {
     const timedOut = (signal.reason as Error | undefined)?.name === 'TimeoutError'
-    return new LeaseApiError(`Lease ${what}: ${timedOut ? 'timed out' : 'aborted'}`, undefined, timedOut)
+    return new LeaseApiError(
+      `Lease ${what}: ${timedOut ? 'timed out' : 'aborted'}`,
+      undefined,
+      timedOut ? 'timeout' : 'aborted',
+    )
   }
   return new LeaseApiError(`Lease ${what}: ${e.message ?? String(err)}`)
 }

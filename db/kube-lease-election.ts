@@ -51,11 +51,15 @@ export class LeaseApiError extends Error {
   constructor(
     message: string,
     readonly status?: number,
-    /** the call was aborted after its timeout */
-    readonly timedOut = false,
+    /** the call was aborted: after its timeout, or by the election itself (a term ended, stop) */
+    readonly interrupted?: 'timeout' | 'aborted',
   ) {
     super(message)
     this.name = 'LeaseApiError'
+  }
+
+  get timedOut(): boolean {
+    return this.interrupted === 'timeout'
   }
 }
 
@@ -147,6 +151,8 @@ export class KubeLeaseElection {
   private observed: { record: LeaseRecord; at: number } | undefined
   private stopped = false
   private readonly stopping = new AbortController()
+  /** the call in flight: aborted when the term ends, so the loop moves on at once */
+  private inflight = new AbortController()
   private loop: Promise<void> | undefined
   private deadlineTimer: NodeJS.Timeout | undefined
   private wake: (() => void) | undefined
@@ -384,6 +390,7 @@ export class KubeLeaseElection {
     this.holding = undefined
     if (this.deadlineTimer) clearInterval(this.deadlineTimer)
     this.deadlineTimer = undefined
+    this.inflight.abort()
     this.term = undefined
     this.leader = undefined
     this.termEndedAt = Date.now()
@@ -467,7 +474,12 @@ export class KubeLeaseElection {
   }
 
   private signal(): AbortSignal {
-    return AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.requestTimeoutMs())])
+    this.inflight = new AbortController()
+    return AbortSignal.any([
+      this.stopping.signal,
+      this.inflight.signal,
+      AbortSignal.timeout(this.requestTimeoutMs()),
+    ])
   }
 
   /** A call may take this long; a leader's renewal still fits its deadline twice. */
@@ -480,7 +492,7 @@ export class KubeLeaseElection {
   }
 
   private failed(err: unknown): void {
-    if (this.stopped) return
+    if (this.stopped || (err instanceof LeaseApiError && err.interrupted === 'aborted')) return
     this.count(errorKind(err))
     // a Lease gone unreadable means the holder we saw may be gone too
     if (!this.holding && this.observed && this.expired(this.observed.record)) this.setLeader(undefined)

@@ -117,6 +117,8 @@ export function spawnReplica(
     port: number
     ttlSec: number
     injection?: { pattern: string; action: 'hang' | 'fail' }[]
+    /** more glusterfs.ha keys (e.g. the Kubernetes Lease election's) */
+    ha?: Record<string, unknown>
   },
 ): ProcessReplica {
   const dir = mkdtempSync(join(tmpdir(), 'heqet-replica-'))
@@ -130,7 +132,7 @@ export function spawnReplica(
       loglevel: 'warning',
       start_time_background_cleaner: 1,
       refresh_time_background_cleaner: 30,
-      ha: { advertise_url: url, replica_id: opts.name, lease_ttl_sec: opts.ttlSec },
+      ha: { advertise_url: url, replica_id: opts.name, lease_ttl_sec: opts.ttlSec, ...opts.ha },
       ...(opts.injection ? { injectexec: { command_injection: opts.injection } } : {}),
     },
   }
