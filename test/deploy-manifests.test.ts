@@ -9,13 +9,17 @@
 //
 // RBAC: the kube executor is run against the fake API server in each of its
 // pod-lookup modes and every request it makes is turned into the RBAC
-// permission the API server checks; the Role must grant exactly those.
+// permission the API server checks; the Role must grant exactly those. The
+// same for the Kubernetes Lease election of deploy/ha (acquire, renew,
+// release) and its Role.
 import { readdirSync, readFileSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import * as k8s from '@kubernetes/client-node'
 import t, { type Test } from 'tap'
 import { parseAllDocuments } from 'yaml'
+import { kubeLeaseApi } from '../api/kube-lease.ts'
 import { parseEtcdUrl } from '../db/etcd.ts'
+import { KubeLeaseElection, type TermClient } from '../db/kube-lease-election.ts'
 import { KubeRunner, kubeConfigFromHeketi } from '../executors/kube.ts'
 import { parseConfig } from '../src/config.ts'
 import { DEFAULT_DRIVER_NAME, parseCsiArgs } from '../src/csi/main.ts'
@@ -280,6 +284,30 @@ t.test('replicated layout (deploy/ha): 3 heqet replicas on a 3-member etcd', asy
   t.equal(config.haAdvertiseUrl, 'http://10.0.0.5:8080', 'the advertised URL from the env the pod sets')
   t.equal(config.haReplicaId, 'heqet-7d9f-abcde')
   t.equal(config.haLeaseTtlSec, 10)
+  t.equal(config.haElection, 'kubernetes', 'the leader is elected on a Kubernetes Lease')
+  t.same(
+    config.haKubeLease,
+    {
+      namespace: '',
+      name: 'heqet-leader',
+      leaseDurationSec: 15,
+      renewDeadlineSec: 10,
+      retryPeriodSec: 2,
+      kubeconfig: '',
+    },
+    "the Lease heqet-leader in the pod's namespace, client-go's usual times, the service account",
+  )
+  t.equal(pod['serviceAccountName'], 'heqet')
+  t.not(pod['automountServiceAccountToken'], false, 'the service account token is mounted (in-cluster auth)')
+  const electionRole = one('Role', 'heqet-leader-election')
+  t.same(
+    electionRole['rules'].filter((r: Obj) => r['resourceNames']).flatMap((r: Obj) => r['resourceNames']),
+    [config.haKubeLease.name],
+    'get/update only on the configured Lease',
+  )
+  t.same(one('RoleBinding', 'heqet-leader-election')['subjects'], [
+    { kind: 'ServiceAccount', name: 'heqet', namespace: 'glusterfs' },
+  ])
   const db = parseEtcdUrl(config.dbPath)
   t.equal(db.prefix, 'heqet')
 
@@ -436,6 +464,93 @@ async function executorRequests(t: Test): Promise<string[]> {
   return fake.requests
 }
 
+/** What the Lease election asks of the API server: acquire (create), renew, release, read. */
+async function electionRequests(t: Test): Promise<{ requests: string[]; lease: string }> {
+  const NS = 'glusterfs'
+  const fake = new FakeKube({ namespace: NS })
+  await fake.start()
+  t.teardown(() => fake.stop())
+  const dir = t.testdir()
+  const kubeconfig = await fake.writeKubeconfig(join(dir, 'kubeconfig'))
+  const lease = {
+    namespace: '',
+    name: 'heqet-leader',
+    leaseDurationSec: 10,
+    renewDeadlineSec: 5,
+    retryPeriodSec: 0.1,
+    kubeconfig,
+  }
+  // the term key in a map: the election's etcd side does not matter here
+  const terms = new Map<string, { value: Buffer; rev: number }>()
+  let rev = 1
+  const client: TermClient = {
+    kv: {
+      range: async ({ key }) => {
+        const kv = terms.get(key.toString())
+        return { kvs: kv ? [{ key, value: kv.value, mod_revision: String(kv.rev) }] : [] }
+      },
+      txn: async ({ compare, success }) => {
+        const [c] = compare
+        const kv = terms.get(c!.key.toString())
+        const ok = c!.target === 'Mod' ? String(kv?.rev) === c!.mod_revision : kv === undefined
+        if (ok)
+          for (const { request_put: p } of success)
+            terms.set(p.key.toString(), { value: p.value, rev: ++rev })
+        return { succeeded: ok, header: { revision: String(rev) } }
+      },
+    },
+  }
+  const election = new KubeLeaseElection({
+    api: kubeLeaseApi(lease, { env: {}, serviceAccountDir: join(dir, 'none') }),
+    client,
+    prefix: 'heqet',
+    id: 'r1',
+    url: 'http://r1',
+    leaseDurationSec: lease.leaseDurationSec,
+    renewDeadlineMs: lease.renewDeadlineSec * 1000,
+    retryPeriodMs: lease.retryPeriodSec * 1000,
+    log: { info: () => {}, warn: () => {}, error: () => {} },
+    onChange: () => {},
+  })
+  election.start()
+  const renewed = () => election.isLeader() && fake.requests.filter((r) => r.startsWith('PUT ')).length >= 2
+  for (let i = 0; i < 400 && !renewed(); i++) await new Promise((r) => setTimeout(r, 50))
+  t.ok(renewed(), 'the Lease taken and renewed')
+  await election.stop()
+  t.equal(fake.leases.get(`${NS}/heqet-leader`)?.spec['holderIdentity'], '', 'taken, renewed, released')
+  return { requests: fake.requests, lease: lease.name }
+}
+
+t.test('heqet leader-election Role: exactly what the Lease election does', async (t) => {
+  const { requests, lease } = await electionRequests(t)
+  const needed = new Set<string>()
+  for (const request of requests) {
+    const [method, path] = request.split(' ') as [string, string]
+    const m = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/glusterfs\/leases(?:\/([^/?]+))?$/.exec(path)
+    if (!m) throw new Error(`unexpected request ${request}`)
+    const verb = { GET: 'get', POST: 'create', PUT: 'update' }[method]
+    if (!verb) throw new Error(`unexpected method in ${request}`)
+    // a create names no object: it cannot be limited by resourceNames
+    needed.add(`coordination.k8s.io/leases:${verb}${method === 'POST' ? '' : `@${m[1]}`}`)
+  }
+  t.same([...needed].sort(), [
+    `coordination.k8s.io/leases:create`,
+    `coordination.k8s.io/leases:get@${lease}`,
+    `coordination.k8s.io/leases:update@${lease}`,
+  ])
+  const role = find('Role', 'heqet-leader-election', ['deploy/ha'])
+  const grantedNamed = new Set<string>()
+  for (const rule of role['rules'] as Obj[])
+    for (const p of granted([rule]))
+      for (const name of rule['resourceNames'] ?? ['']) grantedNamed.add(name ? `${p}@${name}` : p)
+  t.same([...grantedNamed].sort(), [...needed].sort(), 'the Role grants exactly that')
+  t.same(find('RoleBinding', 'heqet-leader-election', ['deploy/ha'])['roleRef'], {
+    apiGroup: 'rbac.authorization.k8s.io',
+    kind: 'Role',
+    name: 'heqet-leader-election',
+  })
+})
+
 t.test('heqet Role: exactly what the kube executor does', async (t) => {
   const requests = await executorRequests(t)
   t.ok(requests.length >= 6, `${requests.length} API requests seen`)
@@ -505,7 +620,8 @@ t.test('CSI controller RBAC: its sidecars and nothing for the driver', async (t)
   for (const c of pod['containers'].filter((c: Obj) => c['name'] !== 'heqet-csi')) {
     t.ok(c['args'].includes('--leader-election'), `${c['name']} elects a leader (the Lease rules)`)
   }
-  // the driver (src/) is a client of heqet's REST API: only executors/kube.ts talks to Kubernetes
+  // the driver (src/) is a client of heqet's REST API: only executors/kube.ts (and the Lease
+  // election's client, api/kube-lease.ts) talk to Kubernetes
   const sources = (dir: string): string[] =>
     readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
       e.isDirectory() ? sources(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : [],
@@ -514,5 +630,5 @@ t.test('CSI controller RBAC: its sidecars and nothing for the driver', async (t)
     .flatMap((d) => sources(join(ROOT, d)))
     .filter((f) => readFileSync(f, 'utf8').includes("from '@kubernetes/client-node'"))
     .map((f) => relative(ROOT, f))
-  t.same(users, ['executors/kube.ts'])
+  t.same(users, ['api/kube-lease.ts', 'executors/kube.ts'])
 })
