@@ -114,16 +114,24 @@ export class AsyncQueue {
     return r.records.put(id, { outcome, term: r.term(), ...(op ? { op } : {}), at: Date.now() })
   }
 
-  /** The job's state; a finished job is forgotten once it has been read. */
-  async read(id: string): Promise<JobOutcome | undefined> {
+  /**
+   * The job's state; a finished job is forgotten once it has been read.
+   * One server answers from memory at once (no promise: a client polls every
+   * few ms); replicated, it reads the store.
+   */
+  read(id: string): JobOutcome | undefined | Promise<JobOutcome | undefined> {
     if (!this.replicated) {
       const outcome = this.jobs.get(id)
       if (outcome && outcome.state !== 'pending') this.jobs.delete(id)
       return outcome
     }
-    const record = await this.replicated.records.get(id)
+    return this.readRecord(id)
+  }
+
+  private async readRecord(id: string): Promise<JobOutcome | undefined> {
+    const record = await this.replicated!.records.get(id)
     if (!record) return undefined
-    if (record.outcome.state !== 'pending') await this.replicated.records.delete(id)
+    if (record.outcome.state !== 'pending') await this.replicated!.records.delete(id)
     return record.outcome
   }
 

@@ -256,9 +256,16 @@ export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOp
     })
   }
 
-  // one access line per request, like heketi's negroni log
+  // one access line per request, like heketi's negroni log; a queue poll
+  // answered "still pending" only at debug: a client polling every few ms
+  // would fill the log with them (the job's start and end are logged at info)
   app.addHook('onResponse', (req, reply, done) => {
-    req.log.info(
+    const pendingPoll = reply.statusCode === 200 && reply.hasHeader('x-pending')
+    if (pendingPoll && !ctx.log.isLevelEnabled('debug')) {
+      done()
+      return
+    }
+    req.log[pendingPoll ? 'debug' : 'info'](
       {
         reqId: req.id,
         method: req.method,

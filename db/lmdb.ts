@@ -97,6 +97,8 @@ export class LmdbStore implements Store {
   /** applied writes waiting for the next commit */
   private readonly queued: QueuedWrite[] = []
   private inFlight: Promise<void> | undefined
+  /** close() was called: later writes are refused, not sent to a closed environment */
+  private closed = false
 
   constructor(opts: LmdbStoreOptions) {
     this.path = opts.path
@@ -146,6 +148,7 @@ export class LmdbStore implements Store {
   }
 
   write<R>(fn: (tx: WriteTxn) => R): Promise<R> {
+    if (this.closed) return Promise.reject(new Error(`LMDB store ${this.path} is closed`))
     const changes: Change[] = []
     // this transaction's own writes, seen by its reads before they reach the cache
     const overlay = new Map<string, { value: unknown }>()
@@ -318,6 +321,7 @@ export class LmdbStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.closed = true
     await this.durable()
     await this.root.close()
   }

@@ -1,7 +1,10 @@
 // /hello, /queue/{id}, /admin, /internal/logging
+
+import type { FastifyReply } from 'fastify'
 import { ADMIN_STATES, type AdminState, LOG_LEVELS, type LogLevel } from '../../src/config.ts'
 import { Errors } from '../../src/errors.ts'
 import { decodeBodyDetailed, sendError, sendJson, Validation } from '../http.ts'
+import type { JobOutcome } from '../queue.ts'
 import { type Api, addRoute } from '../server.ts'
 
 const PINO_LEVEL: Record<LogLevel, string> = {
@@ -26,23 +29,12 @@ export function registerCoreRoutes(api: Api): void {
   addRoute(api, {
     method: 'GET',
     path: '/queue/{id}',
-    handler: async (req, reply) => {
-      const outcome = await api.queue.read(req.params.id)
-      if (!outcome) return sendError(reply, Errors.notFound())
-      switch (outcome.state) {
-        case 'pending':
-          return reply.code(200).header('x-pending', 'true').send()
-        case 'done':
-          return reply.code(204).send()
-        case 'error':
-          return sendError(reply, Errors.internal(outcome.message))
-        case 'redirect':
-          return reply
-            .code(303)
-            .header('location', outcome.location)
-            .header('content-type', 'text/html; charset=utf-8')
-            .send(`<a href="${outcome.location}">See Other</a>.\n\n`)
-      }
+    // synchronous on one server (answered when it returns): clients poll this every few ms
+    handler: (req, reply) => {
+      const outcome = api.queue.read(req.params.id)
+      if (outcome instanceof Promise) return outcome.then((o) => answerQueue(reply, o))
+      answerQueue(reply, outcome)
+      return undefined
     },
   })
 
@@ -89,6 +81,24 @@ export function registerCoreRoutes(api: Api): void {
       return sendJson(reply, 200, { loglevel: { glusterfs: logLevel } })
     },
   })
+}
+
+function answerQueue(reply: FastifyReply, outcome: JobOutcome | undefined): FastifyReply {
+  if (!outcome) return sendError(reply, Errors.notFound())
+  switch (outcome.state) {
+    case 'pending':
+      return reply.code(200).header('x-pending', 'true').send()
+    case 'done':
+      return reply.code(204).send()
+    case 'error':
+      return sendError(reply, Errors.internal(outcome.message))
+    case 'redirect':
+      return reply
+        .code(303)
+        .header('location', outcome.location)
+        .header('content-type', 'text/html; charset=utf-8')
+        .send(`<a href="${outcome.location}">See Other</a>.\n\n`)
+  }
 }
 
 export function pinoLevel(level: LogLevel): string {
