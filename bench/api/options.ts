@@ -41,6 +41,8 @@ export interface Options {
   cpuProf: string | undefined
   json: string | undefined
   keep: boolean
+  /** scrape /metrics around the creates and deletes for the store's writes and commits per operation */
+  storeCounts: boolean
   repeat: number
   named: boolean
   scale: Record<'A' | 'B', Scale>
@@ -71,6 +73,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --named                give every volume a name (as Kubernetes provisioners do); default unnamed
   --repeat N             run each scenario N times (fresh server each) and add a median table
   --keep                 keep the temp directory (DB, config, server log)
+  --store-counts         store writes and commits per create/delete (scrapes /metrics: loads prom-client, adds to RSS)
   --store lmdb|etcd|both the DB (default both for A, lmdb for B: a full B on etcd takes long)
   --etcd HOST:PORT,...   use this etcd (a fresh key prefix per run) instead of starting one`
 
@@ -99,6 +102,7 @@ export function parseOptions(argv: string[]): Options {
       'cpu-prof': { type: 'string' },
       json: { type: 'string' },
       keep: { type: 'boolean', default: false },
+      'store-counts': { type: 'boolean', default: false },
       repeat: { type: 'string', default: '1' },
       named: { type: 'boolean', default: false },
       store: { type: 'string' },
@@ -189,6 +193,7 @@ export function parseOptions(argv: string[]): Options {
     cpuProf: values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined,
     json: values.json,
     keep: values.keep,
+    storeCounts: values['store-counts'],
     repeat: int('repeat', values.repeat, 1)!,
     named: values.named,
     scale,

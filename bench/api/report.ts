@@ -106,6 +106,7 @@ export function report(r: ScenarioResult, opts: Options, suffix = ''): string {
   )
   row('volume create latency p50, ms', fmt(r.create.p50))
   row('volume create latency p99, ms', fmt(r.create.p99), HEKETI.figures.createP99Ms, r.create.p99, false)
+  row('volume create server CPU per create, µs', fmt(r.create.serverCpuUs, 0))
   row(
     `volume info GET /volumes/{id}, req/s (${r.info.reader})`,
     fmt(r.info.perSec),
@@ -161,6 +162,7 @@ export function report(r: ScenarioResult, opts: Options, suffix = ''): string {
     'deletesPerSec',
   )
   row('volume delete latency p99, ms', fmt(r.del.p99))
+  row('volume delete server CPU per delete, µs', fmt(r.del.serverCpuUs, 0))
   row(
     'server peak RSS (VmHWM), MiB',
     fmt(r.peakRssMiB, 1),
@@ -171,7 +173,10 @@ export function report(r: ScenarioResult, opts: Options, suffix = ''): string {
   )
   lines.push('')
   lines.push(
-    `Details: ${opts.named ? 'named' : 'unnamed'} volumes; queue poll interval ${opts.pollMs} ms (${fmt(r.create.pollsPerCreate, 1)} polls per create); ` +
+    `Details: ${opts.named ? 'named' : 'unnamed'} volumes; queue poll interval ${opts.pollMs} ms (${fmt(r.create.pollsPerCreate, 1)} polls per create, ${fmt(r.del.pollsPerDelete, 1)} per delete); ` +
+      (r.create.store && r.del.store
+        ? `store writes / commits per create ${fmt(r.create.store.writes, 2)} / ${fmt(r.create.store.commits, 2)}, per delete ${fmt(r.del.store.writes, 2)} / ${fmt(r.del.store.commits, 2)}; `
+        : '') +
       `creates/s per tenth of the volumes ${r.create.curve.map((x) => fmt(x)).join(' → ')}; ` +
       `max_inflight_operations ${opts.inflight}` +
       (opts.inflight === 8 ? ' (heketi default, not raised)' : ' (raised)') +

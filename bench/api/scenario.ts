@@ -145,7 +145,15 @@ export interface ScenarioResult {
   deviceSizeGiB: number
   maxVolumesPerCluster: number
   setup: { clusterNodesSec: number; devicesSec: number; nodesPerSec: number; devicesPerSec: number }
-  create: Stats & { pollsPerCreate: number; busyRetries: number; curve: number[] }
+  create: Stats & {
+    pollsPerCreate: number
+    busyRetries: number
+    curve: number[]
+    /** server CPU (all threads) per create, µs */
+    serverCpuUs: number
+    /** store writes and commits per create (--store-counts) */
+    store?: StoreCounts
+  }
   info: ReadStats
   /** bare node:http with wrk right after the info phase (see floor.ts); absent with --no-floor or --reader node */
   floor: (Stats & { serverCpuUs: number }) | undefined
@@ -159,7 +167,7 @@ export interface ScenarioResult {
     bricks: number
     bytes: number
   }
-  del: Stats & { busyRetries: number }
+  del: Stats & { busyRetries: number; pollsPerDelete: number; serverCpuUs: number; store?: StoreCounts }
   peakRssMiB: number
   rssStartMiB: number
   rssEndMiB: number
@@ -169,6 +177,24 @@ export interface ScenarioResult {
   dbMiB: number
   phases: Phase[]
 }
+
+export interface StoreCounts {
+  writes: number
+  commits: number
+}
+
+/** heqet_store_writes and heqet_store_commits from /metrics (public) */
+async function storeCounters(client: HeketiClient): Promise<StoreCounts> {
+  const r = await client.request('GET', '/metrics')
+  if (r.status !== 200) throw new Error(`GET /metrics: ${r.status}`)
+  const metric = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(r.body)?.[1] ?? Number.NaN)
+  return { writes: metric('heqet_store_writes'), commits: metric('heqet_store_commits') }
+}
+
+const perOp = (before: StoreCounts | undefined, after: StoreCounts | undefined, n: number) =>
+  before && after
+    ? { writes: (after.writes - before.writes) / n, commits: (after.commits - before.commits) / n }
+    : undefined
 
 interface VolumeInfo {
   id: string
@@ -275,6 +301,7 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
     const createCurve: number[] = []
     const tenth = Math.max(1, Math.floor(sc.volumes / 10))
     let created = 0
+    const store0 = opts.storeCounts ? await storeCounters(client) : undefined
     await phase(`create ${sc.volumes} volumes`, async () => {
       const start = performance.now()
       let mark = start
@@ -299,12 +326,16 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
       })
       createWall = (performance.now() - start) / 1000
     })
+    const createCpuSec = phases.at(-1)!.serverCpuSec
+    const store1 = opts.storeCounts ? await storeCounters(client) : undefined
     const rssAfterCreatesMiB = server.memory().rssMiB
     const create = {
       ...stats(createLat, createWall),
       pollsPerCreate: (client.polls - polls0) / sc.volumes,
       busyRetries: client.busy - busy0,
       curve: createCurve,
+      serverCpuUs: (createCpuSec * 1e6) / sc.volumes,
+      store: perOp(store0, store1, sc.volumes),
     }
 
     // --- reads
@@ -381,6 +412,8 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
     const busy1 = client.busy
     let delWall = 0
     const victims = volumeIds.slice(0, sc.deletes)
+    const polls1 = client.polls
+    const store2 = opts.storeCounts ? await storeCounters(client) : undefined
     await phase(`delete ${victims.length} volumes`, async () => {
       const start = performance.now()
       await pool(victims, opts.concurrency, async (id) => {
@@ -391,6 +424,9 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
       })
       delWall = (performance.now() - start) / 1000
     })
+    const delCpuSec = phases.at(-1)!.serverCpuSec
+    const pollsPerDelete = (client.polls - polls1) / Math.max(1, victims.length)
+    const store3 = opts.storeCounts ? await storeCounters(client) : undefined
     const remaining = (await client.get<{ volumes: string[] }>('/volumes')).volumes.length
     if (remaining !== sc.volumes - victims.length)
       throw new Error(`after deletes ${remaining} volumes listed, expected ${sc.volumes - victims.length}`)
@@ -412,7 +448,13 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
       floor,
       list: { ...list, ids: listed },
       walk,
-      del: { ...stats(delLat, delWall), busyRetries: client.busy - busy1 },
+      del: {
+        ...stats(delLat, delWall),
+        busyRetries: client.busy - busy1,
+        pollsPerDelete,
+        serverCpuUs: (delCpuSec * 1e6) / Math.max(1, victims.length),
+        store: perOp(store2, store3, Math.max(1, victims.length)),
+      },
       peakRssMiB: mem.peakMiB,
       rssStartMiB,
       rssEndMiB: mem.rssMiB,
