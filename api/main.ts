@@ -8,11 +8,12 @@ import pino from 'pino'
 import { FencedWriteError, isEtcdUrl } from '../db/etcd.ts'
 import { type Config, ConfigError, loadConfigFile } from '../src/config.ts'
 import { buildApp } from './app.ts'
-import { dbCommand } from './db-commands.ts'
 import { turnBatchedStdout } from './log-destination.ts'
 import { pinoLevel } from './routes/core.ts'
 
 const VERSION = '0.1.0'
+/** also api/db-commands.ts's, where the real `db` command is built */
+export const DB_COMMAND_DESCRIPTION = 'heqet db management (offline: stop the server first)'
 
 /**
  * heketi refuses to start without JWT keys; heqet instead generates a pair
@@ -60,7 +61,13 @@ export async function main(argv: string[]): Promise<void> {
     .option('-v, --version', 'print the version and exit')
     .allowExcessArguments(false)
     .action((opts: ServerOptions) => serve(opts))
-  program.addCommand(dbCommand())
+  // The offline DB commands (heketi import/export, etcd import) are loaded only
+  // for `heqet db ...`; otherwise `db` is listed for --help and never runs.
+  program.addCommand(
+    argv.slice(2).includes('db')
+      ? (await import('./db-commands.ts')).dbCommand()
+      : new Command('db').description(DB_COMMAND_DESCRIPTION),
+  )
   await program.parseAsync(argv)
 }
 

@@ -1,11 +1,13 @@
 // Builds the HTTP server: heketi's request pipeline (path cleaning, JWT,
 // authorization, admin-state gate), the routes, and the error mapping.
 import { type IncomingMessage, ServerResponse } from 'node:http'
+import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
 import Fastify, {
   type FastifyInstance,
   type FastifyReply,
   type FastifyRequest,
+  type FastifyServerOptions,
   type HTTPMethods,
   LogController,
 } from 'fastify'
@@ -109,10 +111,31 @@ function targetOf(req: FastifyRequest): Target {
   return targets.get(req.raw) ?? readTarget(req.raw.url ?? '/')
 }
 
+// fastify's schema compilers (ajv and fast-json-stringify, about 1.5 MB of
+// code) are loaded only when a route declares a schema. heqet's routes declare
+// none (bodies are checked in api/validate.ts, answers written by goJson), so
+// a server never loads them; a route that adds a schema gets fastify's usual
+// compilers, built on first use.
+type CompilersFactory = NonNullable<NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']>
+const fastifyRequire = createRequire(createRequire(import.meta.url).resolve('fastify'))
+let validatorFactory: NonNullable<CompilersFactory['buildValidator']> | undefined
+let serializerFactory: NonNullable<CompilersFactory['buildSerializer']> | undefined
+const lazySchemaCompilers: CompilersFactory = {
+  buildValidator: (...args) => {
+    validatorFactory ??= fastifyRequire('@fastify/ajv-compiler')()
+    return validatorFactory!(...args)
+  },
+  buildSerializer: (...args) => {
+    serializerFactory ??= fastifyRequire('@fastify/fast-json-stringify-compiler')()
+    return serializerFactory!(...args)
+  },
+}
+
 export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOptions = {}): Api {
   const { replica } = opts
   const app = Fastify({
     loggerInstance: ctx.log,
+    schemaController: { compilersFactory: lazySchemaCompilers },
     // no child logger per request (a pino child is made and serialized for
     // every request otherwise): the lines that name a request carry its reqId
     childLoggerFactory: (logger) => logger,

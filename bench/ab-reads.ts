@@ -57,7 +57,9 @@ interface Variant {
 }
 
 function parseVariant(text: string): Variant {
-  const [label, rest] = text.includes(':') ? [text.slice(0, text.indexOf(':')), text.slice(text.indexOf(':') + 1)] : [text, '']
+  const [label, rest] = text.includes(':')
+    ? [text.slice(0, text.indexOf(':')), text.slice(text.indexOf(':') + 1)]
+    : [text, '']
   const v: Variant = { label: label!, env: {}, nodeArgs: [] }
   for (const item of rest!.split(',').filter(Boolean)) {
     if (item.startsWith('--')) v.nodeArgs.push(item)
@@ -94,13 +96,18 @@ class Running {
       }),
     )
     const env: NodeJS.ProcessEnv = {}
-    for (const [k, val] of Object.entries(process.env)) if (!k.startsWith('HEKETI_') && k !== 'NODE_OPTIONS') env[k] = val
+    for (const [k, val] of Object.entries(process.env))
+      if (!k.startsWith('HEKETI_') && k !== 'NODE_OPTIONS') env[k] = val
     Object.assign(env, this.v.env)
-    this.child = spawn(process.execPath, [...this.v.nodeArgs, join(ROOT, 'bin', 'heqet.js'), `--config=${config}`], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'ignore', 'inherit'],
-    })
+    this.child = spawn(
+      process.execPath,
+      [...this.v.nodeArgs, join(ROOT, 'bin', 'heqet.js'), `--config=${config}`],
+      {
+        cwd: ROOT,
+        env,
+        stdio: ['ignore', 'ignore', 'inherit'],
+      },
+    )
     const client = new HeketiClient(this, 2)
     for (let i = 0; ; i++) {
       if (this.child.exitCode !== null) throw new Error(`${this.v.label}: server exited during start-up`)
@@ -178,7 +185,10 @@ async function window(r: Running, path: 'info' | 'list'): Promise<Window> {
   const lifetime = Number(args.seconds) + 120
   const requests: [string, string][] =
     path === 'info'
-      ? r.volumeIds.map((id) => [`/volumes/${id}`, signToken('admin', r.adminKey, 'GET', `/volumes/${id}`, lifetime)])
+      ? r.volumeIds.map((id) => [
+          `/volumes/${id}`,
+          signToken('admin', r.adminKey, 'GET', `/volumes/${id}`, lifetime),
+        ])
       : [['/volumes', signToken('admin', r.adminKey, 'GET', '/volumes', lifetime)]]
   const cpu0 = processCpuSec(r.pid)
   const busy0 = machineBusySec()

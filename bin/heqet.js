@@ -8,6 +8,10 @@
 import { existsSync, readdirSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { capYoungGeneration } from './young-generation.js'
+
+// V8's new space at 8 MiB, not 32: ~18 MiB less peak RSS (young-generation.js)
+capYoungGeneration()
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const compiled = join(root, 'dist', 'api', 'main.js')

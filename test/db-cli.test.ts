@@ -5,6 +5,8 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } fro
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { dbCommand } from '../api/db-commands.ts'
+import { DB_COMMAND_DESCRIPTION } from '../api/main.ts'
 import { LmdbStore } from '../db/lmdb.ts'
 
 const BIN = new URL('../bin/heqet.js', import.meta.url).pathname
@@ -17,6 +19,19 @@ function heqet(...args: string[]) {
 
 const dir = mkdtempSync(join(tmpdir(), 'heqet-cli-'))
 const db = join(dir, 'heketi.db')
+
+t.test(
+  'heqet --help lists db as the real command describes itself (the server does not load it)',
+  async (t) => {
+    t.equal(dbCommand().description(), DB_COMMAND_DESCRIPTION)
+    const help = heqet('--help')
+    t.equal(help.code, 0)
+    t.match(help.stdout, new RegExp(`\\n  db +${DB_COMMAND_DESCRIPTION.replace(/[()]/g, '\\$&')}\\n`))
+    const dbHelp = heqet('db', '--help')
+    t.equal(dbHelp.code, 0)
+    t.match(dbHelp.stdout, /consistency-check/)
+  },
+)
 
 t.test('import, then heketi refusals for a second import and missing arguments', async (t) => {
   const first = heqet('db', 'import', `--jsonfile=${SAMPLE}`, `--dbfile=${db}`)
