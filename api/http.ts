@@ -67,6 +67,16 @@ export function decodeBody<S extends Schema>(req: FastifyRequest, schema: S): De
   }
 }
 
+/**
+ * For the routes whose body is optional (DELETE /devices/{id}, POST
+ * /bricks/to-evict/{id}): heketi decodes it only when one was sent, so an
+ * absent or empty body gives the schema's zero values instead of the 422.
+ */
+export function decodeBodyIfSent<S extends Schema>(req: FastifyRequest, schema: S): DecodedObject<S> {
+  const length = Number(req.headers['content-length'] ?? 0)
+  return length > 0 && rawBody(req) !== '' ? decodeBody(req, schema) : decodeGo('{}', schema)
+}
+
 /** The 400 flavour used by /admin and /internal/logging. */
 export function decodeBodyDetailed<S extends Schema>(req: FastifyRequest, schema: S): DecodedObject<S> {
   try {

@@ -12,12 +12,13 @@ import Fastify, {
   LogController,
 } from 'fastify'
 import { FencedWriteError } from '../db/etcd.ts'
+import type { ReadTxn } from '../db/store.ts'
 import type { AdminState } from '../src/config.ts'
 import type { AppContext, Job } from '../src/context.ts'
 import { Errors, HeqetError, ServerRefusals } from '../src/errors.ts'
 import { authenticate, authorize, registerTokenVerifier, VerifiedTokenCache } from './auth.ts'
 import { BodyCache } from './body-cache.ts'
-import { sendAccepted, sendError } from './http.ts'
+import { sendAccepted, sendError, sendJson } from './http.ts'
 import { cleanPath, decodeRequestPath, escapePath, escapeQuery } from './paths.ts'
 import { AsyncQueue, type JobRecords } from './queue.ts'
 import { closeAfterFlush, refuseUnparsable, sendRefusal } from './refusals.ts'
@@ -392,5 +393,19 @@ export function addRoute(api: Api, spec: RouteSpec): void {
     url: toFastifyPath(spec.path),
     handler: spec.handler as never,
     exposeHeadRoute: spec.method === 'GET',
+  })
+}
+
+/** GET of one entry (`/clusters/{id}`, `/nodes/{id}` …): `view` reads it in one snapshot and throws 404 when it is missing. */
+export function addViewRoute(api: Api, path: string, view: (tx: ReadTxn, id: string) => unknown): void {
+  addRoute(api, {
+    method: 'GET',
+    path,
+    handler: async (req, reply) =>
+      sendJson(
+        reply,
+        200,
+        api.ctx.store.read((tx) => view(tx, req.params.id)),
+      ),
   })
 }

@@ -28,6 +28,12 @@ export function addProblems(v: Validation, problems: Problem[]): void {
   for (const [field, message] of problems) v.add(field, message)
 }
 
+/** A whole number heketi requires and wants at least 1 (sizes, zone): 0 is "blank". */
+export function checkAtLeastOne(v: Validation, field: string, value: number): void {
+  if (value === 0) v.add(field, 'cannot be blank')
+  else if (value < 1) v.add(field, 'must be no less than 1')
+}
+
 export function checkUuid(v: Validation, field: string, value: string): void {
   if (value === '') v.add(field, 'cannot be blank')
   else if (!ID_PATTERN.test(value)) v.add(field, `${value} is not a valid UUID`)

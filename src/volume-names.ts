@@ -4,21 +4,18 @@
 // store and shared by everything that uses that store.
 import type { VolumeEntry } from '../db/entries.ts'
 import type { Change, Store } from '../db/store.ts'
+import { followStore } from './store-follower.ts'
 
 export class VolumeNameIndex {
   private readonly byName = new Map<string, Set<string>>()
   private readonly nameOf = new Map<string, string>()
 
   constructor(store: Pick<Store, 'read' | 'onCommit'>) {
-    this.load(store)
-    store.onCommit((changes) => {
-      try {
-        this.apply(changes)
-      } catch (err) {
-        this.load(store)
-        throw err
-      }
-    })
+    followStore(
+      store,
+      (s) => this.load(s),
+      (changes) => this.apply(changes),
+    )
   }
 
   /** ids of the volumes named `name` (a candidate list: check each against the store) */

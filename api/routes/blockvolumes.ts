@@ -10,7 +10,7 @@ import { volumeNameProblems } from '../../src/command-values.ts'
 import { Errors } from '../../src/errors.ts'
 import { decodeBody, sendJson, Validation } from '../http.ts'
 import { type Api, addRoute } from '../server.ts'
-import { addProblems } from '../validate.ts'
+import { addProblems, checkAtLeastOne } from '../validate.ts'
 import { blockVolumeView } from '../views.ts'
 
 const createSchema = {
@@ -30,8 +30,7 @@ export function registerBlockVolumeRoutes(api: Api): void {
     handler: async (req, reply) => {
       const body = decodeBody(req, createSchema)
       const v = new Validation()
-      if (body.size === 0) v.add('size', 'cannot be blank')
-      else if (body.size < 1) v.add('size', 'must be no less than 1')
+      checkAtLeastOne(v, 'size', body.size)
       addProblems(v, volumeNameProblems(body.name))
       if (body.hacount !== 0 && body.hacount < 1) v.add('hacount', 'must be no less than 1')
       v.throwIfAny()

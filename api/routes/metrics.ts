@@ -88,16 +88,11 @@ async function createMetrics(ctx: AppContext, replica: Replica | undefined): Pro
     'heqet_brick_replacements_waiting_for_heal',
     'Brick replacements held back because their brick is still a heal source',
   )
-  const replacements = new Gauge({
-    name: 'heqet_brick_replacements_total',
-    help: 'Bricks replaced (replace-brick) since start',
-    registers: [registry],
-  })
-  const healStartFailures = new Gauge({
-    name: 'heqet_heal_start_failures_total',
-    help: '`volume heal` starts refused on every host (tried again until one goes through)',
-    registers: [registry],
-  })
+  const replacements = gauge('heqet_brick_replacements_total', 'Bricks replaced (replace-brick) since start')
+  const healStartFailures = gauge(
+    'heqet_heal_start_failures_total',
+    '`volume heal` starts refused on every host (tried again until one goes through)',
+  )
   // beyond heketi: the rebalance after an expand (issue 12)
   const rebalancePhase = gauge(
     'heqet_volume_rebalance',
@@ -109,16 +104,14 @@ async function createMetrics(ctx: AppContext, replica: Replica | undefined): Pro
     'Seconds since the rebalance was started (or requested, while pending), until gluster reported its end',
     ['volume'],
   )
-  const rebalanceStarts = new Gauge({
-    name: 'heqet_rebalance_starts_total',
-    help: '`volume rebalance start` accepted by gluster since start',
-    registers: [registry],
-  })
-  const rebalanceStartFailures = new Gauge({
-    name: 'heqet_rebalance_start_failures_total',
-    help: '`volume rebalance start` refused on every host (each retried; the start stays journaled)',
-    registers: [registry],
-  })
+  const rebalanceStarts = gauge(
+    'heqet_rebalance_starts_total',
+    '`volume rebalance start` accepted by gluster since start',
+  )
+  const rebalanceStartFailures = gauge(
+    'heqet_rebalance_start_failures_total',
+    '`volume rebalance start` refused on every host (each retried; the start stays journaled)',
+  )
   const perScrape = [
     rebalancePhase,
     rebalanceSeconds,

@@ -12,9 +12,9 @@ import {
   setDeviceTags,
 } from '../../src/devices.ts'
 import { addNode, deleteNode, getNode, setNodeState, setNodeTags, type TagChange } from '../../src/nodes.ts'
-import { decodeBody, rawBody, sendJson, Validation } from '../http.ts'
-import { type Api, addRoute } from '../server.ts'
-import { addProblems, checkTags, checkUuid, HEALCHECKS, STATES } from '../validate.ts'
+import { decodeBody, decodeBodyIfSent, sendJson, Validation } from '../http.ts'
+import { type Api, addRoute, addViewRoute } from '../server.ts'
+import { addProblems, checkAtLeastOne, checkTags, checkUuid, HEALCHECKS, STATES } from '../validate.ts'
 import { deviceView, nodeView, sortedMap } from '../views.ts'
 
 const stateSchema = { state: 'string', healcheck: 'string' } as const
@@ -91,8 +91,7 @@ export function registerTopologyRoutes(api: Api): void {
         tags: { map: 'string' },
       })
       const v = new Validation()
-      if (body.zone === 0) v.add('zone', 'cannot be blank')
-      else if (body.zone < 1) v.add('zone', 'must be no less than 1')
+      checkAtLeastOne(v, 'zone', body.zone)
       const hv = new Validation()
       for (const kind of ['manage', 'storage'] as const) {
         if (body.hostnames[kind].length === 0) hv.add(kind, 'cannot be blank')
@@ -106,16 +105,7 @@ export function registerTopologyRoutes(api: Api): void {
     },
   })
 
-  addRoute(api, {
-    method: 'GET',
-    path: '/nodes/{id}',
-    handler: async (req, reply) =>
-      sendJson(
-        reply,
-        200,
-        ctx.store.read((tx) => nodeView(tx, getNode(tx, req.params.id))),
-      ),
-  })
+  addViewRoute(api, '/nodes/{id}', (tx, id) => nodeView(tx, getNode(tx, id)))
 
   addRoute(api, {
     method: 'DELETE',
@@ -147,25 +137,13 @@ export function registerTopologyRoutes(api: Api): void {
     },
   })
 
-  addRoute(api, {
-    method: 'GET',
-    path: '/devices/{id}',
-    handler: async (req, reply) =>
-      sendJson(
-        reply,
-        200,
-        ctx.store.read((tx) => deviceView(tx, getDevice(tx, req.params.id))),
-      ),
-  })
+  addViewRoute(api, '/devices/{id}', (tx, id) => deviceView(tx, getDevice(tx, id)))
 
   addRoute(api, {
     method: 'DELETE',
     path: '/devices/{id}',
     handler: async (req, reply) => {
-      // heketi decodes this body only when one was sent
-      const length = Number(req.headers['content-length'] ?? 0)
-      const forceforget =
-        length > 0 && rawBody(req) !== '' ? decodeBody(req, { forceforget: 'bool' }).forceforget : false
+      const { forceforget } = decodeBodyIfSent(req, { forceforget: 'bool' })
       return api.startJob(reply, () => deleteDevice(ctx, req.params.id, forceforget))
     },
   })

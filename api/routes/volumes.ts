@@ -12,7 +12,7 @@ import {
 } from '../../src/volumes.ts'
 import { decodeBody, goJson, sendJsonText, Validation } from '../http.ts'
 import { type Api, addRoute } from '../server.ts'
-import { addProblems } from '../validate.ts'
+import { addProblems, checkAtLeastOne } from '../validate.ts'
 import { volumeView } from '../views.ts'
 
 const DISPERSE_COMBINATIONS = new Set(['2+1', '4+2', '8+3', '8+4'])
@@ -43,8 +43,7 @@ export function registerVolumeRoutes(api: Api): void {
     handler: async (req, reply) => {
       const body = decodeBody(req, createSchema)
       const v = new Validation()
-      if (body.size === 0) v.add('size', 'cannot be blank')
-      else if (body.size < 1) v.add('size', 'must be no less than 1')
+      checkAtLeastOne(v, 'size', body.size)
       addProblems(v, volumeNameProblems(body.name))
       addProblems(v, volumeOptionProblems(body.glustervolumeoptions))
       v.throwIfAny()
@@ -124,8 +123,7 @@ export function registerVolumeRoutes(api: Api): void {
     handler: async (req, reply) => {
       const body = decodeBody(req, { expand_size: 'int' })
       const v = new Validation()
-      if (body.expand_size === 0) v.add('expand_size', 'cannot be blank')
-      else if (body.expand_size < 1) v.add('expand_size', 'must be no less than 1')
+      checkAtLeastOne(v, 'expand_size', body.expand_size)
       v.throwIfAny()
       return api.startJob(reply, () => expandVolume(ctx, req.params.id, body.expand_size))
     },

@@ -6,6 +6,7 @@
 
 import type { ClusterEntry, DeviceEntry, EntityState, Id, NodeEntry } from '../../db/entries.ts'
 import type { Change, ReadTxn, Store } from '../../db/store.ts'
+import { followStore } from '../store-follower.ts'
 
 type Tags = Readonly<Record<string, string>>
 
@@ -128,17 +129,11 @@ export class TopologyIndex {
 
   /** Reads the whole topology once, then follows every commit of `store`. */
   constructor(store: Pick<Store, 'read' | 'onCommit'>) {
-    this.load(store)
-    store.onCommit((changes) => {
-      try {
-        this.apply(changes)
-      } catch (err) {
-        // a change half applied: start again from the store (which has the
-        // commit), then let the store count and report the failure
-        this.load(store)
-        throw err
-      }
-    })
+    followStore(
+      store,
+      (s) => this.load(s),
+      (changes) => this.apply(changes),
+    )
   }
 
   private load(store: Pick<Store, 'read'>): void {
