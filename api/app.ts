@@ -19,6 +19,7 @@ import { Throttle } from '../src/operations/throttle.ts'
 import { brickLimitsFromConfig } from '../src/placement/geometry.ts'
 import { TopologyIndex } from '../src/placement/topology-index.ts'
 import { RebalanceTracker } from '../src/rebalance.ts'
+import { VolumeCommandLock } from '../src/volume-lock.ts'
 import type { JobOutcome, JobRecord, JobRecords } from './queue.ts'
 import { type Election, Replica } from './replica.ts'
 import { registerBlockVolumeRoutes } from './routes/blockvolumes.ts'
@@ -87,6 +88,7 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     health: monitor,
     heal: new HealTracker(),
     rebalance: new RebalanceTracker(),
+    volumeLock: new VolumeCommandLock(),
     running: new Set(),
     counters: { journalWriteFailures: 0 },
     placement: new TopologyIndex(store),

@@ -9,6 +9,7 @@ import type { Throttle } from './operations/throttle.ts'
 import type { BrickLimits } from './placement/geometry.ts'
 import type { TopologyIndex } from './placement/topology-index.ts'
 import type { RebalanceTracker } from './rebalance.ts'
+import type { VolumeCommandLock } from './volume-lock.ts'
 
 export interface HealthView {
   /** false only for nodes the monitor has seen down; unknown nodes count as up */
@@ -26,6 +27,8 @@ export interface AppContext {
   heal: HealTracker
   /** the rebalance start an expand leaves behind: journaled, started, followed, shown */
   rebalance: RebalanceTracker
+  /** gluster commands that take glusterd's volume lock run one at a time per volume */
+  volumeLock: VolumeCommandLock
   /** in-memory placement index, kept current by store commits */
   placement: TopologyIndex
   limits: BrickLimits

@@ -121,7 +121,10 @@ export class HealTracker {
     const hosts = ctx.store.read((tx) => clusterHosts(ctx, tx, clusterId))
     const p = this.heals.get(volume)
     try {
-      await onAnyHost(hosts, (host) => ctx.executor.healStart(host, volume))
+      // `volume heal` takes glusterd's volume lock (src/volume-lock.ts)
+      await ctx.volumeLock.exclusive(volume, () =>
+        onAnyHost(hosts, (host) => ctx.executor.healStart(host, volume)),
+      )
       if (p) {
         p.triggers++
         p.startPending = false
@@ -235,7 +238,9 @@ export class HealTracker {
     const hosts = ctx.store.read((tx) => clusterHosts(ctx, tx, clusterId))
     let crawls: HealCrawl[]
     try {
-      crawls = await onAnyHost(hosts, (host) => ctx.executor.healStatistics(host, volume))
+      crawls = await ctx.volumeLock.exclusive(volume, () =>
+        onAnyHost(hosts, (host) => ctx.executor.healStatistics(host, volume)),
+      )
     } catch (err) {
       p.lastError = (err as Error).message
       ctx.log.warn(`self-heal of volume ${volume}: heal statistics failed: ${p.lastError}`)

@@ -12,9 +12,9 @@
 //   which retries it on its own schedule), drops the record once gluster
 //   accepted it, and follows `rebalance status` until gluster reports it over;
 // * at start-up the tracker takes over the records a previous process left;
-// * gluster commands on one volume that glusterd would refuse while another
-//   holds the volume's lock (the start holds it ~10 s) wait for each other
-//   (`exclusive`): add-brick of a later expand, the status polls, a delete.
+// * the start and the status polls take glusterd's volume lock, like add-brick
+//   of a later expand and a delete: they wait for each other
+//   (`ctx.volumeLock`, src/volume-lock.ts).
 //
 // /operations (`rebalances`), the log and /metrics show each one.
 
@@ -128,8 +128,6 @@ export class RebalanceTracker {
   private readonly rebalances = new Map<string, RebalanceProgress>()
   /** one worker per volume id: starts, then follows, then looks for a newer record */
   private readonly workers = new Map<string, Promise<void>>()
-  /** per gluster volume name: the tail of the commands that must not overlap */
-  private readonly locks = new Map<string, Promise<unknown>>()
   private stopped = false
   readonly settings: RebalanceSettings
   startFailures = 0
@@ -162,26 +160,6 @@ export class RebalanceTracker {
       const live = pending.filter((w): w is Promise<void> => w !== undefined)
       if (live.length === 0) return
       await Promise.all(live)
-    }
-  }
-
-  /**
-   * Run `fn` when no other command of this set runs on the volume: glusterd
-   * holds a volume's lock for the whole `rebalance start` (~10 s) and refuses
-   * add-brick, stop and delete meanwhile ("Another transaction is in progress").
-   */
-  async exclusive<T>(volume: string, fn: () => Promise<T>): Promise<T> {
-    const before = this.locks.get(volume) ?? Promise.resolve()
-    const run = before.then(fn, fn)
-    const tail = run.then(
-      () => undefined,
-      () => undefined,
-    )
-    this.locks.set(volume, tail)
-    try {
-      return await run
-    } finally {
-      if (this.locks.get(volume) === tail) this.locks.delete(volume)
     }
   }
 
@@ -253,7 +231,7 @@ export class RebalanceTracker {
         }
         await idle(Math.min(250, this.settings.pollMs))
       }
-      const outcome = await this.exclusive(name, async () =>
+      const outcome = await ctx.volumeLock.exclusive(name, async () =>
         running() ? { again: true as const } : { again: false as const, value: await fn() },
       )
       if (!outcome.again) return outcome.value
@@ -385,7 +363,7 @@ export class RebalanceTracker {
     if (volume.pendingId) return { kind: 'wait' }
     progress.startAttempts++
     try {
-      await this.exclusive(volume.name, async () => {
+      await ctx.volumeLock.exclusive(volume.name, async () => {
         await onAnyHost(hosts, (h) => ctx.executor.rebalanceStart(h, volume.name))
         // under the lock: whoever waits for it already sees the rebalance running
         progress.phase = 'started'
@@ -479,7 +457,7 @@ export class RebalanceTracker {
       }
       let status: RebalanceStatus
       try {
-        status = await this.exclusive(volume.name, () =>
+        status = await ctx.volumeLock.exclusive(volume.name, () =>
           onAnyHost(hosts, (h) => ctx.executor.rebalanceStatus(h, volume.name)),
         )
       } catch (err) {

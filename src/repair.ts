@@ -273,7 +273,7 @@ async function startOfflineBricks(
   dryRun: boolean,
 ): Promise<void> {
   const offline = async () =>
-    (await ctx.executor.volumeStatus(view.host, volume))
+    (await ctx.volumeLock.exclusive(volume, () => ctx.executor.volumeStatus(view.host, volume)))
       .filter((b) => !b.online && dbBricks.has(b.name))
       .map((b) => b.name)
   let down: string[]
@@ -292,7 +292,7 @@ async function startOfflineBricks(
     // does not after a while is started again (a brick process can die at start on a busy node)
     let still = down
     for (let round = 0; round < BRICK_START_LOOKS.rounds && still.length > 0; round++) {
-      await ctx.executor.volumeStartForce(view.host, volume)
+      await ctx.volumeLock.exclusive(volume, () => ctx.executor.volumeStartForce(view.host, volume))
       ctx.log.warn(
         `repair: volume ${volume}: started the bricks that did not run (round ${round + 1}): ${still.join(', ')}`,
       )

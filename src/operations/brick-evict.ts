@@ -224,12 +224,15 @@ export class BrickEvictOperation implements Operation {
     await createBricks(this.ctx, [newReq])
     // the set may have changed while the brick was made: look again right before the swap
     await this.checkHeal(host, members)
-    this.swapSent = true
-    await this.ctx.executor.replaceBrick(newHost, volumeName, oldBrick, newBrick).catch((err: Error) => {
-      throw new HeqetError(
-        500,
-        `Unable to replace brick ${brickName(oldBrick)} with ${brickName(newBrick)} for volume ${volumeName}: ${err.message}`,
-      )
+    // after a rebalance start or status, a heal start … of the volume that glusterd still runs (src/volume-lock.ts)
+    await this.ctx.volumeLock.exclusive(volumeName, async () => {
+      this.swapSent = true
+      await this.ctx.executor.replaceBrick(newHost, volumeName, oldBrick, newBrick).catch((err: Error) => {
+        throw new HeqetError(
+          500,
+          `Unable to replace brick ${brickName(oldBrick)} with ${brickName(newBrick)} for volume ${volumeName}: ${err.message}`,
+        )
+      })
     })
     // beyond heketi: heal now rather than at the self-heal daemon's next crawl
     // (issue 15), while the old brick is destroyed (an unreachable old node is

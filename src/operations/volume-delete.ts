@@ -61,7 +61,7 @@ export class VolumeDeleteOperation implements Operation {
         this.destroyTried = true
         return this.ctx.executor.volumeDestroy(h, name)
       })
-    await this.ctx.rebalance.exclusive(name, async () => {
+    await this.ctx.volumeLock.exclusive(name, async () => {
       await this.ctx.rebalance.beforeDelete(this.ctx, this.volumeId, hosts, name)
       try {
         await destroy()
