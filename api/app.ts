@@ -118,8 +118,9 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     await ensureDbAttributes(store)
     const stale = await markAllStale(ctx)
     if (stale > 0) log.warn(`${stale} pending operations from a previous run (or leader) marked stale`)
-    // rebalance starts a previous process (or leader) owed: nothing to undo, sent again now
-    ctx.rebalance.resume(ctx, { includeFailed: true })
+    // rebalance starts a previous process (or leader) owed: nothing to undo, sent again now;
+    // rebalances it saw start and not end: followed (and shown) again
+    ctx.rebalance.resume(ctx, { includeFailed: true, followStarted: true })
     stopCleaner = config.disableBackgroundCleaner ? () => {} : startCleaner(ctx)
     if (!config.disableMonitor) monitor.start(ctx)
   }

@@ -109,6 +109,13 @@ export interface VolumeEntry {
   /** sorted brick ids */
   bricks: Id[]
   pendingId: Id
+  /**
+   * beyond heketi, never returned by the API: ms epoch at which gluster
+   * accepted the rebalance start heqet sent after an expand, kept until heqet
+   * saw that rebalance end, so a restarted (or newly elected) server follows
+   * and shows it again (src/rebalance.ts). Absent otherwise.
+   */
+  rebalanceStartedAt?: number
 }
 
 export interface BlockVolumeEntry {

@@ -168,8 +168,9 @@ export class RebalanceTracker {
    * the cleaner finished one, and at start-up (records of a previous process).
    * Records left `failed` belong to the cleaner until it hands them back.
    */
-  resume(ctx: AppContext, opts: { includeFailed?: boolean } = {}): void {
+  resume(ctx: AppContext, opts: { includeFailed?: boolean; followStarted?: boolean } = {}): void {
     if (this.stopped) return
+    if (opts.followStarted) this.followStarted(ctx)
     const records = ctx.store.read((tx) =>
       tx
         .values('pendingop')
@@ -180,6 +181,42 @@ export class RebalanceTracker {
       const volumeId = String(record.data['volumeId'] ?? '')
       this.track(volumeId, String(record.data['volumeName'] ?? ''), record.id)
       if (!this.workers.has(volumeId)) this.spawn(volumeId, () => this.work(ctx, volumeId))
+    }
+  }
+
+  /**
+   * At start-up: the rebalances a previous process (or leader) saw gluster
+   * accept and not end (`rebalanceStartedAt` on the volume) are followed
+   * again, and shown, from where they are; a start journaled after one of
+   * them is sent once it ended.
+   */
+  private followStarted(ctx: AppContext): void {
+    const started = ctx.store.read((tx) =>
+      tx.values('volume').filter((v) => v.rebalanceStartedAt !== undefined),
+    )
+    for (const v of started) {
+      const known = this.rebalances.get(v.id)
+      if (known?.phase === 'pending' || known?.phase === 'started') continue
+      const at = v.rebalanceStartedAt!
+      this.rebalances.set(v.id, {
+        volumeId: v.id,
+        volume: v.name,
+        phase: 'started',
+        recordId: '',
+        requestedAt: at,
+        startedAt: at,
+        startAttempts: 0,
+        gluster: '',
+        files: 0,
+        failures: 0,
+        lastError: '',
+      })
+      ctx.log.info(`rebalance of volume ${v.name} (started before this process) followed again`)
+      if (!this.workers.has(v.id))
+        this.spawn(v.id, async () => {
+          await this.follow(ctx, v.id)
+          await this.work(ctx, v.id)
+        })
     }
   }
 
@@ -387,6 +424,9 @@ export class RebalanceTracker {
     await ctx.store.write((tx) => {
       const now = tx.get('pendingop', record.id)
       if (now && JSON.stringify(now.data['expandIds'] ?? []) === expands) tx.del('pendingop', record.id)
+      // a restart from here on follows it again (followStarted)
+      const v = tx.get('volume', volumeId)
+      if (v) tx.put('volume', v.id, { ...v, rebalanceStartedAt: progress.startedAt })
     })
     ctx.log.info(`rebalance of volume ${volume.name} started`)
     return { kind: 'accepted' }
@@ -443,6 +483,7 @@ export class RebalanceTracker {
         )
         r.phase = 'unfollowed'
         r.finishedAt = Date.now()
+        this.unmark(ctx, r)
         return
       }
       await idle(this.settings.pollMs)
@@ -491,5 +532,25 @@ export class RebalanceTracker {
     const line = `rebalance of volume ${r.volume} ${phase} (${seconds} s${reason ? `: ${reason}` : ''})`
     if (phase === 'failed' || phase === 'cancelled') ctx.log.warn(line)
     else ctx.log.info(line)
+    this.unmark(ctx, r)
+  }
+
+  /** The rebalance is no longer followed: the volume loses its `rebalanceStartedAt`. */
+  private unmark(ctx: AppContext, r: RebalanceProgress): void {
+    const marked = () =>
+      ctx.store.read((tx) => tx.get('volume', r.volumeId)?.rebalanceStartedAt !== undefined)
+    if (!marked()) return
+    ctx.store
+      .write((tx) => {
+        const v = tx.get('volume', r.volumeId)
+        if (v?.rebalanceStartedAt === undefined) return
+        const { rebalanceStartedAt: _ended, ...rest } = v
+        tx.put('volume', v.id, rest)
+      })
+      .catch((err: Error) => {
+        // left marked: the next start-up asks gluster again and finds it over
+        ctx.counters.journalWriteFailures++
+        ctx.log.error(`rebalance of volume ${r.volume}: could not record its end: ${err.message}`)
+      })
   }
 }

@@ -400,3 +400,97 @@ t.test('a second expand while gluster still rebalances waits for the end before 
   )
   t.equal(app.ctx.rebalance.starts, 2, 'and its own rebalance started after it')
 })
+
+t.test('a rebalance running when the server stopped is shown and followed after the restart', async (t) => {
+  // gluster's side outlives the process: it rebalances until `rebalancing` goes false
+  let rebalancing = true
+  const glusterStatus = (inner: MockExecutor) =>
+    new Proxy(inner, {
+      get(target, prop, receiver) {
+        const value = Reflect.get(target, prop, receiver)
+        if (prop !== 'rebalanceStatus') return typeof value === 'function' ? value.bind(target) : value
+        return async () => ({
+          state: rebalancing ? 'in progress' : 'completed',
+          running: rebalancing,
+          done: !rebalancing,
+          failed: false,
+          files: 7,
+          failures: 0,
+          runtimeSec: 1,
+        })
+      },
+    })
+  const first = await makeApp(t, { executor: glusterStatus(new MockExecutor()) })
+  fast(first)
+  const id = await volumeWithTopology(first)
+  t.equal((await first.run('POST', `/volumes/${id}/expand`, { expand_size: 1 })).statusCode, 303)
+  const running = await eventually(
+    t,
+    'started in the first process',
+    () => operations(first),
+    (o) => o.rebalances?.[0]?.state === 'started' && o.rebalances[0].gluster_status === 'in progress',
+  )
+  const info = (await first.call('GET', `/volumes/${id}`)).body
+  await first.close()
+
+  const second = await makeApp(t, { dir: first.dir, executor: glusterStatus(new MockExecutor()) })
+  fast(second)
+  const shown = (await operations(second)).rebalances
+  t.same(
+    shown?.map((r: { volume_id: string; state: string; started: number }) => [
+      r.volume_id,
+      r.state,
+      r.started,
+    ]),
+    [[id, 'started', running.rebalances[0].started]],
+    'shown at once after the restart, started when gluster accepted it',
+  )
+  t.same(await pending(second), [], 'no journal record: nothing to start again')
+  t.equal((await second.call('GET', `/volumes/${id}`)).body, info, 'volume info JSON unchanged')
+  await eventually(
+    t,
+    'followed: gluster status seen',
+    () => operations(second),
+    (o) => o.rebalances?.[0]?.gluster_status === 'in progress',
+  )
+  rebalancing = false
+  await eventually(
+    t,
+    'completed after the restart',
+    () => operations(second),
+    (o) => o.rebalances?.[0]?.state === 'completed' && o.rebalances[0].files === 7,
+  )
+  await eventually(
+    t,
+    'the volume no longer marked',
+    async () => second.ctx.store.read((tx) => tx.get('volume', id)?.rebalanceStartedAt),
+    (at) => at === undefined,
+  )
+  t.equal((await second.call('GET', '/db/check')).json().totalinconsistencies, 0)
+  await second.close()
+
+  const third = await makeApp(t, { dir: first.dir, executor: glusterStatus(new MockExecutor()) })
+  t.same(
+    await operations(third),
+    { total: 0, in_flight: 0, stale: 0, failed: 0, new: 0 },
+    'over: not followed again by the next process',
+  )
+})
+
+t.test('a clone does not inherit the running rebalance of its source', async (t) => {
+  const rec = recording(new MockExecutor())
+  const app = await makeApp(t, { executor: rec.executor })
+  fast(app)
+  const id = await volumeWithTopology(app)
+  await app.ctx.store.write((tx) => {
+    const v = tx.get('volume', id)!
+    tx.put('volume', id, { ...v, rebalanceStartedAt: Date.now() })
+  })
+  const res = await app.run('POST', `/volumes/${id}/clone`, { name: 'copy' })
+  t.equal(res.statusCode, 303)
+  const cloneId = res.location!.split('/').pop()!
+  t.equal(
+    app.ctx.store.read((tx) => tx.get('volume', cloneId)?.rebalanceStartedAt),
+    undefined,
+  )
+})

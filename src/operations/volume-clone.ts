@@ -76,8 +76,9 @@ export class VolumeCloneOperation implements Operation {
       const d = tx.get('device', b.deviceId)!
       tx.put('device', d.id, { ...d, bricks: insertSorted(d.bricks, b.id) })
     }
+    const { rebalanceStartedAt: _notTheClones, ...copied } = source
     const clone: VolumeEntry = {
-      ...source,
+      ...copied,
       id: this.cloneId,
       name: this.cloneName,
       bricks: bricks.map((b) => b.id).sort(),
