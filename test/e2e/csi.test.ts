@@ -22,31 +22,12 @@ import { findCsiSanity, runCsiSanity } from './lib/csi-sanity.ts'
 import { remoteExecutor, sshRunner } from './lib/heqet.ts'
 import { hostMountsUnder } from './lib/shell.ts'
 import { createTestbed, requireTestbed, type Testbed } from './lib/testbed.ts'
+import { addTopology } from './lib/topology.ts'
 
 // csi-sanity creates and deletes ~40 volumes one after the other (a few
 // seconds each on this testbed) and expands one: bounded well below CI's hour
 const SANITY_TIMEOUT_MS = 20 * 60_000
 const PARAMETERS = 'volumetype: replicate:3\nsnapfactor: "1"\n'
-
-async function ok(t: Test, res: { statusCode: number; body: string }, status: number, what: string) {
-  t.equal(res.statusCode, status, `${what}${res.statusCode === status ? '' : `: ${res.body}`}`)
-}
-
-async function addTopology(t: Test, app: TestApp, tb: Testbed): Promise<void> {
-  const cluster = (await app.call('POST', '/clusters', { block: true, file: true })).json().id
-  for (const [i, node] of tb.nodes.entries()) {
-    const res = await app.run('POST', '/nodes', {
-      zone: i + 1,
-      hostnames: { manage: [node.ip], storage: [node.ip] },
-      cluster,
-    })
-    await ok(t, res, 303, `node ${node.name} added`)
-    const nodeId = res.location!.split('/').pop()
-    for (const dev of node.devices) {
-      await ok(t, await app.run('POST', '/devices', { name: dev, node: nodeId }), 204, `device ${dev} added`)
-    }
-  }
-}
 
 async function nothingLeft(t: Test, tb: Testbed, app: TestApp, dir: string, what: string) {
   t.same((await app.call('GET', '/volumes')).json().volumes, [], `${what}: no volume in heqet`)

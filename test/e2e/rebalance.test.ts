@@ -10,12 +10,9 @@ import t, { type Test } from 'tap'
 import { makeApp, type TestApp } from '../helpers/app.ts'
 import { remoteExecutor, sshRunner } from './lib/heqet.ts'
 import { createTestbed, requireTestbed, type Testbed } from './lib/testbed.ts'
+import { addTopology, ok } from './lib/topology.ts'
 
 const FILES = 40
-
-async function ok(t: Test, res: { statusCode: number; body: string }, status: number, what: string) {
-  t.equal(res.statusCode, status, `${what}${res.statusCode === status ? '' : `: ${res.body}`}`)
-}
 
 async function mounted<T>(tb: Testbed, app: TestApp, id: string, fn: (dir: string) => T): Promise<T> {
   const info = (await app.call('GET', `/volumes/${id}`)).json()
@@ -39,18 +36,7 @@ async function run(t: Test, tb: Testbed) {
   const app = await makeApp(t, { executor: remoteExecutor(sshRunner(tb)) })
   app.ctx.rebalance.settings.pollMs = 500
   const before = await tb.snapshot()
-  const cluster = (await app.call('POST', '/clusters', { block: true, file: true })).json().id
-  for (const [i, node] of tb.nodes.entries()) {
-    const res = await app.run('POST', '/nodes', {
-      zone: i + 1,
-      hostnames: { manage: [node.ip], storage: [node.ip] },
-      cluster,
-    })
-    await ok(t, res, 303, `node ${node.name} added`)
-    const nodeId = res.location!.split('/').pop()!
-    for (const dev of node.devices)
-      await ok(t, await app.run('POST', '/devices', { name: dev, node: nodeId }), 204, `device ${dev}`)
-  }
+  await addTopology(t, app, tb)
   const created = await app.run('POST', '/volumes', {
     size: 1,
     durability: { type: 'replicate', replicate: { replica: 3 } },

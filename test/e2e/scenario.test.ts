@@ -7,10 +7,7 @@ import type { Executor } from '../../executors/executor.ts'
 import { makeApp, type TestApp } from '../helpers/app.ts'
 import { kubeOnTestbed, remoteExecutor, sshRunner } from './lib/heqet.ts'
 import { createTestbed, requireTestbed, type Testbed } from './lib/testbed.ts'
-
-async function ok(t: Test, res: { statusCode: number; body: string }, status: number, what: string) {
-  t.equal(res.statusCode, status, `${what}${res.statusCode === status ? '' : `: ${res.body}`}`)
-}
+import { addTopology, ok } from './lib/topology.ts'
 
 async function mountAndWrite(
   _t: Test,
@@ -46,25 +43,7 @@ async function scenario(t: Test, tb: Testbed, executor: Executor) {
   const app = await makeApp(t, { executor })
   const before = await tb.snapshot()
 
-  const cluster = (await app.call('POST', '/clusters', { block: true, file: true })).json().id
-  const nodeIds: string[] = []
-  for (const [i, node] of tb.nodes.entries()) {
-    const res = await app.run('POST', '/nodes', {
-      zone: i + 1,
-      hostnames: { manage: [node.ip], storage: [node.ip] },
-      cluster,
-    })
-    await ok(t, res, 303, `node ${node.name} added (peer probe)`)
-    nodeIds.push(res.location!.split('/').pop()!)
-    for (const dev of node.devices) {
-      await ok(
-        t,
-        await app.run('POST', '/devices', { name: dev, node: nodeIds[i] }),
-        204,
-        `device ${dev} added`,
-      )
-    }
-  }
+  const { cluster, nodeIds } = await addTopology(t, app, tb)
   const peers = await tb.nodes[0]!.exec('gluster --mode=script pool list')
   t.equal(peers.stdout.trim().split('\n').length, 1 + tb.nodes.length, 'all nodes in the trusted pool')
 

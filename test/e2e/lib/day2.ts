@@ -3,6 +3,10 @@ import type { Test } from 'tap'
 import type { TestApp } from '../../helpers/app.ts'
 import type { Testbed } from './testbed.ts'
 
+import { ok, type Topology } from './topology.ts'
+
+export { addTopology, ok, type Topology } from './topology.ts'
+
 const GLUSTER = 'gluster --mode=script'
 
 export async function glusterBricks(tb: Testbed, volume: string): Promise<string[]> {
@@ -10,42 +14,10 @@ export async function glusterBricks(tb: Testbed, volume: string): Promise<string
   return [...res.stdout.matchAll(/^Brick\d+: (\S+)/gm)].map((m) => m[1]!)
 }
 
-export async function ok(t: Test, res: { statusCode: number; body: string }, status: number, what: string) {
-  t.equal(res.statusCode, status, `${what}${res.statusCode === status ? '' : `: ${res.body.trim()}`}`)
-}
-
 export async function timedRun(app: TestApp, method: string, path: string, body?: unknown) {
   const start = performance.now()
   const res = await app.run(method, path, body)
   return { ...res, ms: performance.now() - start }
-}
-
-export interface Topology {
-  cluster: string
-  nodeIds: string[]
-}
-
-export async function addTopology(t: Test, app: TestApp, tb: Testbed): Promise<Topology> {
-  const cluster = (await app.call('POST', '/clusters', { block: true, file: true })).json().id
-  const nodeIds: string[] = []
-  for (const [i, node] of tb.nodes.entries()) {
-    const res = await app.run('POST', '/nodes', {
-      zone: i + 1,
-      hostnames: { manage: [node.ip], storage: [node.ip] },
-      cluster,
-    })
-    await ok(t, res, 303, `node ${node.name} added`)
-    nodeIds.push(res.location!.split('/').pop()!)
-    for (const dev of node.devices) {
-      await ok(
-        t,
-        await app.run('POST', '/devices', { name: dev, node: nodeIds[i] }),
-        204,
-        `device ${dev} added`,
-      )
-    }
-  }
-  return { cluster, nodeIds }
 }
 
 export async function removeTopology(t: Test, app: TestApp, topo: Topology) {
