@@ -292,6 +292,8 @@ t.test('disk and node failure under a live writer', async (t) => {
   t.teardown(() => tb.destroy())
   const executor = tracing(remoteExecutor(sshRunner(tb)))
   const app = await makeApp(t, { executor })
+  // heal info every 0.5 s (default 2 s): the same checks, found finished sooner (CI time)
+  app.ctx.heal.settings.pollMs = 500
   const before = await tb.snapshot()
   const baseFstab = before.map((s) => s.fstab)
   const timings: RunTimings[] = []
