@@ -21,20 +21,14 @@ import {
 } from './entries.ts'
 import { OPERATION_TYPES } from './heketi-export.ts'
 import { type HeketiDb, ImportError, readHeketiExport } from './heketi-format.ts'
-import { checkReferences, checkSizes, checkValues } from './heketi-import-checks.ts'
+import { checkReferences, checkSizes, checkValues, type Entries } from './heketi-import-checks.ts'
 import { upgradeHeketiExport } from './migrations/index.ts'
 import type { WriteTxn } from './store.ts'
 
 export { ImportError } from './heketi-format.ts'
 
-export interface ImportedDb {
-  cluster: ClusterEntry[]
-  node: NodeEntry[]
-  device: DeviceEntry[]
-  brick: BrickEntry[]
-  volume: VolumeEntry[]
-  blockvolume: BlockVolumeEntry[]
-  pendingop: PendingOperationEntry[]
+/** The entries the checks read (`Entries`), plus the DB attributes. */
+export interface ImportedDb extends Entries {
   attribute: DbAttributeEntry[]
   /** upgrade steps applied and things the operator should know, one line each */
   notes: string[]
