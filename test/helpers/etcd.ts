@@ -18,10 +18,10 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { request as httpsRequest } from 'node:https'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Test } from 'tap'
+import { freePort } from './free-port.ts'
 import { requirePrerequisite } from './prerequisite.ts'
 
 const CANDIDATES = ['/usr/bin/etcd', '/usr/local/bin/etcd']
@@ -89,16 +89,7 @@ export interface TestEtcdCluster {
   stop(): Promise<void>
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port
-      srv.close(() => resolve(port))
-    })
-  })
-}
+export { freePort }
 
 /** Make a CA and server + client certs with openssl in a fresh temp dir (removed in teardown). */
 export function makeEtcdCerts(t: Test): EtcdCerts {

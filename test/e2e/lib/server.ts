@@ -1,21 +1,11 @@
 // A real heqet server process for end-to-end tests and the chaos runs.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { createServer } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { signToken } from '../../../api/auth.ts'
 
 const BIN = fileURLToPath(new URL('../../../bin/heqet.js', import.meta.url))
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port
-      srv.close(() => resolve(port))
-    })
-  })
-}
+export { freePort } from '../../helpers/free-port.ts'
 
 export interface Response {
   status: number
