@@ -8,7 +8,7 @@ import pino from 'pino'
 import { FencedWriteError, isEtcdUrl } from '../db/etcd.ts'
 import { type Config, ConfigError, loadConfigFile } from '../src/config.ts'
 import { buildApp } from './app.ts'
-import { turnBatchedStdout } from './log-destination.ts'
+import { batchedStdout } from './log-destination.ts'
 import { pinoLevel } from './routes/core.ts'
 
 const VERSION = '0.1.0'
@@ -87,7 +87,7 @@ async function serve(opts: ServerOptions): Promise<void> {
   }
   config.disableAuth = Boolean(opts.disableAuth)
   if (config.disableAuth) console.error('WARNING: Heqet started with --disable-auth')
-  const log = pino({ level: pinoLevel(config.logLevel), name: 'heqet' }, turnBatchedStdout())
+  const log = pino({ level: pinoLevel(config.logLevel), name: 'heqet' }, batchedStdout())
   if (!config.disableAuth) ensureKeys(config, log)
 
   let app: Awaited<ReturnType<typeof buildApp>>
