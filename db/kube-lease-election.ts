@@ -183,17 +183,15 @@ export class KubeLeaseElection {
   /** End the current term now and hand the Lease back; this replica campaigns again later. */
   resign(reason: string): void {
     if (!this.holding) return
-    const holding = this.holding
-    this.stepDown(reason, true)
     this.holdOffUntil = performance.now() + this.opts.renewDeadlineMs
-    void this.release(holding)
+    this.stepDown(reason, 'release')
   }
 
   /** Step down, release the Lease (the next replica takes over at its next retry) and stop. */
   async stop(): Promise<void> {
     this.stopped = true
     const holding = this.holding
-    if (holding) this.stepDown('stopping', true)
+    if (holding) this.stepDown('stopping', 'keep')
     this.stopping.abort()
     this.wake?.()
     await this.loop
@@ -261,7 +259,14 @@ export class KubeLeaseElection {
       throw err
     }
     this.observe(taken)
-    await this.becomeLeader(taken, stored, sentAt)
+    let leading = false
+    try {
+      leading = await this.becomeLeader(taken, stored, sentAt)
+    } finally {
+      // taken but not led (etcd failed, or too late): hand it on at once
+      if (!leading && !this.stopped)
+        void this.release({ transitions: taken.leaseTransitions, resourceVersion: taken.resourceVersion })
+    }
   }
 
   /** The Lease is ours: write the term into etcd (the fence), then lead. */
@@ -269,7 +274,7 @@ export class KubeLeaseElection {
     lease: LeaseRecord,
     stored: StoredTerm | undefined,
     sentAt: number,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const { id, url, log, api } = this.opts
     const term = lease.leaseTransitions
     let seen = stored
@@ -280,31 +285,33 @@ export class KubeLeaseElection {
         log.warn(
           `leader election: took the Lease ${api.name} as term ${term} but etcd holds term ${seen.term} (${seen.id}); not leading`,
         )
-        return
+        return false
       }
       const value = Buffer.from(JSON.stringify({ term, id, url, lease: api.name }))
       let res: { succeeded: boolean; header: { revision: string } }
       try {
-        res = await this.opts.client.kv.txn({
-          compare: [
-            seen
-              ? { key: this.termKey, target: 'Mod', result: 'Equal', mod_revision: seen.modRevision }
-              : { key: this.termKey, target: 'Create', result: 'Equal', create_revision: '0' },
-          ],
-          success: [{ request_put: { key: this.termKey, value } }],
-          failure: [{ request_range: { key: this.termKey } }],
-        })
+        res = await this.bounded(
+          this.opts.client.kv.txn({
+            compare: [
+              seen
+                ? { key: this.termKey, target: 'Mod', result: 'Equal', mod_revision: seen.modRevision }
+                : { key: this.termKey, target: 'Create', result: 'Equal', create_revision: '0' },
+            ],
+            success: [{ request_put: { key: this.termKey, value } }],
+            failure: [{ request_range: { key: this.termKey } }],
+          }),
+        )
       } catch (err) {
         throw new TermError(`cannot write the leader term to etcd: ${(err as Error).message}`)
       }
       if (res.succeeded) {
         if (this.stopped) {
           await this.release({ transitions: term, resourceVersion: lease.resourceVersion })
-          return
+          return true // released already
         }
         if (performance.now() > sentAt + this.opts.renewDeadlineMs) {
           log.warn('leader election: the term was written too late (renew deadline passed); not leading')
-          return
+          return false
         }
         const fence: Fence = { key: this.termKey.toString(), modRevision: res.header.revision }
         const info: LeaderInfo = { id, url, key: `${fence.key}#${term}`, createRevision: '0', fence }
@@ -325,7 +332,7 @@ export class KubeLeaseElection {
         )
         log.info(`leader election: this replica (${id}) is the leader (Lease ${api.name}, term ${term})`)
         this.opts.onChange()
-        return
+        return true
       }
       if (attempt >= 3) throw new TermError('the leader term in etcd kept changing; not leading')
       seen = await this.readTerm()
@@ -336,6 +343,21 @@ export class KubeLeaseElection {
   private async renew(holding: Holding): Promise<void> {
     const { api, id, leaseDurationSec } = this.opts
     const sentAt = performance.now()
+    // lead only while etcd takes our writes: a leader that cannot reach etcd
+    // stops renewing and so gives the Lease up; one whose term was overtaken
+    // (a newer leader wrote its own) steps down at once
+    const stored = await this.readTerm()
+    if (this.holding !== holding) return
+    const fence = holding.info.fence as { key: string; modRevision: string }
+    if (stored?.modRevision !== fence.modRevision) {
+      this.stepDown(
+        stored
+          ? `a newer leader's term is in etcd (term ${stored.term}, ${stored.id})`
+          : 'the leader term is gone from etcd',
+        'release',
+      )
+      return
+    }
     const spec: LeaseSpec = {
       holderIdentity: id,
       leaseDurationSeconds: leaseDurationSec,
@@ -349,7 +371,7 @@ export class KubeLeaseElection {
     } catch (err) {
       if (err instanceof LeaseApiError && err.status === 404 && this.holding === holding) {
         this.count('client')
-        this.stepDown(`the Lease ${api.name} was deleted`, false)
+        this.stepDown(`the Lease ${api.name} was deleted`, 'keep')
         return
       }
       if (!(err instanceof LeaseApiError && err.status === 409)) throw err
@@ -366,7 +388,7 @@ export class KubeLeaseElection {
         current
           ? `the Lease ${api.name} was taken by ${current.holderIdentity || 'nobody'} (term ${current.leaseTransitions})`
           : `the Lease ${api.name} was deleted`,
-        false,
+        'keep',
       )
       return
     }
@@ -381,12 +403,19 @@ export class KubeLeaseElection {
     if (holding && performance.now() > holding.renewedSentAt + this.opts.renewDeadlineMs)
       this.stepDown(
         `the Lease was not renewed within the renew deadline (${this.opts.renewDeadlineMs} ms)`,
-        false,
+        'release',
       )
   }
 
-  private stepDown(reason: string, voluntary: boolean): void {
-    if (!this.holding) return
+  /**
+   * End this replica's term. 'release' also hands the Lease back (best
+   * effort, in the background) so that a replica that can lead takes over
+   * at its next retry; 'keep' when the Lease is someone else's already, or
+   * the caller releases it itself.
+   */
+  private stepDown(reason: string, lease: 'release' | 'keep'): void {
+    const holding = this.holding
+    if (!holding) return
     this.holding = undefined
     if (this.deadlineTimer) clearInterval(this.deadlineTimer)
     this.deadlineTimer = undefined
@@ -399,26 +428,40 @@ export class KubeLeaseElection {
       this.opts.log.error(`leader election: no longer the leader: ${reason}`)
     }
     this.opts.onChange()
-    if (!voluntary) this.wake?.()
+    this.wake?.()
+    if (lease === 'release') void this.release(holding)
   }
 
   /** Clear holderIdentity (best effort: the Lease expires by itself anyway). */
   private async release(holding: Pick<Holding, 'transitions' | 'resourceVersion'>): Promise<void> {
-    const { api, log } = this.opts
+    const { api, log, id } = this.opts
     const now = microTime(this.now())
+    const signal = AbortSignal.timeout(this.requestTimeoutMs())
+    let resourceVersion = holding.resourceVersion
     try {
-      await api.replace(
-        {
-          holderIdentity: '',
-          leaseDurationSeconds: 1,
-          acquireTime: now,
-          renewTime: now,
-          leaseTransitions: holding.transitions,
-        },
-        holding.resourceVersion,
-        AbortSignal.timeout(this.requestTimeoutMs()),
-      )
-      log.info(`leader election: released the Lease ${api.name}`)
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await api.replace(
+            {
+              holderIdentity: '',
+              leaseDurationSeconds: 1,
+              acquireTime: now,
+              renewTime: now,
+              leaseTransitions: holding.transitions,
+            },
+            resourceVersion,
+            signal,
+          )
+          log.info(`leader election: released the Lease ${api.name}`)
+          return
+        } catch (err) {
+          if (!(err instanceof LeaseApiError && err.status === 409) || attempt >= 2) throw err
+          // a renewal we gave up on may have landed after all: still ours?
+          const current = await api.get(signal)
+          if (current?.holderIdentity !== id || current.leaseTransitions !== holding.transitions) return
+          resourceVersion = current.resourceVersion
+        }
+      }
     } catch (err) {
       this.count(errorKind(err))
       log.warn(
@@ -464,13 +507,29 @@ export class KubeLeaseElection {
   private async readTerm(): Promise<StoredTerm | undefined> {
     let kv: TermKv | undefined
     try {
-      kv = (await this.opts.client.kv.range({ key: this.termKey })).kvs[0]
+      kv = (await this.bounded(this.opts.client.kv.range({ key: this.termKey }))).kvs[0]
     } catch (err) {
       throw new TermError(`cannot read the leader term from etcd: ${(err as Error).message}`)
     }
     if (!kv) return undefined
     const v = JSON.parse(kv.value.toString()) as { term: number; id: string; url: string }
     return { term: v.term, id: v.id, url: v.url, modRevision: kv.mod_revision }
+  }
+
+  /** An etcd call that may not take longer than a Lease call (etcd out of reach hangs). */
+  private async bounded<T>(call: Promise<T>): Promise<T> {
+    const ms = this.requestTimeoutMs()
+    let timer: NodeJS.Timeout | undefined
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+    })
+    try {
+      return await Promise.race([call, late])
+    } finally {
+      clearTimeout(timer)
+      // a late failure of the abandoned call: the timeout above already reported it
+      call.catch(() => undefined)
+    }
   }
 
   private signal(): AbortSignal {

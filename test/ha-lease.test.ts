@@ -14,6 +14,7 @@ import t, { type Test } from 'tap'
 import { microTime } from '../db/kube-lease-election.ts'
 import { DEFAULT_KUBE_LEASE, type KubeLeaseConfig } from '../src/config.ts'
 import { FakeKube } from './e2e/lib/fake-kube.ts'
+import { CuttableProxy } from './e2e/lib/tcp-proxy.ts'
 import { requireEtcd, startEtcd } from './helpers/etcd.ts'
 import {
   call,
@@ -64,6 +65,30 @@ t.test('replicas electing on a Kubernetes Lease, data on a real etcd', async (t)
   )
   const lease = () => fake.leases.get(`${NS}/${LEASE}`)!.spec as Record<string, any>
 
+  /** Replica r<i+1>, with the token tokens[i], reaching etcd at `endpoint`. */
+  const replica = (
+    t: Test,
+    prefix: string,
+    i: number,
+    times: Partial<KubeLeaseConfig>,
+    endpoint = etcd.hostPort,
+  ) =>
+    startReplica(t, {
+      endpoint,
+      prefix,
+      name: `r${i + 1}`,
+      config: {
+        haElection: 'kubernetes',
+        haKubeLease: {
+          ...DEFAULT_KUBE_LEASE,
+          ...times,
+          namespace: '',
+          name: LEASE,
+          kubeconfig: kubeconfigs[i]!,
+        },
+      },
+    })
+
   async function replicas(
     t: Test,
     times: Partial<KubeLeaseConfig> = FAST,
@@ -72,25 +97,7 @@ t.test('replicas electing on a Kubernetes Lease, data on a real etcd', async (t)
     fake.leases.clear()
     const prefix = newPrefix()
     const list: InProcessReplica[] = []
-    for (let i = 0; i < n; i++) {
-      list.push(
-        await startReplica(t, {
-          endpoint: etcd.hostPort,
-          prefix,
-          name: `r${i + 1}`,
-          config: {
-            haElection: 'kubernetes',
-            haKubeLease: {
-              ...DEFAULT_KUBE_LEASE,
-              ...times,
-              namespace: '',
-              name: LEASE,
-              kubeconfig: kubeconfigs[i]!,
-            },
-          },
-        }),
-      )
-    }
+    for (let i = 0; i < n; i++) list.push(await replica(t, prefix, i, times))
     return list
   }
 
@@ -146,10 +153,17 @@ t.test('replicas electing on a Kubernetes Lease, data on a real etcd', async (t)
     const a = await electedLeader(list)
     const others = list.filter((r) => r !== a)
     const aToken = tokens[list.indexOf(a)]!
-    fake.fault = ({ token }) => (token === aToken ? 'hang' : undefined)
+    let hung = 0
+    fake.fault = ({ token }) => {
+      if (token !== aToken) return undefined
+      hung++
+      return 'hang'
+    }
     t.teardown(() => {
       fake.fault = undefined
     })
+    // a's renewal hangs (for its 10 s request timeout): it sees nothing of what follows
+    await until("a's renewal to hang", () => hung > 0)
     const transitions = lease()['leaseTransitions'] as number
     // as if a's renewals had stopped reaching the API server a lease duration ago
     fake.editLease(NS, LEASE, (spec) => {
@@ -180,6 +194,54 @@ t.test('replicas electing on a Kubernetes Lease, data on a real etcd', async (t)
     fake.fault = undefined
     await until('a to follow b', () => a.app.replica!.leader()?.id === b.name, 15_000)
     t.equal((await call(a.url, 'POST', '/clusters', { file: true })).status, 201, 'a, back, forwards to b')
+  })
+
+  t.test('a leader cut off from etcd stops renewing and hands the Lease on', async (t) => {
+    fake.leases.clear()
+    const prefix = newPrefix()
+    const proxy = new CuttableProxy('127.0.0.1', Number(etcd.hostPort.split(':')[1]))
+    await proxy.start()
+    t.teardown(() => proxy.close())
+    const p = await replica(t, prefix, 0, FAST, `127.0.0.1:${proxy.port}`)
+    await electedLeader([p])
+    const q = await replica(t, prefix, 1, FAST)
+    await electedLeader([p, q])
+    const cutAt = Date.now()
+    proxy.cut()
+    await until('q to lead', () => q.app.replica!.isLeader() && q.app.replica!.ready, 20_000)
+    const pe = p.app.replica!.election
+    const qe = q.app.replica!.election
+    t.notOk(p.app.replica!.isLeader(), 'p no longer leads')
+    t.ok(pe.termEndedAt > 0 && pe.termEndedAt < qe.electedAt, 'p stepped down BEFORE q was elected')
+    t.comment(
+      `etcd cut -> p stepped down after ${pe.termEndedAt - cutAt} ms, q elected after ${qe.electedAt - cutAt} ms (renew deadline 2 s, duration 3 s)`,
+    )
+    t.ok(
+      pe.termEndedAt - cutAt <= FAST.renewDeadlineSec * 1000 + 500,
+      'p stepped down within the renew deadline',
+    )
+    t.ok(
+      qe.electedAt - cutAt < FAST.leaseDurationSec * 1000,
+      'q led before the Lease could expire: p released it',
+    )
+    t.ok((pe.errors?.['etcd'] ?? 0) >= 1, `p counted its etcd failures (${JSON.stringify(pe.errors)})`)
+    t.equal((await call(q.url, 'POST', '/clusters', { file: true })).status, 201, 'q takes writes')
+    await t.rejects(
+      p.app.ctx.store.write((tx) => tx.put('attribute', 'x', { key: 'x', value: 'p' })),
+      /not the leader/,
+      'a write on the cut-off replica is refused',
+    )
+    proxy.heal()
+    await until(
+      'p to follow q again',
+      () => p.app.replica!.leader()?.id === 'r2' && !p.app.replica!.isLeader(),
+    )
+    t.equal(
+      (await call(p.url, 'POST', '/clusters', { file: true })).status,
+      201,
+      'p, back, relays writes to q',
+    )
+    await p.app.close()
   })
 
   t.test('a clean shutdown releases the Lease: the next leader at its next retry', async (t) => {
