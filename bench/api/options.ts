@@ -65,7 +65,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --no-floor             skip the bare node:http floor measured after GET /volumes/{id}
   --info-seconds S       duration of the GET /volumes/{id} phase (default 10)
   --list-seconds S       duration of the GET /volumes phase (default 10)
-  --poll-ms N            /queue polling interval in ms (default 5)
+  --poll-ms N            /queue polling interval in ms (default 2, as issue 12's figures)
   --inflight N           server max_inflight_operations (default 8, heketi's default; 429s are retried)
   --loglevel L           server glusterfs.loglevel (default info, as heketi)
   --cpu-prof DIR         run the server with node --cpu-prof, profiles written to DIR
@@ -96,7 +96,7 @@ export function parseOptions(argv: string[]): Options {
       'no-floor': { type: 'boolean', default: false },
       'info-seconds': { type: 'string' },
       'list-seconds': { type: 'string' },
-      'poll-ms': { type: 'string', default: '5' },
+      'poll-ms': { type: 'string', default: '2' },
       inflight: { type: 'string', default: '8' },
       loglevel: { type: 'string', default: 'info' },
       'cpu-prof': { type: 'string' },
