@@ -8,6 +8,7 @@ import { makeApp, type TestApp } from '../helpers/app.ts'
 import { assertAgreement } from './lib/agreement.ts'
 import { remoteExecutor, sshRunner } from './lib/heqet.ts'
 import { createTestbed, requireTestbed, type Testbed } from './lib/testbed.ts'
+import { addTopology } from './lib/topology.ts'
 
 const CREATE = [
   '^mkdir -p',
@@ -38,16 +39,8 @@ t.test('one failing node command at a time', async (t) => {
   const injector = new Injector([])
   const app = await makeApp(t, { executor: remoteExecutor(new InjectingRunner(sshRunner(tb), injector)) })
   const baseFstab = (await tb.snapshot()).map((s) => s.fstab)
-  const cluster = (await app.call('POST', '/clusters', { file: true, block: true })).json().id
-  const nodeIds: string[] = []
-  for (const [i, node] of tb.nodes.entries()) {
-    const res = await app.run('POST', '/nodes', {
-      zone: i + 1,
-      hostnames: { manage: [node.ip], storage: [node.ip] },
-      cluster,
-    })
-    nodeIds.push(res.location!.split('/').pop()!)
-  }
+  // disks come later, each add failing once per command first
+  const { nodeIds } = await addTopology(t, app, tb, { disks: false })
 
   for (const pattern of DEVICE) {
     injector.setRules([{ pattern, action: 'fail', message: `injected: ${pattern}`, count: 1 }])

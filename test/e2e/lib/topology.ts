@@ -14,8 +14,16 @@ export interface Topology {
   nodeIds: string[]
 }
 
-/** A new cluster with every testbed node (zone = position + 1, peer probe) and its disks. */
-export async function addTopology(t: Test, app: TestApp, tb: Testbed): Promise<Topology> {
+/**
+ * A new cluster with every testbed node (zone = position + 1, peer probe) and,
+ * unless `disks` is false, its disks.
+ */
+export async function addTopology(
+  t: Test,
+  app: TestApp,
+  tb: Testbed,
+  opts: { disks?: boolean } = {},
+): Promise<Topology> {
   const cluster = (await app.call('POST', '/clusters', { block: true, file: true })).json().id
   const nodeIds: string[] = []
   for (const [i, node] of tb.nodes.entries()) {
@@ -26,7 +34,7 @@ export async function addTopology(t: Test, app: TestApp, tb: Testbed): Promise<T
     })
     await ok(t, res, 303, `node ${node.name} added`)
     nodeIds.push(res.location!.split('/').pop()!)
-    for (const dev of node.devices) {
+    for (const dev of opts.disks === false ? [] : node.devices) {
       await ok(
         t,
         await app.run('POST', '/devices', { name: dev, node: nodeIds[i] }),
