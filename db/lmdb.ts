@@ -221,9 +221,7 @@ export class LmdbStore implements Store {
     if (changes.length === 0) {
       // flushed covers every commit made so far, and so the writes before these
       // (a read-only or untouched environment has none)
-      Promise.resolve(this.root.flushed).then(() => {
-        for (const w of batch) w.resolve()
-      })
+      this.afterFlush(batch)
       return
     }
     const db = (b: BucketName) => this.dbs.get(b)!
@@ -243,17 +241,7 @@ export class LmdbStore implements Store {
         () => {
           this.commits++
           this.inFlight = undefined
-          // resolves once every commit so far, this one included, is on disk
-          Promise.resolve(this.root.flushed).then(
-            () => {
-              for (const w of batch) w.resolve()
-            },
-            (err: unknown) => {
-              const error = err instanceof Error ? err : new Error(String(err))
-              this.onListenerError(new Error(`LMDB flush failed: ${error.message}`))
-              for (const w of batch) w.reject(error)
-            },
-          )
+          this.afterFlush(batch)
           this.commitNext()
         },
         (err: unknown) => {
@@ -265,6 +253,20 @@ export class LmdbStore implements Store {
           for (const w of lost) w.reject(error)
         },
       )
+  }
+
+  /** Settle these writes once every commit so far is on disk, or fail them with the flush. */
+  private afterFlush(batch: QueuedWrite[]): void {
+    Promise.resolve(this.root.flushed).then(
+      () => {
+        for (const w of batch) w.resolve()
+      },
+      (err: unknown) => {
+        const error = err instanceof Error ? err : new Error(String(err))
+        this.onListenerError(new Error(`LMDB flush failed: ${error.message}`))
+        for (const w of batch) w.reject(error)
+      },
+    )
   }
 
   /** Put the cache (and the listeners) back to what the file holds for these keys. */
