@@ -18,7 +18,7 @@
 // before bin/heqet.js. `npm run build` first: bin/heqet.js runs dist/ unless
 // HEQET_RUN_SOURCES=1. Figures and method: docs/benchmarks.md.
 import { type ChildProcess, spawn } from 'node:child_process'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { loadavg, tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -42,6 +42,7 @@ const { values: args } = parseArgs({
     wrk: { type: 'string', default: 'wrk' },
     loglevel: { type: 'string', default: 'info' },
     list: { type: 'boolean', default: true },
+    'log-dir': { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 })
@@ -99,15 +100,19 @@ class Running {
     for (const [k, val] of Object.entries(process.env))
       if (!k.startsWith('HEKETI_') && k !== 'NODE_OPTIONS') env[k] = val
     Object.assign(env, this.v.env)
+    // the server's output: discarded, or DIR/<label>.log with --log-dir DIR
+    const logDir = args['log-dir']
+    const out = logDir ? openSync(join(logDir, `${this.v.label}.log`), 'w') : 'ignore'
     this.child = spawn(
       process.execPath,
       [...this.v.nodeArgs, join(ROOT, 'bin', 'heqet.js'), `--config=${config}`],
       {
         cwd: ROOT,
         env,
-        stdio: ['ignore', 'ignore', 'inherit'],
+        stdio: ['ignore', out, logDir ? out : 'inherit'],
       },
     )
+    if (typeof out === 'number') closeSync(out)
     const client = new HeketiClient(this, 2)
     for (let i = 0; ; i++) {
       if (this.child.exitCode !== null) throw new Error(`${this.v.label}: server exited during start-up`)
