@@ -1,11 +1,11 @@
 // Keeps V8's young generation ("new space") of the heqet process at 8 MiB
 // (two 4 MiB semi-spaces) instead of V8's default ceiling of 32 MiB on
 // 64-bit. Under a steady read load the new space grows to its ceiling and
-// stays resident: 32 MiB of a ~110 MiB server. At 8 MiB the server's peak RSS
-// in `npm run bench -- --scenario A` drops by ~18 MiB for a few percent more
-// CPU per request (docs/benchmarks.md, "Footprint"); smaller (1–2 MiB
-// semi-spaces) cost 15–25 % more CPU per request through more scavenges and
-// earlier promotion.
+// stays resident: 32 MiB of a ~112 MiB server. At 8 MiB the server's peak RSS
+// in `npm run bench -- --scenario A` is 15–20 MiB lower, with no difference in
+// CPU per request that the alternating runs could measure (docs/benchmarks.md,
+// "Footprint"); 1 MiB semi-spaces cost ~10–25 % more CPU per request (more
+// scavenges, more objects promoted to the old space).
 //
 // `--max-semi-space-size` is read only when the heap is created, so setting
 // it here (v8.setFlagsFromString) changes nothing. V8 does read
