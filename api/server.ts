@@ -316,6 +316,12 @@ export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOp
       req.log.info({ reqId: req.id, err }, 'request refused')
       return sendError(reply.header('connection', 'close'), Errors.unparsable())
     }
+    // etcd out of reach (a timeout, a closed channel) on a replica that lost the lead meanwhile:
+    // the client's answer is "not the leader, retry", not the gRPC text
+    if (replica && replica.leaderOnly(req) && !replica.isLeader()) {
+      req.log.warn({ reqId: req.id, err }, 'failed after this replica lost the lead')
+      return sendError(reply, Errors.notLeader())
+    }
     req.log.error({ reqId: req.id, err }, 'request failed')
     return sendError(reply, Errors.internal((err as Error).message))
   })

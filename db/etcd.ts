@@ -56,10 +56,17 @@ export interface IRequestOp {
   request_delete_range?: { key: Buffer; range_end?: Buffer }
   request_range?: { key: Buffer; range_end?: Buffer }
 }
+/** cockatiel's IBackoff, as etcd3's watch manager uses it */
+interface Backoff {
+  duration: number
+  next(): Backoff
+}
 interface IOptions {
   hosts: string[]
   credentials?: { rootCertificate: Buffer; privateKey?: Buffer; certChain?: Buffer }
   auth?: { username: string; password: string }
+  defaultCallOptions?: (context: { isStream: boolean }) => { deadline?: number }
+  faultHandling?: { watchBackoff?: Backoff }
 }
 export interface EtcdClient {
   kv: {
@@ -101,6 +108,23 @@ const ETCD3_MODULE: string = 'etcd3'
 /** etcd's default `--max-txn-ops`: the most compares, and the most operations, one Txn may carry. */
 export const ETCD_DEFAULT_MAX_TXN_OPS = 128
 
+/**
+ * How long one etcd request (not a watch or keepalive stream) may take, as
+ * etcdctl's `--command-timeout` (default 5 s). Without it a request to an
+ * etcd the network silently drops waits forever: a leader cut off from etcd
+ * kept the requests it was serving (and the followers that forwarded them)
+ * hanging. The etcd3 client retries a timed-out request up to 3 times.
+ */
+export const ETCD_DEFAULT_COMMAND_TIMEOUT_SEC = 5
+
+/** the longest pause before a broken watch stream is opened again (etcd3's default: 30 s) */
+const WATCH_BACKOFF_MAX_MS = 1000
+
+/** Doubling pauses, 100 ms up to WATCH_BACKOFF_MAX_MS. */
+function watchBackoff(ms = 100): Backoff {
+  return { duration: ms, next: () => watchBackoff(Math.min(ms * 2, WATCH_BACKOFF_MAX_MS)) }
+}
+
 export interface EtcdStoreOptions {
   /** client endpoints, e.g. `http://127.0.0.1:2379` */
   hosts: string[]
@@ -114,6 +138,8 @@ export interface EtcdStoreOptions {
   key?: string
   /** etcdctl's `--user name:password` */
   user?: string
+  /** etcdctl's `--command-timeout`, in seconds (default 5): the longest one etcd request may take */
+  commandTimeoutSec?: number
   readOnly?: boolean
   /** follow other writers through an etcd watch (default true) */
   watch?: boolean
@@ -156,7 +182,7 @@ export function isEtcdUrl(db: string): boolean {
 }
 
 /**
- * `etcd://host1:2379,host2:2379/prefix?cacert=..&cert=..&key=..&user=name:pw&max-txn-ops=N`.
+ * `etcd://host1:2379,host2:2379/prefix?cacert=..&cert=..&key=..&user=name:pw&max-txn-ops=N&command-timeout=S`.
  * `etcds://` (or any of cacert/cert/key) selects TLS. The prefix defaults to `heqet`.
  */
 export function parseEtcdUrl(db: string): EtcdStoreOptions {
@@ -164,7 +190,7 @@ export function parseEtcdUrl(db: string): EtcdStoreOptions {
   if (!m) throw new Error(`db: not an etcd URL: ${db}`)
   const [, scheme, hostList, path, query] = m
   const params = new URLSearchParams(query ?? '')
-  const known = new Set(['cacert', 'cert', 'key', 'user', 'max-txn-ops'])
+  const known = new Set(['cacert', 'cert', 'key', 'user', 'max-txn-ops', 'command-timeout'])
   for (const k of params.keys()) if (!known.has(k)) throw new Error(`db: unknown etcd option "${k}"`)
   const cacert = params.get('cacert') ?? undefined
   const cert = params.get('cert') ?? undefined
@@ -179,7 +205,20 @@ export function parseEtcdUrl(db: string): EtcdStoreOptions {
   const maxTxnOps = rawMax === null ? ETCD_DEFAULT_MAX_TXN_OPS : Number(rawMax)
   if (!Number.isInteger(maxTxnOps) || maxTxnOps < 16)
     throw new Error('db: max-txn-ops must be an integer >= 16')
-  return { hosts, prefix, maxTxnOps, cacert, cert, key, user: params.get('user') ?? undefined }
+  const rawTimeout = params.get('command-timeout')
+  const commandTimeoutSec = rawTimeout === null ? ETCD_DEFAULT_COMMAND_TIMEOUT_SEC : Number(rawTimeout)
+  if (!Number.isFinite(commandTimeoutSec) || commandTimeoutSec <= 0 || commandTimeoutSec > 3600)
+    throw new Error('db: command-timeout must be a number of seconds, > 0 and <= 3600')
+  return {
+    hosts,
+    prefix,
+    maxTxnOps,
+    cacert,
+    cert,
+    key,
+    user: params.get('user') ?? undefined,
+    commandTimeoutSec,
+  }
 }
 
 /**
@@ -204,7 +243,14 @@ export class UnfinishedImportError extends Error {
 
 /** etcd3 client options from a store's options (TLS files and user as etcdctl names them). */
 function clientOptions(opts: EtcdStoreOptions): IOptions {
-  const clientOpts: IOptions = { hosts: opts.hosts }
+  const timeoutMs = (opts.commandTimeoutSec ?? ETCD_DEFAULT_COMMAND_TIMEOUT_SEC) * 1000
+  const clientOpts: IOptions = {
+    hosts: opts.hosts,
+    // every request (each retry afresh) has a deadline; streams (watch, lease keepalive) have none
+    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeoutMs }),
+    // a broken watch is opened again within a second (and no pause outlives close() by more)
+    faultHandling: { watchBackoff: watchBackoff() },
+  }
   if (opts.cacert || opts.cert || opts.key) {
     clientOpts.credentials = {
       rootCertificate: opts.cacert ? readFileSync(opts.cacert) : Buffer.alloc(0),

@@ -173,7 +173,15 @@ export class HealTracker {
     if (this.followers.has(volume)) return
     // the first look belongs to the replacement: it shows in /operations at once
     if (await this.look(ctx, clusterId, volume)) return
-    const follower = this.follow(ctx, clusterId, volume).finally(() => this.followers.delete(volume))
+    // nobody awaits the follower: its failure is logged and shown here, never left unhandled
+    const follower = this.follow(ctx, clusterId, volume)
+      .catch((err: unknown) => {
+        const error = err instanceof Error ? err.message : String(err)
+        const p = this.heals.get(volume)
+        if (p) p.lastError = error
+        ctx.log.error(`self-heal of volume ${volume}: no longer followed here: ${error}`)
+      })
+      .finally(() => this.followers.delete(volume))
     this.followers.set(volume, follower)
   }
 

@@ -132,6 +132,8 @@ export class RebalanceTracker {
   readonly settings: RebalanceSettings
   startFailures = 0
   starts = 0
+  /** background workers that ended on an error (logged; the journal keeps what is left) */
+  workerFailures = 0
 
   constructor(settings: Partial<RebalanceSettings> = {}) {
     this.settings = { ...DEFAULT_REBALANCE_SETTINGS, ...settings }
@@ -180,7 +182,7 @@ export class RebalanceTracker {
     for (const record of records) {
       const volumeId = String(record.data['volumeId'] ?? '')
       this.track(volumeId, String(record.data['volumeName'] ?? ''), record.id)
-      if (!this.workers.has(volumeId)) this.spawn(volumeId, () => this.work(ctx, volumeId))
+      if (!this.workers.has(volumeId)) this.spawn(ctx, volumeId, () => this.work(ctx, volumeId))
     }
   }
 
@@ -213,18 +215,43 @@ export class RebalanceTracker {
       })
       ctx.log.info(`rebalance of volume ${v.name} (started before this process) followed again`)
       if (!this.workers.has(v.id))
-        this.spawn(v.id, async () => {
+        this.spawn(ctx, v.id, async () => {
           await this.follow(ctx, v.id)
           await this.work(ctx, v.id)
         })
     }
   }
 
-  private spawn(volumeId: string, body: () => Promise<void>): void {
-    const worker: Promise<void> = body().finally(() => {
-      if (this.workers.get(volumeId) === worker) this.workers.delete(volumeId)
-    })
+  /**
+   * Run a volume's worker in the background. Nobody awaits it, so its failure
+   * (a journal write refused, e.g. by the leader fence after this replica lost
+   * its lease) is handled here: logged, counted, shown in /operations; the
+   * record stays in the journal for the cleaner or the next leader.
+   */
+  private spawn(ctx: AppContext, volumeId: string, body: () => Promise<void>): void {
+    const worker: Promise<void> = body()
+      .catch((err: unknown) => this.workerFailed(ctx, volumeId, err))
+      .finally(() => {
+        if (this.workers.get(volumeId) === worker) this.workers.delete(volumeId)
+      })
     this.workers.set(volumeId, worker)
+  }
+
+  private workerFailed(ctx: AppContext, volumeId: string, err: unknown): void {
+    this.workerFailures++
+    const error = err instanceof Error ? err.message : String(err)
+    const r = this.rebalances.get(volumeId)
+    if (r) {
+      r.lastError = error
+      if (r.phase === 'started') {
+        // started on gluster, no longer followed here
+        r.phase = 'unfollowed'
+        r.finishedAt = Date.now()
+      }
+    }
+    ctx.log.error(
+      `rebalance of volume ${r?.volume ?? volumeId}: stopped here: ${error}; a start still journaled is left to the cleaner (or the next leader)`,
+    )
   }
 
   /** The cleaner's attempt at a record left `failed`: one start now; throws when refused. */
@@ -240,7 +267,7 @@ export class RebalanceTracker {
     // accepted (followed from here on) or nothing left to do
     this.resume(ctx)
     if (outcome.kind === 'accepted' && !this.workers.has(volumeId))
-      this.spawn(volumeId, () => this.follow(ctx, volumeId))
+      this.spawn(ctx, volumeId, () => this.follow(ctx, volumeId))
   }
 
   /**
@@ -392,7 +419,9 @@ export class RebalanceTracker {
     })
     const progress = this.track(volumeId, volume?.name ?? String(record.data['volumeName'] ?? ''), record.id)
     if (!volume) {
-      await ctx.store.write((tx) => tx.del('pendingop', record.id))
+      await this.journalWrite(ctx, `rebalance record ${record.id}: could not drop it`, (tx) =>
+        tx.del('pendingop', record.id),
+      )
       ctx.log.warn(`rebalance of volume ${volumeId} dropped: the volume no longer exists`)
       this.finish(ctx, progress, 'cancelled', 'the volume no longer exists')
       return { kind: 'gone' }
@@ -421,15 +450,29 @@ export class RebalanceTracker {
     progress.recordId = ''
     // accepted: the record goes, unless an expand joined it meanwhile (then it starts again)
     const expands = JSON.stringify(record.data['expandIds'] ?? [])
-    await ctx.store.write((tx) => {
-      const now = tx.get('pendingop', record.id)
-      if (now && JSON.stringify(now.data['expandIds'] ?? []) === expands) tx.del('pendingop', record.id)
-      // a restart from here on follows it again (followStarted)
-      const v = tx.get('volume', volumeId)
-      if (v) tx.put('volume', v.id, { ...v, rebalanceStartedAt: progress.startedAt })
-    })
+    await this.journalWrite(
+      ctx,
+      `rebalance of volume ${volume.name} was started but its record ${record.id} could not be dropped`,
+      (tx) => {
+        const now = tx.get('pendingop', record.id)
+        if (now && JSON.stringify(now.data['expandIds'] ?? []) === expands) tx.del('pendingop', record.id)
+        // a restart from here on follows it again (followStarted)
+        const v = tx.get('volume', volumeId)
+        if (v) tx.put('volume', v.id, { ...v, rebalanceStartedAt: progress.startedAt })
+      },
+    )
     ctx.log.info(`rebalance of volume ${volume.name} started`)
     return { kind: 'accepted' }
+  }
+
+  /** A journal write whose failure the caller cannot go on from: counted, then thrown. */
+  private async journalWrite(ctx: AppContext, what: string, fn: (tx: WriteTxn) => void): Promise<void> {
+    try {
+      await ctx.store.write(fn)
+    } catch (err) {
+      ctx.counters.journalWriteFailures++
+      throw new Error(`${what}: ${(err as Error).message}`)
+    }
   }
 
   private async noteFailure(ctx: AppContext, recordId: string, error: string): Promise<void> {

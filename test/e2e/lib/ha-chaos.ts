@@ -17,7 +17,7 @@
 // Failover times: leader gone → another replica leads and is ready, and
 // leader gone → a write (POST /clusters) through another replica accepted.
 // Summary: `N failovers, L leaked objects, I inconsistencies, F failed client requests`.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { signToken } from '../../../api/auth.ts'
@@ -29,6 +29,9 @@ import { CuttableProxy } from './tcp-proxy.ts'
 import type { Testbed } from './testbed.ts'
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** HEQET_HA_CHAOS_LOGDIR=<dir>: every replica's whole output (log level info) goes to <dir>/<id>.log */
+const LOGDIR = process.env['HEQET_HA_CHAOS_LOGDIR']
 
 function alive(pid: number): boolean {
   try {
@@ -103,7 +106,7 @@ export class HaReplicaSet {
           executor: 'ssh',
           sshexec: { keyfile: tb.sshKeyFile, user: tb.sshUser, port: String(tb.sshPort) },
           db: `etcd://${proxies.map((p) => `127.0.0.1:${p.port}`).join(',')}/${opts.prefix}`,
-          loglevel: 'warning',
+          loglevel: LOGDIR ? 'info' : 'warning',
           start_time_background_cleaner: 1,
           refresh_time_background_cleaner: 5,
           disable_monitor_gluster_nodes: true,
@@ -123,7 +126,14 @@ export class HaReplicaSet {
     return this.replicas.filter((r) => r.up && r.server.pid !== undefined && alive(r.server.pid))
   }
 
+  /** keep what a replica process said (its output is reset when it is started again) */
+  saveLog(r: HaReplica): void {
+    if (LOGDIR && r.server.output) appendFileSync(join(LOGDIR, `${r.id}.log`), r.server.output)
+    r.server.output = ''
+  }
+
   async restart(r: HaReplica): Promise<void> {
+    this.saveLog(r)
     await r.server.start()
     r.up = true
   }
@@ -183,6 +193,7 @@ export class HaReplicaSet {
     for (const r of this.replicas) {
       r.up = false
       await r.server.stop()
+      this.saveLog(r)
       for (const p of r.proxies) await p.close()
     }
     rmSync(this.dir, { recursive: true, force: true })

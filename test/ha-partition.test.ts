@@ -1,0 +1,227 @@
+// A leader cut off from etcd (issue 14 item 3), on a REAL etcd with
+// in-process replicas: what the HA chaos run on the testbed found
+// (test/e2e/ha-chaos.test.ts, partition phase).
+//   - work a leader started in the background (the rebalance after an
+//     expand) whose journal write is refused once the term is over: handled,
+//     logged and counted, never an unhandled rejection that ends the process;
+//   - a leader black-holed from etcd (no reset, no answer: a dropped link)
+//     is replaced within about the lease time, and a write sent to a
+//     follower while the cut leader still looked alive does not hang.
+import { randomBytes } from 'node:crypto'
+import t from 'tap'
+import type { Executor } from '../executors/executor.ts'
+import { MockExecutor } from '../executors/mock.ts'
+import { CuttableProxy } from './e2e/lib/tcp-proxy.ts'
+import { requireEtcd, startEtcd } from './helpers/etcd.ts'
+import {
+  call,
+  type InProcessReplica,
+  pollQueue,
+  revokeLease,
+  startReplica,
+  until,
+} from './helpers/replicas.ts'
+
+const newPrefix = () => `hap-${randomBytes(5).toString('hex')}`
+
+/** The mock executor, with one node command that can be held until released. */
+function holdingExecutor(method: string) {
+  const inner = new MockExecutor()
+  let hold: Promise<void> | undefined
+  let release = () => {}
+  let reached = 0
+  const executor = new Proxy(inner, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver)
+      if (typeof value !== 'function' || prop === 'close') return value
+      return async (...args: unknown[]) => {
+        if (prop === method && hold) {
+          reached++
+          await hold
+        }
+        return value.apply(target, args)
+      }
+    },
+  }) as Executor
+  return {
+    executor,
+    hold() {
+      hold = new Promise<void>((r) => {
+        release = r
+      })
+    },
+    release: () => {
+      hold = undefined
+      release()
+    },
+    reached: () => reached,
+  }
+}
+
+async function topology(base: string): Promise<string> {
+  const cluster = await call(base, 'POST', '/clusters', { file: true, block: true })
+  if (cluster.status !== 201) throw new Error(`cluster: ${cluster.status} ${cluster.body}`)
+  const clusterId = JSON.parse(cluster.body).id as string
+  for (let i = 0; i < 3; i++) {
+    const node = await call(base, 'POST', '/nodes', {
+      zone: i + 1,
+      hostnames: { manage: [`hp${i}.example.com`], storage: [`10.8.0.${i + 1}`] },
+      cluster: clusterId,
+    })
+    if (node.status !== 202) throw new Error(`node: ${node.status} ${node.body}`)
+    const added = await pollQueue(base, node.headers.get('location')!)
+    if (added.status !== 303) throw new Error(`node: ${added.status} ${added.body}`)
+    const nodeId = added.headers.get('location')!.split('/').pop()!
+    const dev = await call(base, 'POST', '/devices', { name: '/dev/sdb', node: nodeId })
+    const devDone = await pollQueue(base, dev.headers.get('location')!)
+    if (devDone.status !== 204) throw new Error(`device: ${devDone.status} ${devDone.body}`)
+  }
+  return clusterId
+}
+
+/** Every error line the replica's context logs (its pino logger is silent in tests). */
+function errorLines(r: InProcessReplica): string[] {
+  const lines: string[] = []
+  const log = r.app.ctx.log as unknown as { error: (...a: unknown[]) => void }
+  const original = log.error.bind(log)
+  log.error = (...args: unknown[]) => {
+    lines.push(args.map((a) => (typeof a === 'string' ? a : '')).join(' '))
+    original(...args)
+  }
+  return lines
+}
+
+t.test('a leader cut off from etcd, on a real etcd', async (t) => {
+  if (!requireEtcd(t)) return
+  const etcd = await startEtcd(t)
+
+  t.test('background work whose journal write the fence refuses ends logged, not unhandled', async (t) => {
+    const unhandled: unknown[] = []
+    const onUnhandled = (err: unknown) => unhandled.push(err)
+    process.on('unhandledRejection', onUnhandled)
+    t.teardown(() => {
+      process.off('unhandledRejection', onUnhandled)
+    })
+    const prefix = newPrefix()
+    const held = holdingExecutor('rebalanceStart')
+    const r = await startReplica(t, {
+      endpoint: etcd.hostPort,
+      prefix,
+      name: 'solo',
+      executor: held.executor,
+    })
+    await until('solo to lead', () => r.app.replica!.isLeader() && r.app.replica!.ready)
+    await topology(r.url)
+    const created = await call(r.url, 'POST', '/volumes', { size: 1, durability: { type: 'replicate' } })
+    const done = await pollQueue(r.url, created.headers.get('location')!)
+    t.equal(done.status, 303, 'volume created')
+    const volumePath = done.headers.get('location')!
+    const errors = errorLines(r)
+    held.hold()
+    const expand = await call(r.url, 'POST', `${volumePath}/expand`, { expand_size: 1 })
+    t.equal((await pollQueue(r.url, expand.headers.get('location')!)).status, 303, 'expand answered')
+    // the rebalance start runs behind the answer: hold it on the node, then end the term
+    await until('the rebalance start to reach the node', () => held.reached() > 0)
+    const tracker = r.app.ctx.rebalance
+    const term = r.app.replica!.election.term!
+    const failuresBefore = r.app.ctx.counters.journalWriteFailures
+    await revokeLease(etcd.endpoint, term.key)
+    await until('the leader to step down', () => r.app.replica!.election.term?.key !== term.key)
+    held.release()
+    // gluster accepted the start; dropping its journal record is refused (the term is over)
+    await until(
+      'the old term’s rebalance worker to end',
+      () => tracker.workerFailures > 0 || unhandled.length > 0,
+    )
+    await tracker.settled().catch(() => undefined)
+    await new Promise((resolve) => setImmediate(resolve))
+    t.same(
+      unhandled.map((e) => (e as Error).message),
+      [],
+      'no unhandled rejection',
+    )
+    t.equal(tracker.workerFailures, 1, 'the failed worker is counted')
+    t.ok(
+      r.app.ctx.counters.journalWriteFailures > failuresBefore,
+      'the refused journal write is counted (heqet_journal_write_failures)',
+    )
+    t.match(
+      errors.join('\n'),
+      /rebalance of volume \S+: stopped here: rebalance of volume \S+ was started but its record \S+ could not be dropped: not the leader/,
+      'the failure is logged with its cause',
+    )
+    const progress = tracker.list()[0]
+    t.match(progress?.lastError ?? '', /not the leader/, '/operations shows why it stopped')
+    // the record stayed: the replica, elected again, takes it up like any earlier leader's
+    await until('solo leads again', () => r.app.replica!.isLeader() && r.app.replica!.ready)
+    await r.app.ctx.rebalance.settled()
+    t.equal(
+      r.app.ctx.store.read(
+        (tx) => tx.values('pendingop').filter((op) => op.type === 'rebalance-volume').length,
+      ),
+      0,
+      'the next term started the rebalance again and dropped the record',
+    )
+  })
+
+  t.test('a leader black-holed from etcd is replaced within about the lease time', async (t) => {
+    const prefix = newPrefix()
+    const ttlSec = 2
+    const replicas: (InProcessReplica & { proxy: CuttableProxy })[] = []
+    for (const name of ['a', 'b', 'c']) {
+      const [host, port] = etcd.hostPort.split(':') as [string, string]
+      const proxy = new CuttableProxy(host, Number(port))
+      await proxy.start()
+      t.teardown(() => proxy.close())
+      const r = await startReplica(t, { endpoint: `127.0.0.1:${proxy.port}`, prefix, name, ttlSec })
+      replicas.push({ ...r, proxy })
+      await until(`${name} to know its place`, () => r.app.replica!.leader() !== undefined)
+    }
+    const leader = replicas.find((r) => r.app.replica!.isLeader())!
+    await until('the leader to be ready', () => leader.app.replica!.ready)
+    const others = replicas.filter((r) => r !== leader)
+    await topology(leader.url)
+    const cutAt = Date.now()
+    leader.proxy.cut()
+    // a write sent to a follower right away still goes to the cut leader
+    const early = Promise.race([
+      call(others[0]!.url, 'POST', '/clusters', { file: true }).then((a) => ({
+        ...a,
+        at: Date.now() - cutAt,
+      })),
+      new Promise<{ status: number; body: string; at: number }>((resolve) =>
+        setTimeout(() => resolve({ status: 0, body: 'no answer', at: Date.now() - cutAt }), 30_000).unref(),
+      ),
+    ])
+    const electedMs = await until(
+      'another replica to lead',
+      () => others.some((r) => r.app.replica!.isLeader() && r.app.replica!.ready),
+      10 * ttlSec * 1000,
+    )
+    t.comment(`black hole -> another replica leads and is ready after ${electedMs} ms (TTL ${ttlSec} s)`)
+    t.ok(electedMs <= 2 * ttlSec * 1000 + 1000, 'within about the lease time')
+    const le = leader.app.replica!.election
+    const next = others.find((r) => r.app.replica!.isLeader())!
+    t.ok(
+      le.termEndedAt > 0 && le.termEndedAt < next.app.replica!.election.electedAt,
+      'the cut leader stepped down first',
+    )
+    await until(
+      'a write through a follower to be accepted',
+      async () =>
+        (await call(others.find((r) => r !== next)!.url, 'POST', '/clusters', { file: true })).status === 201,
+      10 * ttlSec * 1000,
+    )
+    t.comment(`black hole -> next write accepted after ${Date.now() - cutAt} ms`)
+    const first = await early
+    t.comment(`the write sent at the cut: ${first.status} after ${first.at} ms: ${first.body.trim()}`)
+    t.ok(first.at <= 4 * ttlSec * 1000 + 2000, 'the write sent at the cut got an answer, bounded')
+    t.ok([201, 502, 503].includes(first.status), 'created, or refused with a retryable status')
+    leader.proxy.heal()
+    await until(
+      'the cut replica to follow again',
+      () => !leader.app.replica!.isLeader() && leader.app.replica!.leader()?.id === next.name,
+      10 * ttlSec * 1000,
+    )
+  })
+})
