@@ -318,7 +318,7 @@ export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOp
     }
     // etcd out of reach (a timeout, a closed channel) on a replica that lost the lead meanwhile:
     // the client's answer is "not the leader, retry", not the gRPC text
-    if (replica && replica.leaderOnly(req) && !replica.isLeader()) {
+    if (replica?.leaderOnly(req) && !replica.isLeader()) {
       req.log.warn({ reqId: req.id, err }, 'failed after this replica lost the lead')
       return sendError(reply, Errors.notLeader())
     }
