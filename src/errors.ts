@@ -29,6 +29,8 @@ export const Errors = {
   // replicated heqet (api/replica.ts; docs/heketi-differences.md)
   noLeader: e(503, 'No heqet leader is elected at the moment. Retry operation later.'),
   notLeader: e(503, 'This heqet replica is no longer the leader. Retry operation later.'),
+  queueUnreadable: (detail: string) =>
+    new HeqetError(503, `Unable to read the queue entry from etcd: ${detail}. Retry operation later.`),
   leaderUnreachable: (detail: string) => new HeqetError(502, `Unable to reach the heqet leader: ${detail}`),
   jobInterrupted: (detail: string) =>
     new HeqetError(500, `The heqet leader running this request stopped before it finished: ${detail}`),

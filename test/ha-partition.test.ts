@@ -213,6 +213,10 @@ t.test('a leader cut off from etcd, on a real etcd', async (t) => {
       10 * ttlSec * 1000,
     )
     t.comment(`black hole -> next write accepted after ${Date.now() - cutAt} ms`)
+    // a poll reaching the cut replica cannot read the entry: "retry", not the job's failure
+    const poll = await call(leader.url, 'GET', `/queue/${randomBytes(16).toString('hex')}`)
+    t.equal(poll.status, 503, 'a queue poll on the cut replica: 503')
+    t.match(poll.body, /^Unable to read the queue entry from etcd: .*Retry operation later\.\n?$/)
     const first = await early
     t.comment(`the write sent at the cut: ${first.status} after ${first.at} ms: ${first.body.trim()}`)
     t.ok(first.at <= 4 * ttlSec * 1000 + 2000, 'the write sent at the cut got an answer, bounded')

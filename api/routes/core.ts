@@ -32,7 +32,15 @@ export function registerCoreRoutes(api: Api): void {
     // synchronous on one server (answered when it returns): clients poll this every few ms
     handler: (req, reply) => {
       const outcome = api.queue.read(req.params.id)
-      if (outcome instanceof Promise) return outcome.then((o) => answerQueue(reply, o))
+      if (outcome instanceof Promise)
+        return outcome.then(
+          (o) => answerQueue(reply, o),
+          (err: unknown) => {
+            // replicated entries live in etcd: out of reach, the job's state is unknown here (not failed)
+            req.log.warn({ err }, `queue entry ${req.params.id}: unreadable`)
+            return sendError(reply, Errors.queueUnreadable((err as Error).message))
+          },
+        )
       answerQueue(reply, outcome)
       return undefined
     },

@@ -289,7 +289,7 @@ export async function haChaos(tb: Testbed, set: HaReplicaSet, opts: HaChaosOptio
         if (result.outcome === 'ok') {
           v.id = result.location?.split('/').pop()
           v.settled = true
-        } else if (result.outcome === 'failed' && !answeredUnknown(result)) {
+        } else if (result.outcome === 'failed' && !answeredUnknown(result) && !pollUnanswered(result)) {
           v.gone = true
         }
       } else {
@@ -299,7 +299,7 @@ export async function haChaos(tb: Testbed, set: HaReplicaSet, opts: HaChaosOptio
           ? await client.call('DELETE', `/volumes/${v.id}`, undefined, 204)
           : await client.call('POST', `/volumes/${v.id}/expand`, { expand_size: 1 }, 200)
         v.calls.push({ kind: del ? 'delete' : 'expand', result })
-        if (result.outcome === 'cut' || answeredUnknown(result)) v.settled = false
+        if (result.outcome === 'cut' || answeredUnknown(result) || pollUnanswered(result)) v.settled = false
         else if (del && result.outcome === 'ok') v.gone = true
       }
       await sleep(Math.floor(random() * 300))
@@ -345,6 +345,11 @@ export async function haChaos(tb: Testbed, set: HaReplicaSet, opts: HaChaosOptio
     note(`${what}: no write accepted within ${failoverLimitMs} ms`)
     noFailover++
   }
+  /** leader gone at t0 → another replica leads and is ready (timed on its own, not after the probe) */
+  const leaderAfter = async (t0: number, gone: HaReplica) => {
+    const r = await set.waitLeader(failoverLimitMs, gone)
+    return r ? { r, ms: Date.now() - t0 } : undefined
+  }
   try {
     for (let k = 1; k <= opts.kills; k++) {
       await sleep(1000 + Math.floor(random() * 5000))
@@ -356,10 +361,7 @@ export async function haChaos(tb: Testbed, set: HaReplicaSet, opts: HaChaosOptio
       }
       const t0 = Date.now()
       await set.kill(leader)
-      const [next] = await Promise.all([
-        set.waitLeader(failoverLimitMs, leader),
-        probeAccepted(t0, leader, `kill ${k}`),
-      ])
+      const [next] = await Promise.all([leaderAfter(t0, leader), probeAccepted(t0, leader, `kill ${k}`)])
       if (!next) {
         note(
           `kill ${k}: leader ${leader.id} (pid ${leader.server.pid}) killed; NO new leader in ${failoverLimitMs} ms`,
@@ -367,8 +369,8 @@ export async function haChaos(tb: Testbed, set: HaReplicaSet, opts: HaChaosOptio
         noFailover++
       } else {
         failovers++
-        failoverMs.push(Date.now() - t0)
-        note(`kill ${k}: leader ${leader.id} killed -9; ${next.id} leads after ${Date.now() - t0} ms`)
+        failoverMs.push(next.ms)
+        note(`kill ${k}: leader ${leader.id} killed -9; ${next.r.id} leads after ${next.ms} ms`)
       }
       await set.restart(leader)
     }
@@ -381,17 +383,14 @@ export async function haChaos(tb: Testbed, set: HaReplicaSet, opts: HaChaosOptio
       } else {
         const t0 = Date.now()
         set.partition(leader)
-        const [next] = await Promise.all([
-          set.waitLeader(failoverLimitMs, leader),
-          probeAccepted(t0, leader, 'partition'),
-        ])
+        const [next] = await Promise.all([leaderAfter(t0, leader), probeAccepted(t0, leader, 'partition')])
         if (!next) {
           note(`partition: leader ${leader.id} cut from etcd; NO new leader in ${failoverLimitMs} ms`)
           noFailover++
         } else {
           failovers++
-          failoverMs.push(Date.now() - t0)
-          note(`partition: leader ${leader.id} cut from etcd; ${next.id} leads after ${Date.now() - t0} ms`)
+          failoverMs.push(next.ms)
+          note(`partition: leader ${leader.id} cut from etcd; ${next.r.id} leads after ${next.ms} ms`)
         }
         // the client keeps going against all replicas, the cut one included, for a while
         await sleep(ttlMs)
@@ -438,7 +437,7 @@ export async function haChaos(tb: Testbed, set: HaReplicaSet, opts: HaChaosOptio
     for (const c of v.calls) {
       if (c.result.outcome === 'ok') c.resolved = 'ok'
       else if (answeredUnknown(c.result)) c.resolved = 'unknown'
-      else if (c.result.outcome === 'failed') c.resolved = 'failed'
+      else if (c.result.outcome === 'failed' && !pollUnanswered(c.result)) c.resolved = 'failed'
       else c.resolved = c.result.queue ? await resolveQueue(set, leader, c.result.queue) : 'unknown'
     }
   }
@@ -504,7 +503,16 @@ export async function haChaos(tb: Testbed, set: HaReplicaSet, opts: HaChaosOptio
  * The client sees a failure; the check treats the call as "either way".
  */
 export function answeredUnknown(r: CallResult): boolean {
-  return r.outcome === 'failed' && /its result is unknown/.test(r.body)
+  return r.outcome === 'failed' && /its result is unknown|ended without a recorded result/.test(r.body)
+}
+
+/**
+ * The job was accepted (202) but a poll of its queue entry was answered 503:
+ * the replica asked could not read the entry from etcd (cut off from it), so
+ * the job's outcome is still to be asked, like a call cut off by the network.
+ */
+export function pollUnanswered(r: CallResult): boolean {
+  return r.outcome === 'failed' && r.queue !== undefined && r.status === 503
 }
 
 /** Every volume's calls, in order, against the DB's final volumes (name → size GiB). */
@@ -560,7 +568,8 @@ async function resolveQueue(
       continue
     }
     if (res.status === 303 || res.status === 204) return 'ok'
-    if (res.status === 500) return 'failed'
+    if (res.status === 500)
+      return answeredUnknown({ outcome: 'failed', status: 500, body: res.body }) ? 'unknown' : 'failed'
     return 'unknown' // 404: the answer was already given to someone (reported once) or never kept
   }
   return 'unknown'
