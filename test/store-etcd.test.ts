@@ -20,10 +20,12 @@ t.test('db URL parsing', async (t) => {
     cert: undefined,
     key: undefined,
     user: undefined,
+    commandTimeoutSec: 5,
   })
   const tls = parseEtcdUrl(
-    'etcd://h1:2379?cacert=/ca.pem&cert=/c.pem&key=/k.pem&user=heqet:pw&max-txn-ops=512',
+    'etcd://h1:2379?cacert=/ca.pem&cert=/c.pem&key=/k.pem&user=heqet:pw&max-txn-ops=512&command-timeout=2.5',
   )
+  t.equal(tls.commandTimeoutSec, 2.5, 'command-timeout in seconds, like etcdctl --command-timeout')
   t.same(tls.hosts, ['https://h1:2379'])
   t.equal(tls.prefix, 'heqet')
   t.equal(tls.maxTxnOps, 512)
@@ -32,6 +34,8 @@ t.test('db URL parsing', async (t) => {
   t.throws(() => parseEtcdUrl('etcd://h1/p'), /not host:port/)
   t.throws(() => parseEtcdUrl('etcd://h1:2379/p?bogus=1'), /unknown etcd option "bogus"/)
   t.throws(() => parseEtcdUrl('etcd://h1:2379/p?max-txn-ops=2'), /max-txn-ops/)
+  t.throws(() => parseEtcdUrl('etcd://h1:2379/p?command-timeout=0'), /command-timeout/)
+  t.throws(() => parseEtcdUrl('etcd://h1:2379/p?command-timeout=5s'), /command-timeout/)
 })
 
 t.test('on a real etcd', async (t) => {
