@@ -121,7 +121,14 @@ export async function buildApp(opts: AppOptions): Promise<App> {
     // rebalance starts a previous process (or leader) owed: nothing to undo, sent again now;
     // rebalances it saw start and not end: followed (and shown) again
     ctx.rebalance.resume(ctx, { includeFailed: true, followStarted: true })
-    stopCleaner = config.disableBackgroundCleaner ? () => {} : startCleaner(ctx)
+    // a new leader leaves the journal alone one lease time longer: node commands the previous
+    // leader sent before it stepped down may still be running (it stops sending new ones
+    // before its lease can end; one sent just before goes on). A leader cut off from etcd
+    // steps down ~1 s before its lease ends, a killed one stops at once: with this wait the
+    // new leader's first clean-up comes at least a lease time after the old leader's last
+    // node command started, as after a kill -9.
+    const deferSec = replica ? leaseSec(config) : 0
+    stopCleaner = config.disableBackgroundCleaner ? () => {} : startCleaner(ctx, deferSec)
     if (!config.disableMonitor) monitor.start(ctx)
   }
   const stopLeaderWork = () => {
@@ -165,10 +172,13 @@ export function advertiseUrl(config: Config): string {
 }
 
 /** How long a request (and start-up) waits for a leader: a dead one is replaced within the lease time. */
+/** how long a leader's lease (etcd lease TTL, or Kubernetes Lease duration) lasts unrenewed */
+function leaseSec(config: Config): number {
+  return config.haElection === 'kubernetes' ? config.haKubeLease.leaseDurationSec : config.haLeaseTtlSec
+}
+
 function leaderWaitMs(config: Config): number {
-  const leaseSec =
-    config.haElection === 'kubernetes' ? config.haKubeLease.leaseDurationSec : config.haLeaseTtlSec
-  return 2 * leaseSec * 1000 + 2000
+  return 2 * leaseSec(config) * 1000 + 2000
 }
 
 async function startElection(config: Config, store: EtcdStore, log: Logger): Promise<Replica> {

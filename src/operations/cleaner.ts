@@ -206,9 +206,12 @@ export function nextCleanDelaySec(ctx: AppContext): number {
   return Math.min(ctx.config.cleanerRefreshSec, Math.max(CLEAN_RETRY_BASE_SEC, Math.min(...due)))
 }
 
-/** The background cleaner: first run after startSec, then every refreshSec (sooner for retries). */
-export function startCleaner(ctx: AppContext): () => void {
-  const { cleanerStartSec } = ctx.config
+/**
+ * The background cleaner: first run after startSec (plus `extraStartSec`),
+ * then every refreshSec (sooner for retries).
+ */
+export function startCleaner(ctx: AppContext, extraStartSec = 0): () => void {
+  const cleanerStartSec = ctx.config.cleanerStartSec + extraStartSec
   let timer: NodeJS.Timeout | undefined
   let stopped = false
   const tick = async (first: boolean) => {
