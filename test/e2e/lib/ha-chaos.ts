@@ -82,7 +82,13 @@ export class HaReplicaSet {
   static async start(
     tb: Testbed,
     etcd: TestEtcdCluster,
-    opts: { replicas: number; leaseTtlSec: number; prefix: string },
+    opts: {
+      replicas: number
+      leaseTtlSec: number
+      prefix: string
+      /** more glusterfs.ha keys per replica id (e.g. the Kubernetes Lease election's) */
+      ha?: (id: string) => Record<string, unknown>
+    },
   ): Promise<HaReplicaSet> {
     const dir = mkdtempSync(join(tmpdir(), 'heqet-ha-chaos-'))
     const adminKey = 'ha-chaos-admin'
@@ -110,7 +116,7 @@ export class HaReplicaSet {
           start_time_background_cleaner: 1,
           refresh_time_background_cleaner: 5,
           disable_monitor_gluster_nodes: true,
-          ha: { advertise_url: url, replica_id: id, lease_ttl_sec: opts.leaseTtlSec },
+          ha: { advertise_url: url, replica_id: id, lease_ttl_sec: opts.leaseTtlSec, ...opts.ha?.(id) },
         },
       }
       const file = join(dir, `${id}.json`)
