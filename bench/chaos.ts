@@ -42,7 +42,7 @@ if (opts.ha) {
   // the etcd helper ends its processes through a tap-style teardown: run them here
   const cleanups: (() => unknown)[] = []
   const owner = { teardown: (fn: () => unknown) => cleanups.push(fn) } as unknown as Test
-  const tb = await createTestbed({ nodes: 3, devicesPerNode: 2, name: 'hqhachaos' })
+  const tb = await createTestbed({ nodes: 3, devicesPerNode: 2, name: 'hqhachs' })
   try {
     const etcd = await startEtcdCluster(owner, { members: 3 })
     const ttl = Number(opts.leaseTtl)
