@@ -70,7 +70,10 @@ if (opts.ha) {
     })
     cleanups.push(() => set.stop())
     const first = await set.waitLeader(60_000)
-    if (!first) throw new Error('no leader elected')
+    if (!first)
+      throw new Error(
+        `no leader elected\n${set.replicas.map((r) => `--- ${r.id}:\n${r.server.output.slice(-3000)}`).join('\n')}`,
+      )
     await loadTopology(first.server, tb)
     const result = await haChaos(tb, set, {
       seed,

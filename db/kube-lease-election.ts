@@ -543,7 +543,8 @@ export class KubeLeaseElection {
 
   /** A call may take this long; a leader's renewal still fits its deadline twice. */
   private requestTimeoutMs(): number {
-    return Math.max(this.opts.retryPeriodMs, this.opts.renewDeadlineMs / 2)
+    // whole milliseconds: AbortSignal.timeout refuses fractions (renew_deadline_sec may have them)
+    return Math.ceil(Math.max(this.opts.retryPeriodMs, this.opts.renewDeadlineMs / 2))
   }
 
   private count(kind: string): void {

@@ -134,7 +134,8 @@ t.test('election on a Lease, term in a real etcd', async (t) => {
   async function candidates(
     t: Test,
     prefix: string,
-    times = { leaseDurationSec: 3, renewDeadlineMs: 2000, retryPeriodMs: 250 },
+    // a renew deadline with a fraction of a millisecond in half of it, as 10/3 s gives
+    times = { leaseDurationSec: 3, renewDeadlineMs: 2001, retryPeriodMs: 250 },
   ): Promise<Candidate[]> {
     const list: Candidate[] = []
     for (const [i, token] of tokens.entries()) {
