@@ -233,9 +233,10 @@ async function main(): Promise<void> {
     if (listed !== VOLUMES) throw new Error(`GET /volumes listed ${listed}, expected ${VOLUMES}`)
     client.close()
     setupClient.close()
+    // read before the snapshot: writing one takes as much memory again
+    const mem = server.memory()
     if (snapDir) log(`scale: heap snapshot ${await heapSnapshot(server.pid, snapDir)}`)
 
-    const mem = server.memory()
     const result = {
       nodes: NODES,
       devices: NODES * DEVICES,
