@@ -6,7 +6,7 @@
 import { CoordinationV1Api, type KubeConfig, Observable, type V1Lease } from '@kubernetes/client-node'
 import { type LeaseApi, LeaseApiError, type LeaseRecord, type LeaseSpec } from '../db/kube-lease-election.ts'
 import { loadKubeConfig, resolveNamespace, SERVICE_ACCOUNT_DIR } from '../executors/kube.ts'
-import type { KubeLeaseConfig } from '../src/config.ts'
+import { type KubeLeaseConfig, kubeLeaseNameProblem } from '../src/config.ts'
 
 export interface KubeLeaseRuntime {
   env?: NodeJS.ProcessEnv
@@ -19,6 +19,9 @@ export function kubeLeaseApi(config: KubeLeaseConfig, runtime: KubeLeaseRuntime 
   const kc: KubeConfig = loadKubeConfig({ kubeconfig: config.kubeconfig || undefined }, env, dir)
   const namespace = resolveNamespace({ namespace: config.namespace || undefined }, kc, dir)
   const name = config.name
+  // again here: the namespace may come from the service account or the kubeconfig context
+  const problem = kubeLeaseNameProblem(namespace, name)
+  if (problem) throw new Error(`Kubernetes Lease election: ${problem}`)
   const api = kc.makeApiClient(CoordinationV1Api)
   // the last object seen: an update keeps its labels and annotations, as client-go's LeaseLock does
   let last: V1Lease | undefined

@@ -260,6 +260,10 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
   cfg.haElection = parseElection(g.ha.election)
   applyEnv(cfg, env)
   checkKubeLease(cfg.haKubeLease)
+  if (cfg.haReplicaId !== '' && !REPLICA_ID.test(cfg.haReplicaId))
+    throw new ConfigError(
+      `invalid ha.replica_id ${JSON.stringify(cfg.haReplicaId)} (A-Z, a-z, 0-9, '.', '_', '-', at most 253)`,
+    )
   return cfg
 }
 
@@ -276,8 +280,35 @@ export function parseElection(value: string): Config['haElection'] {
   throw new ConfigError(`invalid ha.election: ${value} (etcd or kubernetes)`)
 }
 
-/** client-go's checks: lease duration > renew deadline > 1.2 × retry period */
+/** a Kubernetes namespace: a DNS-1123 label */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
+/** a Lease's name: a DNS-1123 subdomain (at most 253 characters, checked apart) */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
+/** a replica's id (the Lease's holderIdentity, in etcd values and log lines): a pod name or the like */
+const REPLICA_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/
+/** the longest lease time: its timers (× 1000 ms, doubled) stay below setTimeout's 2^31 ms */
+const MAX_LEASE_SEC = 86_400
+
+/**
+ * The Lease's namespace and name reach the API server's URL path: one
+ * outside these names ('..', '/', '%') would address another object.
+ * Checked at start-up (ConfigError) and again where the requests are built
+ * (api/kube-lease.ts).
+ */
+export function kubeLeaseNameProblem(namespace: string, name: string): string | undefined {
+  if (!DNS_LABEL.test(namespace))
+    return `invalid Lease namespace ${JSON.stringify(namespace)} (a DNS-1123 label: a-z, 0-9, '-', at most 63)`
+  if (name.length > 253 || !DNS_SUBDOMAIN.test(name))
+    return `invalid Lease name ${JSON.stringify(name)} (a DNS-1123 subdomain: a-z, 0-9, '-', '.', at most 253)`
+  return undefined
+}
+
+/** client-go's checks: lease duration > renew deadline > 1.2 × retry period; names the API accepts */
 function checkKubeLease(lease: KubeLeaseConfig): void {
+  const problem = kubeLeaseNameProblem(lease.namespace || 'default', lease.name)
+  if (problem) throw new ConfigError(`ha: ${problem}`)
+  if (lease.leaseDurationSec > MAX_LEASE_SEC)
+    throw new ConfigError(`ha.lease_duration_sec must be at most ${MAX_LEASE_SEC}`)
   if (lease.leaseDurationSec <= lease.renewDeadlineSec)
     throw new ConfigError('ha.lease_duration_sec must be greater than ha.renew_deadline_sec')
   if (lease.renewDeadlineSec <= 1.2 * lease.retryPeriodSec)
