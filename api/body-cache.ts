@@ -1,4 +1,4 @@
-// Rendered JSON bodies of the hot reads (GET /volumes, GET /volumes/{id}),
+// Rendered JSON bodies of the hot reads (GET /volumes, GET /volumes/{id}, GET /clusters/{id}),
 // kept until the next commit. Those answers are functions of the store
 // alone, so between two commits the same request gets the same bytes; the
 // store tells its commit listeners in the same synchronous step that makes
