@@ -288,6 +288,8 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 const REPLICA_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/
 /** the longest lease time: its timers (× 1000 ms, doubled) stay below setTimeout's 2^31 ms */
 const MAX_LEASE_SEC = 86_400
+/** the shortest pause between two Lease calls of a replica (the API server's load) */
+const MIN_RETRY_PERIOD_SEC = 0.1
 
 /**
  * The Lease's namespace and name reach the API server's URL path: one
@@ -309,6 +311,8 @@ function checkKubeLease(lease: KubeLeaseConfig): void {
   if (problem) throw new ConfigError(`ha: ${problem}`)
   if (lease.leaseDurationSec > MAX_LEASE_SEC)
     throw new ConfigError(`ha.lease_duration_sec must be at most ${MAX_LEASE_SEC}`)
+  if (lease.retryPeriodSec < MIN_RETRY_PERIOD_SEC)
+    throw new ConfigError(`ha.retry_period_sec must be at least ${MIN_RETRY_PERIOD_SEC}`)
   if (lease.leaseDurationSec <= lease.renewDeadlineSec)
     throw new ConfigError('ha.lease_duration_sec must be greater than ha.renew_deadline_sec')
   if (lease.renewDeadlineSec <= 1.2 * lease.retryPeriodSec)

@@ -79,6 +79,11 @@ t.test(
       () => config({ lease_duration_sec: 1e9, renew_deadline_sec: 1e8, retry_period_sec: 1e7 }),
       /at most 86400/,
     )
+    t.throws(
+      () => config({ lease_duration_sec: 3, renew_deadline_sec: 2, retry_period_sec: 0.0001 }),
+      /retry_period_sec must be at least 0.1/,
+      'a retry period of 0.1 ms would call the API server 10,000 times a second',
+    )
     t.equal(
       config({ lease_duration_sec: 3600, renew_deadline_sec: 60, retry_period_sec: 5 }).haKubeLease
         .leaseDurationSec,
