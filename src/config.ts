@@ -260,6 +260,8 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
   cfg.haElection = parseElection(g.ha.election)
   applyEnv(cfg, env)
   checkKubeLease(cfg.haKubeLease)
+  if (cfg.haLeaseTtlSec > MAX_LEASE_SEC)
+    throw new ConfigError(`ha.lease_ttl_sec must be at most ${MAX_LEASE_SEC}`)
   if (cfg.haReplicaId !== '' && !REPLICA_ID.test(cfg.haReplicaId))
     throw new ConfigError(
       `invalid ha.replica_id ${JSON.stringify(cfg.haReplicaId)} (A-Z, a-z, 0-9, '.', '_', '-', at most 253)`,

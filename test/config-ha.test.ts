@@ -80,6 +80,13 @@ t.test(
       /at most 86400/,
     )
     t.throws(
+      () => config({ lease_ttl_sec: 1e9 }),
+      /lease_ttl_sec must be at most 86400/,
+      'the etcd lease too',
+    )
+    t.throws(() => config({}, { HEQET_LEASE_TTL_SEC: '3000000' }), /lease_ttl_sec must be at most 86400/)
+    t.equal(config({ lease_ttl_sec: 30 }).haLeaseTtlSec, 30)
+    t.throws(
       () => config({ lease_duration_sec: 3, renew_deadline_sec: 2, retry_period_sec: 0.0001 }),
       /retry_period_sec must be at least 0.1/,
       'a retry period of 0.1 ms would call the API server 10,000 times a second',
