@@ -17,7 +17,7 @@ import { HaReplicaSet, haChaos } from './lib/ha-chaos.ts'
 import { createTestbed, requireTestbed } from './lib/testbed.ts'
 
 const SEED = Number(process.env['HEQET_CHAOS_SEED'] ?? randomBytes(4).readUInt32LE(0)) >>> 0
-const KILLS = Number(process.env['HEQET_HA_CHAOS_KILLS'] ?? 5)
+const KILLS = Number(process.env['HEQET_HA_CHAOS_KILLS'] ?? 4)
 const LEASE_TTL_SEC = Number(process.env['HEQET_HA_LEASE_TTL_SEC'] ?? 5)
 const PARTITION = process.env['HEQET_HA_CHAOS_PARTITION'] !== '0'
 
