@@ -228,4 +228,89 @@ t.test('a leader cut off from etcd, on a real etcd', async (t) => {
       10 * ttlSec * 1000,
     )
   })
+
+  t.test('the new leader does not undo while the cut leader’s last node command may still run', async (t) => {
+    const prefix = newPrefix()
+    const ttlSec = 3
+    // one set of "nodes" for both replicas; each replica's calls recorded apart
+    const nodes = new MockExecutor()
+    const calls: { who: string; method: string; at: number }[] = []
+    let hold: Promise<void> | undefined
+    let release = () => {}
+    let reached = false
+    const through = (who: string) =>
+      new Proxy(nodes, {
+        get(target, prop, receiver) {
+          const value = Reflect.get(target, prop, receiver)
+          if (typeof value !== 'function' || prop === 'close') return value
+          return async (...args: unknown[]) => {
+            calls.push({ who, method: String(prop), at: Date.now() })
+            if (who === 'a' && prop === 'volumeCreate' && hold) {
+              reached = true
+              await hold
+            }
+            return value.apply(target, args)
+          }
+        },
+      }) as Executor
+    const cleaner = { disableBackgroundCleaner: false, cleanerStartSec: 1, cleanerRefreshSec: 30 }
+    const [host, port] = etcd.hostPort.split(':') as [string, string]
+    const proxy = new CuttableProxy(host, Number(port))
+    await proxy.start()
+    t.teardown(() => proxy.close())
+    const a = await startReplica(t, {
+      endpoint: `127.0.0.1:${proxy.port}`,
+      prefix,
+      name: 'a',
+      ttlSec,
+      executor: through('a'),
+      config: cleaner,
+    })
+    await until('a to lead', () => a.app.replica!.isLeader() && a.app.replica!.ready)
+    const b = await startReplica(t, {
+      endpoint: etcd.hostPort,
+      prefix,
+      name: 'b',
+      ttlSec,
+      executor: through('b'),
+      config: cleaner,
+    })
+    await until('b to follow a', () => b.app.replica!.leader()?.id === 'a')
+    await topology(a.url)
+    hold = new Promise<void>((r) => {
+      release = r
+    })
+    const create = await call(a.url, 'POST', '/volumes', { size: 1, durability: { type: 'replicate' } })
+    t.equal(create.status, 202)
+    await until('a inside gluster volume create', () => reached)
+    proxy.cut()
+    await until('b to lead', () => b.app.replica!.isLeader() && b.app.replica!.ready, 10 * ttlSec * 1000)
+    const electedAt = b.app.replica!.election.electedAt
+    // a's volume create, sent while it led, ends on the node 2 s after b took over: later than
+    // a single server's cleaner would start (1 s), sooner than a new leader's (1 s + one TTL)
+    await until('2 s after b was elected', () => Date.now() >= electedAt + 2000, 10_000)
+    const bBefore = calls.filter((c) => c.who === 'b' && c.at <= Date.now()).map((c) => c.method)
+    release()
+    t.same(bBefore, [], 'b sent no node command (no undo) while a’s last command could still run')
+    await until(
+      'b’s cleaner to undo the create',
+      () => b.app.ctx.store.read((tx) => tx.count('pendingop')) === 0,
+      10 * ttlSec * 1000,
+    )
+    const outcome = await pollQueue(b.url, create.headers.get('location')!)
+    t.equal(outcome.status, 500)
+    t.match(outcome.body, /interrupted and has been undone by the cleaner/)
+    const left = (nodes as unknown as { volumes: Map<string, unknown> }).volumes
+    t.same([...left.keys()], [], 'no gluster volume left on the nodes (the undo came after a’s create)')
+    t.ok(
+      calls.filter((c) => c.who === 'a' && c.at > electedAt && c.method !== 'volumeCreate').length === 0,
+      'a sent no node command after b was elected',
+    )
+    proxy.heal()
+    await until(
+      'a to follow b',
+      () => a.app.replica!.leader()?.id === 'b' && !a.app.replica!.isLeader(),
+      20_000,
+    )
+  })
 })
