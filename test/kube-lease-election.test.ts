@@ -258,7 +258,7 @@ t.test('election on a Lease, term in a real etcd', async (t) => {
       steppedDown! < elected!,
       `the cut leader stepped down ${steppedDown! - cutAt} ms after the cut, the next was elected at ${elected! - cutAt} ms`,
     )
-    t.ok(steppedDown! - cutAt <= 2000 + 300, 'within the renew deadline (2 s)')
+    t.ok(steppedDown! - cutAt <= 2000 + 1000, 'within the renew deadline (2 s)')
     t.ok(elected! - cutAt < 3000 + 2 * 550 + 500, 'the next within the lease duration + a retry')
     t.equal(leader.election.depositions, 1, 'a deposition')
     t.ok(
