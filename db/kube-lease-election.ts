@@ -436,7 +436,12 @@ export class KubeLeaseElection {
   private async release(holding: Pick<Holding, 'transitions' | 'resourceVersion'>): Promise<void> {
     const { api, log, id } = this.opts
     const now = microTime(this.now())
-    const signal = AbortSignal.timeout(this.requestTimeoutMs())
+    const call = new AbortController()
+    const timer = setTimeout(
+      () => call.abort(new DOMException('The operation timed out', 'TimeoutError')),
+      this.requestTimeoutMs(),
+    )
+    const signal = call.signal
     let resourceVersion = holding.resourceVersion
     try {
       for (let attempt = 0; ; attempt++) {
@@ -467,6 +472,8 @@ export class KubeLeaseElection {
       log.warn(
         `leader election: could not release the Lease ${api.name} (it expires by itself): ${(err as Error).message}`,
       )
+    } finally {
+      clearTimeout(timer)
     }
   }
 
@@ -532,13 +539,32 @@ export class KubeLeaseElection {
     }
   }
 
+  /**
+   * The signal of one call: aborted after the request timeout, when the
+   * term ends (inflight) or when the election stops. Built on one controller
+   * and a plain timer rather than AbortSignal.any + AbortSignal.timeout,
+   * whose timeout source nothing holds on to (a call could then hang for good).
+   */
   private signal(): AbortSignal {
-    this.inflight = new AbortController()
-    return AbortSignal.any([
-      this.stopping.signal,
-      this.inflight.signal,
-      AbortSignal.timeout(this.requestTimeoutMs()),
-    ])
+    const call = new AbortController()
+    this.inflight = call
+    const stopping = this.stopping.signal
+    if (stopping.aborted) call.abort(stopping.reason)
+    const onStop = () => call.abort(stopping.reason)
+    stopping.addEventListener('abort', onStop, { once: true })
+    const timer = setTimeout(
+      () => call.abort(new DOMException('The operation timed out', 'TimeoutError')),
+      this.requestTimeoutMs(),
+    )
+    call.signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer)
+        stopping.removeEventListener('abort', onStop)
+      },
+      { once: true },
+    )
+    return call.signal
   }
 
   /** A call may take this long; a leader's renewal still fits its deadline twice. */

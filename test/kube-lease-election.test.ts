@@ -272,7 +272,9 @@ t.test('election on a Lease, term in a real etcd', async (t) => {
 
     // back in touch: it follows the new leader
     fake.fault = undefined
-    await until('the old leader follows', () => leader.election.leader?.id === next.id, 5000)
+    await until('the old leader follows', () => leader.election.leader?.id === next.id, 5000).catch((err) => {
+      throw new Error(`${(err as Error).message}; its log:\n${leader.logs.join('\n')}`)
+    })
     t.notOk(leader.election.isLeader())
   })
 
