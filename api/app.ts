@@ -171,12 +171,12 @@ export function advertiseUrl(config: Config): string {
   return `${scheme}://${ipv4?.address ?? '127.0.0.1'}:${config.port}`
 }
 
-/** How long a request (and start-up) waits for a leader: a dead one is replaced within the lease time. */
 /** how long a leader's lease (etcd lease TTL, or Kubernetes Lease duration) lasts unrenewed */
 function leaseSec(config: Config): number {
   return config.haElection === 'kubernetes' ? config.haKubeLease.leaseDurationSec : config.haLeaseTtlSec
 }
 
+/** How long a request (and start-up) waits for a leader: a dead one is replaced within the lease time. */
 function leaderWaitMs(config: Config): number {
   return 2 * leaseSec(config) * 1000 + 2000
 }
