@@ -534,8 +534,13 @@ export class KubeLeaseElection {
       return await Promise.race([call, late])
     } finally {
       clearTimeout(timer)
-      // a late failure of the abandoned call: the timeout above already reported it
-      call.catch(() => undefined)
+      // the abandoned call's late failure: the timeout above was already reported, so
+      // this is logged for the record only
+      call.catch((err: unknown) =>
+        this.opts.log.info(
+          `leader election: an etcd call that timed out failed later: ${(err as Error).message}`,
+        ),
+      )
     }
   }
 

@@ -11,6 +11,7 @@ import type { Executor } from '../executors/executor.ts'
 import { MockExecutor } from '../executors/mock.ts'
 import { requireEtcd, startEtcd } from './helpers/etcd.ts'
 import {
+  addTopology,
   call,
   type InProcessReplica,
   pollQueue,
@@ -104,26 +105,7 @@ function recordingExecutor() {
   }
 }
 
-async function topology(base: string): Promise<string> {
-  const cluster = await call(base, 'POST', '/clusters', { file: true, block: true })
-  if (cluster.status !== 201) throw new Error(`cluster: ${cluster.status} ${cluster.body}`)
-  const clusterId = JSON.parse(cluster.body).id as string
-  for (let i = 0; i < 3; i++) {
-    const node = await call(base, 'POST', '/nodes', {
-      zone: i + 1,
-      hostnames: { manage: [`ha${i}.example.com`], storage: [`10.9.0.${i + 1}`] },
-      cluster: clusterId,
-    })
-    if (node.status !== 202) throw new Error(`node: ${node.status} ${node.body}`)
-    const added = await pollQueue(base, node.headers.get('location')!)
-    if (added.status !== 303) throw new Error(`node: ${added.status} ${added.body}`)
-    const nodeId = added.headers.get('location')!.split('/').pop()!
-    const dev = await call(base, 'POST', '/devices', { name: '/dev/sdb', node: nodeId })
-    const devDone = await pollQueue(base, dev.headers.get('location')!)
-    if (devDone.status !== 204) throw new Error(`device: ${devDone.status} ${devDone.body}`)
-  }
-  return clusterId
-}
+const topology = (base: string) => addTopology(base, 'ha', '10.9.0')
 
 t.test('replicas on a real etcd', async (t) => {
   if (!requireEtcd(t)) return

@@ -51,6 +51,32 @@ export async function pollQueue(
 }
 
 /** Wait (bounded) until `check` holds; returns how long it took (ms). */
+/**
+ * A file+block cluster of three nodes (zones 1..3), one /dev/sdb each, added through a
+ * replica's API; `host` names the nodes (`<host>0.example.com`) and `subnet` their storage
+ * addresses (`<subnet>.1`…), so tests sharing a mock do not collide.
+ */
+export async function addTopology(base: string, host: string, subnet: string): Promise<string> {
+  const cluster = await call(base, 'POST', '/clusters', { file: true, block: true })
+  if (cluster.status !== 201) throw new Error(`cluster: ${cluster.status} ${cluster.body}`)
+  const clusterId = JSON.parse(cluster.body).id as string
+  for (let i = 0; i < 3; i++) {
+    const node = await call(base, 'POST', '/nodes', {
+      zone: i + 1,
+      hostnames: { manage: [`${host}${i}.example.com`], storage: [`${subnet}.${i + 1}`] },
+      cluster: clusterId,
+    })
+    if (node.status !== 202) throw new Error(`node: ${node.status} ${node.body}`)
+    const added = await pollQueue(base, node.headers.get('location')!)
+    if (added.status !== 303) throw new Error(`node: ${added.status} ${added.body}`)
+    const nodeId = added.headers.get('location')!.split('/').pop()!
+    const dev = await call(base, 'POST', '/devices', { name: '/dev/sdb', node: nodeId })
+    const devDone = await pollQueue(base, dev.headers.get('location')!)
+    if (devDone.status !== 204) throw new Error(`device: ${devDone.status} ${devDone.body}`)
+  }
+  return clusterId
+}
+
 export async function until(
   what: string,
   check: () => boolean | Promise<boolean>,
