@@ -494,3 +494,30 @@ t.test('a clone does not inherit the running rebalance of its source', async (t)
     undefined,
   )
 })
+
+t.test('a worker that ends on a refused journal write is counted in /metrics', async (t) => {
+  const rec = recording(new MockExecutor())
+  const app = await makeApp(t, { executor: rec.executor })
+  fast(app)
+  const id = await volumeWithTopology(app)
+  rec.hold()
+  t.equal((await app.run('POST', `/volumes/${id}/expand`, { expand_size: 1 })).statusCode, 303)
+  await eventually(
+    t,
+    'the start reached the node',
+    async () => rec.calls('rebalanceStart').length,
+    (n) => n > 0,
+  )
+  // gluster accepts the start; dropping its record is refused (as by the leader fence)
+  const store = app.ctx.store
+  const write = store.write.bind(store)
+  store.write = () => Promise.reject(new Error('refused for the test'))
+  rec.release()
+  await app.ctx.rebalance.settled()
+  store.write = write
+  t.equal(app.ctx.rebalance.workerFailures, 1)
+  const metrics = (await app.call('GET', '/metrics')).body
+  t.match(metrics, /^heqet_rebalance_worker_failures_total 1$/m, 'the failed worker is in /metrics')
+  t.match((await operations(app)).rebalances?.[0], { error: /refused for the test/ })
+  t.equal((await pending(app)).length, 1, 'the record stays for the cleaner')
+})

@@ -112,6 +112,10 @@ async function createMetrics(ctx: AppContext, replica: Replica | undefined): Pro
     'heqet_rebalance_start_failures_total',
     '`volume rebalance start` refused on every host (each retried; the start stays journaled)',
   )
+  const rebalanceWorkerFailures = gauge(
+    'heqet_rebalance_worker_failures_total',
+    'Rebalance workers (start, then follow) that ended on an error since start (logged; the error is in /operations, a start still journaled is left to the cleaner)',
+  )
   const perScrape = [
     rebalancePhase,
     rebalanceSeconds,
@@ -143,6 +147,7 @@ async function createMetrics(ctx: AppContext, replica: Replica | undefined): Pro
     }
     rebalanceStarts.set(ctx.rebalance.starts)
     rebalanceStartFailures.set(ctx.rebalance.startFailures)
+    rebalanceWorkerFailures.set(ctx.rebalance.workerFailures)
     healWaiting.set(ctx.heal.waiting.size)
     replacements.set(ctx.heal.replacements)
     healStartFailures.set(ctx.heal.healStartFailures)
