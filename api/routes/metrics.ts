@@ -4,6 +4,7 @@
 import type { Registry } from 'prom-client'
 import { isVolumeListed } from '../../src/clusters.ts'
 import type { AppContext } from '../../src/context.ts'
+import { logStats } from '../log-destination.ts'
 import type { Replica } from '../replica.ts'
 import { type Api, addRoute } from '../server.ts'
 
@@ -220,6 +221,15 @@ async function createMetrics(ctx: AppContext, replica: Replica | undefined): Pro
     'Failed leader election calls since start (Kubernetes Lease election), by kind: conflict, server, client, timeout, network, etcd, stale, other',
     ['kind'],
   )
+  // beyond heketi: the log on stdout (api/log-destination.ts)
+  const logDropped = gauge(
+    'heqet_log_lines_dropped_total',
+    'Log lines not written to stdout since start (stdout slower than the log past the bound, a closed pipe, a write error)',
+  )
+  const logWriteErrors = gauge(
+    'heqet_log_write_errors_total',
+    'Writes of the log to stdout that failed since start (EPIPE: stdout is a closed pipe)',
+  )
   const fencedWrites = gauge(
     'heqet_fenced_writes',
     'Store writes refused because this replica was not (or no longer) the leader',
@@ -233,6 +243,8 @@ async function createMetrics(ctx: AppContext, replica: Replica | undefined): Pro
       depositions.set(replica.election.depositions)
       for (const [kind, n] of Object.entries(replica.election.errors ?? {})) electionErrors.set({ kind }, n)
     }
+    logDropped.set(logStats.droppedLines)
+    logWriteErrors.set(logStats.writeErrors)
     fencedWrites.set((ctx.store as { fencedWrites?: number }).fencedWrites ?? 0)
     try {
       fill()
