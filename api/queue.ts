@@ -43,8 +43,20 @@ export function outcomeOf(result: JobResult): JobOutcome {
   return result ? { state: 'redirect', location: `/${result.kind}s/${result.id}` } : { state: 'done' }
 }
 
+/** Why a held poll ends: its job finished, the bound passed, the server closes, or the client left. */
+export type HoldEnd = 'finished' | 'bound' | 'closed' | 'dropped'
+
+/** A poll held until its job finishes; `drop` ends it early (the client went away). */
+export interface Hold {
+  ended: Promise<HoldEnd>
+  drop(): void
+}
+
 export class AsyncQueue {
   private readonly jobs = new Map<string, JobOutcome>()
+  /** held polls by job id: each ends its hold (api/routes/core.ts) */
+  private readonly holds = new Map<string, Set<(why: HoldEnd) => void>>()
+  private closed = false
 
   constructor(
     private readonly log: FastifyBaseLogger,
@@ -100,13 +112,69 @@ export class AsyncQueue {
   private finish(id: string, outcome: JobOutcome, operationId: string | undefined): void {
     if (!this.replicated) {
       this.jobs.set(id, outcome)
+      this.endHolds(id, 'finished')
       return
     }
     this.jobs.delete(id)
-    // a deposed leader cannot write it: the next leader completes the record
-    this.persist(id, outcome, operationId).catch((err: Error) =>
-      this.log.error({ job: id }, `job ${id}: its outcome could not be stored: ${err.message}`),
+    // a deposed leader cannot write it: the next leader completes the record.
+    // Held polls read the record once this write is over, stored or not.
+    this.persist(id, outcome, operationId).then(
+      () => this.endHolds(id, 'finished'),
+      (err: Error) => {
+        this.log.error({ job: id }, `job ${id}: its outcome could not be stored: ${err.message}`)
+        this.endHolds(id, 'finished')
+      },
     )
+  }
+
+  /**
+   * Hold a poll of a job that runs in this process until it finishes (its
+   * outcome readable through read()), `boundMs` passes, or the queue closes.
+   * undefined when there is nothing to wait for here: the job is finished,
+   * unknown, or another process's (a follower, an earlier leader), the bound
+   * is 0, or the queue is closing. A hold is not work: it takes no throttle slot.
+   */
+  hold(id: string, boundMs: number): Hold | undefined {
+    if (boundMs <= 0 || this.closed || this.jobs.get(id)?.state !== 'pending') return undefined
+    let waiters = this.holds.get(id)
+    if (!waiters) {
+      waiters = new Set()
+      this.holds.set(id, waiters)
+    }
+    const set = waiters
+    let resolve!: (why: HoldEnd) => void
+    const ended = new Promise<HoldEnd>((r) => {
+      resolve = r
+    })
+    const end = (why: HoldEnd) => {
+      clearTimeout(timer)
+      set.delete(end)
+      if (set.size === 0 && this.holds.get(id) === set) this.holds.delete(id)
+      resolve(why)
+    }
+    const timer = setTimeout(end, boundMs, 'bound')
+    set.add(end)
+    return { ended, drop: () => end('dropped') }
+  }
+
+  private endHolds(id: string, why: HoldEnd): void {
+    const waiters = this.holds.get(id)
+    if (!waiters) return
+    this.holds.delete(id)
+    for (const end of [...waiters]) end(why)
+  }
+
+  /** Polls being held now (tests: aborted polls leave none). */
+  get held(): number {
+    let n = 0
+    for (const waiters of this.holds.values()) n += waiters.size
+    return n
+  }
+
+  /** The server closes: held polls are answered now, and no poll is held from here on. */
+  close(): void {
+    this.closed = true
+    for (const id of [...this.holds.keys()]) this.endHolds(id, 'closed')
   }
 
   private persist(id: string, outcome: JobOutcome, op?: string): Promise<void> {

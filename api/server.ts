@@ -189,6 +189,11 @@ export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOp
       ? { records: opts.jobRecords, term: () => replica.election.term?.key ?? '' }
       : undefined,
   )
+  // held polls (api/routes/core.ts) are answered as the server starts closing, not at their bound
+  app.addHook('preClose', (done) => {
+    queue.close()
+    done()
+  })
   const routes: RouteSpec[] = []
   const state = { admin: initialState }
   const keys = { admin: ctx.config.adminKey, user: ctx.config.userKey }

@@ -42,6 +42,8 @@ const configSchema = {
       refresh_time_background_cleaner: 'int',
       start_time_background_cleaner: 'int',
       operation_retry_limits: { object: { volume_create: 'int' } },
+      // heqet only: how long a poll of a running job waits for its end (api/routes/core.ts)
+      queue_poll_hold_ms: 'int',
       // replicas on one etcd db (api/replica.ts)
       ha: {
         object: {
@@ -112,6 +114,8 @@ export interface Config {
   cleanerRefreshSec: number
   cleanerStartSec: number
   volumeCreateRetries: number
+  /** a poll of a job still running here waits this long for its end before answering pending (0: at once, as heketi) */
+  queuePollHoldMs: number
   mockDeviceSizeGiB: number
   /** where the other replicas send writes to this one when it leads ('' = http://<first IPv4>:<port>) */
   haAdvertiseUrl: string
@@ -138,6 +142,9 @@ export interface KubeLeaseConfig {
 
 /** default leader lease TTL (seconds) */
 export const DEFAULT_LEASE_TTL_SEC = 10
+/** default hold of a /queue poll of a running job, and the most it may be set to */
+export const DEFAULT_QUEUE_POLL_HOLD_MS = 1000
+export const MAX_QUEUE_POLL_HOLD_MS = 30_000
 /** client-go leaderelection's usual LeaseDuration / RenewDeadline / RetryPeriod */
 export const DEFAULT_KUBE_LEASE = { leaseDurationSec: 15, renewDeadlineSec: 10, retryPeriodSec: 2 }
 
@@ -238,6 +245,10 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
     cleanerStartSec: orDefault(g.start_time_background_cleaner, 60),
     volumeCreateRetries:
       g.operation_retry_limits.volume_create > 0 ? g.operation_retry_limits.volume_create : 4,
+    // 0 is a value here (no hold): only an absent key (or null) takes the default
+    queuePollHoldMs: hasGlusterfsKey(text, 'queue_poll_hold_ms')
+      ? g.queue_poll_hold_ms
+      : DEFAULT_QUEUE_POLL_HOLD_MS,
     mockDeviceSizeGiB: 500,
     haAdvertiseUrl: g.ha.advertise_url,
     haReplicaId: g.ha.replica_id,
@@ -262,11 +273,32 @@ export function parseConfig(text: string, env: NodeJS.ProcessEnv = process.env):
   checkKubeLease(cfg.haKubeLease)
   if (cfg.haLeaseTtlSec > MAX_LEASE_SEC)
     throw new ConfigError(`ha.lease_ttl_sec must be at most ${MAX_LEASE_SEC}`)
+  checkQueuePollHold(cfg.queuePollHoldMs)
   if (cfg.haReplicaId !== '' && !REPLICA_ID.test(cfg.haReplicaId))
     throw new ConfigError(
       `invalid ha.replica_id ${JSON.stringify(cfg.haReplicaId)} (A-Z, a-z, 0-9, '.', '_', '-', at most 253)`,
     )
   return cfg
+}
+
+/** Whether heketi.json's glusterfs section sets `key` to a non-null value (keys match case-insensitively, as Go's). */
+function hasGlusterfsKey(text: string, key: string): boolean {
+  const parsed = JSON.parse(text) as Record<string, unknown>
+  const gkey = Object.keys(parsed).find((k) => k.toLowerCase() === 'glusterfs')
+  const gs = gkey ? parsed[gkey] : undefined
+  if (!gs || typeof gs !== 'object') return false
+  // Go's decoder takes the last of several keys that match
+  const k = Object.keys(gs)
+    .filter((x) => x.toLowerCase() === key)
+    .pop()
+  return k !== undefined && (gs as Record<string, unknown>)[k] !== null
+}
+
+function checkQueuePollHold(ms: number): void {
+  if (!Number.isInteger(ms) || ms < 0 || ms > MAX_QUEUE_POLL_HOLD_MS)
+    throw new ConfigError(
+      `queue_poll_hold_ms must be a whole number of milliseconds from 0 to ${MAX_QUEUE_POLL_HOLD_MS}`,
+    )
 }
 
 function parsePort(value: string): number {
@@ -365,6 +397,9 @@ function applyEnv(cfg: Config, env: NodeJS.ProcessEnv): void {
   cfg.haReplicaId = str('HEQET_REPLICA_ID') ?? cfg.haReplicaId
   const ttl = envInt(env, 'HEQET_LEASE_TTL_SEC')
   if (ttl !== undefined && ttl > 0) cfg.haLeaseTtlSec = ttl
+  // a value that is not a number is refused (NaN fails the range check), not ignored
+  const hold = envInt(env, 'HEQET_QUEUE_POLL_HOLD_MS')
+  if (hold !== undefined) cfg.queuePollHoldMs = hold
   const election = str('HEQET_ELECTION')
   if (election) cfg.haElection = parseElection(election)
   const mockSize = envInt(env, 'HEKETI_MOCK_DEVICE_SIZE_GB')

@@ -4,7 +4,7 @@ import type { FastifyReply } from 'fastify'
 import { ADMIN_STATES, type AdminState, LOG_LEVELS, type LogLevel } from '../../src/config.ts'
 import { Errors } from '../../src/errors.ts'
 import { decodeBodyDetailed, sendError, sendJson, Validation } from '../http.ts'
-import type { JobOutcome } from '../queue.ts'
+import type { Hold, JobOutcome } from '../queue.ts'
 import { type Api, addRoute } from '../server.ts'
 
 const PINO_LEVEL: Record<LogLevel, string> = {
@@ -26,23 +26,17 @@ export function registerCoreRoutes(api: Api): void {
       reply.code(200).header('content-type', 'text/plain; charset=UTF-8').send('Hello from Heketi'),
   })
 
+  const holdMs = api.ctx.config.queuePollHoldMs
   addRoute(api, {
     method: 'GET',
     path: '/queue/{id}',
-    // synchronous on one server (answered when it returns): clients poll this every few ms
+    // synchronous on one server when answered at once (no promise: clients poll this every few ms)
     handler: (req, reply) => {
-      const outcome = api.queue.read(req.params.id)
-      if (outcome instanceof Promise)
-        return outcome.then(
-          (o) => answerQueue(reply, o),
-          (err: unknown) => {
-            // replicated entries live in etcd: out of reach, the job's state is unknown here (not failed)
-            req.log.warn({ err }, `queue entry ${req.params.id}: unreadable`)
-            return sendError(reply, Errors.queueUnreadable((err as Error).message))
-          },
-        )
-      answerQueue(reply, outcome)
-      return undefined
+      const id = req.params.id
+      // a job still running here: answer when it finishes (or the bound passes), not "pending" now
+      const hold = api.queue.hold(id, holdMs)
+      if (hold) return answerWhenHeld(api, id, hold, reply)
+      return answerPoll(api, id, reply)
     },
   })
 
@@ -89,6 +83,43 @@ export function registerCoreRoutes(api: Api): void {
       return sendJson(reply, 200, { loglevel: { glusterfs: logLevel } })
     },
   })
+}
+
+/** Read the job (a finished one is forgotten by this read) and answer. */
+function answerPoll(api: Api, id: string, reply: FastifyReply): Promise<unknown> | undefined {
+  const outcome = api.queue.read(id)
+  if (outcome instanceof Promise)
+    return outcome.then(
+      (o) => answerQueue(reply, o),
+      (err: unknown) => {
+        // replicated entries live in etcd: out of reach, the job's state is unknown here (not failed)
+        reply.log.warn({ err }, `queue entry ${id}: unreadable`)
+        return sendError(reply, Errors.queueUnreadable((err as Error).message))
+      },
+    )
+  answerQueue(reply, outcome)
+  return undefined
+}
+
+/**
+ * Answer a held poll when its hold ends, with what a poll arriving at that
+ * moment would get. A client that left is not answered, and its poll reads
+ * nothing: the result stays for its next poll.
+ */
+async function answerWhenHeld(api: Api, id: string, hold: Hold, reply: FastifyReply): Promise<undefined> {
+  const res = reply.raw
+  const onClose = () => {
+    if (!res.writableEnded) hold.drop()
+  }
+  res.once('close', onClose)
+  const why = await hold.ended
+  res.off('close', onClose)
+  // resolving to undefined: fastify sends nothing more (answered here, or nobody to answer)
+  if (why === 'dropped') return undefined
+  // the server is closing: this connection is not kept for another request
+  if (why === 'closed') reply.header('connection', 'close')
+  await answerPoll(api, id, reply)
+  return undefined
 }
 
 function answerQueue(reply: FastifyReply, outcome: JobOutcome | undefined): FastifyReply {

@@ -46,6 +46,9 @@ export async function makeApp(
     ),
     disableBackgroundCleaner: true,
     disableMonitor: true,
+    // heketi's poll (answered at once): the protocol tests see a running job's 200 X-Pending;
+    // test/queue-hold.test.ts covers the held poll (production default 1000 ms)
+    queuePollHoldMs: 0,
     ...opts.config,
   }
   const app = await buildApp({
