@@ -18,6 +18,7 @@ import type { AppContext, Job } from '../src/context.ts'
 import { Errors, HeqetError, ServerRefusals } from '../src/errors.ts'
 import { authenticate, authorize, registerTokenVerifier, VerifiedTokenCache } from './auth.ts'
 import { BodyCache } from './body-cache.ts'
+import { HotReads } from './hot-reads.ts'
 import { sendAccepted, sendError, sendJson } from './http.ts'
 import { cleanPath, decodeRequestPath, escapePath, escapeQuery } from './paths.ts'
 import { AsyncQueue, type JobRecords } from './queue.ts'
@@ -43,6 +44,8 @@ export interface Api {
   state: { admin: AdminState }
   /** rendered bodies of the hot reads, emptied by every commit */
   bodies: BodyCache
+  /** GET /volumes and GET /volumes/{id} answered before fastify (api/hot-reads.ts) */
+  hot: HotReads
   /** replicated on etcd: the election and forwarding (api/replica.ts) */
   replica?: Replica
   /** run a job through the queue; returns the queue id */
@@ -134,8 +137,15 @@ const lazySchemaCompilers: CompilersFactory = {
 
 export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOptions = {}): Api {
   const { replica } = opts
+  // fastify's request ids (`req-<n>` in base 36), shared with the hot reads' answers
+  let lastReqId = 0
+  const nextReqId = () => {
+    lastReqId = (lastReqId + 1) & 0x7fffffff
+    return `req-${lastReqId.toString(36)}`
+  }
   const app = Fastify({
     loggerInstance: ctx.log,
+    genReqId: nextReqId,
     schemaController: { compilersFactory: lazySchemaCompilers },
     // no child logger per request (a pino child is made and serialized for
     // every request otherwise): the lines that name a request carry its reqId
@@ -199,6 +209,17 @@ export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOp
   const keys = { admin: ctx.config.adminKey, user: ctx.config.userKey }
   const tokens = ctx.config.disableAuth ? undefined : registerTokenVerifier(app, keys)
   const tokenCache = new VerifiedTokenCache()
+  /** heketi's JWT check and authorization of a request (nothing when auth is disabled) */
+  const checkToken = (header: string | undefined, method: string, path: string) => {
+    if (!tokens) return
+    const iss = authenticate(header, method, path, {
+      tokens,
+      iatLeewaySec: ctx.config.jwtIatLeewaySec,
+      expLeewaySec: 5,
+      cache: tokenCache,
+    })
+    authorize(iss, path)
+  }
 
   // heketi never looks at Content-Type: every body is read as text and
   // decoded by the route that wants it. fastify would refuse a malformed
@@ -253,15 +274,7 @@ export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOp
       return false
     }
     if (PUBLIC.has(`${req.method} ${path}`)) return true
-    if (tokens) {
-      const iss = authenticate(req.headers.authorization, req.method, path, {
-        tokens,
-        iatLeewaySec: ctx.config.jwtIatLeewaySec,
-        expLeewaySec: 5,
-        cache: tokenCache,
-      })
-      authorize(iss, path)
-    }
+    checkToken(req.headers.authorization, req.method, path)
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       const peer = req.socket.remoteAddress ?? ''
       const local = peer === '127.0.0.1' || peer === '::1' || peer === '::ffff:127.0.0.1'
@@ -288,24 +301,45 @@ export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOp
   // one access line per request, like heketi's negroni log; a queue poll
   // answered "still pending" only at debug: a client polling every few ms
   // would fill the log with them (the job's start and end are logged at info)
+  const accessLog = (
+    reqId: string,
+    method: string,
+    url: string,
+    status: number,
+    ms: number,
+    level = 'info',
+  ) => {
+    ctx.log[level as 'info']({ reqId, method, url, status, ms }, `${status} ${method} ${url}`)
+  }
   app.addHook('onResponse', (req, reply, done) => {
     const pendingPoll = reply.statusCode === 200 && reply.hasHeader('x-pending')
     if (pendingPoll && !ctx.log.isLevelEnabled('debug')) {
       done()
       return
     }
-    req.log[pendingPoll ? 'debug' : 'info'](
-      {
-        reqId: req.id,
-        method: req.method,
-        url: req.url,
-        status: reply.statusCode,
-        ms: Math.round(reply.elapsedTime),
-      },
-      `${reply.statusCode} ${req.method} ${req.url}`,
+    accessLog(
+      req.id,
+      req.method,
+      req.url,
+      reply.statusCode,
+      Math.round(reply.elapsedTime),
+      pendingPoll ? 'debug' : 'info',
     )
     done()
   })
+
+  let closing = false
+  app.addHook('preClose', (done) => {
+    closing = true
+    done()
+  })
+  const hot = new HotReads({
+    authenticate: tokens ? (header, path) => checkToken(header, 'GET', path) : undefined,
+    nextReqId,
+    accessLog,
+    closing: () => closing,
+  })
+  hot.install(app.server)
 
   app.setErrorHandler((err, req, reply) => {
     if (err instanceof HeqetError) return sendError(reply, err)
@@ -346,6 +380,7 @@ export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOp
     routes,
     state,
     bodies: new BodyCache(ctx.store),
+    hot,
     enqueue(job) {
       return runJob(async () => job)
     },

@@ -15,7 +15,9 @@
 //
 // A variant is `label[:item,item...]`; an item `NAME=value` is an environment
 // variable of that server, an item starting with `--` a node option placed
-// before bin/heqet.js. `npm run build` first: bin/heqet.js runs dist/ unless
+// before bin/heqet.js, an item `@DIR` another checkout (or a copy of one's
+// bin/, dist/ and package.json beside a node_modules) whose bin/heqet.js runs:
+// code before and after a change, side by side. `npm run build` first: bin/heqet.js runs dist/ unless
 // HEQET_RUN_SOURCES=1. Figures and method: docs/benchmarks.md.
 import { type ChildProcess, spawn } from 'node:child_process'
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -55,15 +57,17 @@ interface Variant {
   label: string
   env: Record<string, string>
   nodeArgs: string[]
+  root: string
 }
 
 function parseVariant(text: string): Variant {
   const [label, rest] = text.includes(':')
     ? [text.slice(0, text.indexOf(':')), text.slice(text.indexOf(':') + 1)]
     : [text, '']
-  const v: Variant = { label: label!, env: {}, nodeArgs: [] }
+  const v: Variant = { label: label!, env: {}, nodeArgs: [], root: ROOT }
   for (const item of rest!.split(',').filter(Boolean)) {
     if (item.startsWith('--')) v.nodeArgs.push(item)
+    else if (item.startsWith('@')) v.root = resolve(item.slice(1))
     else if (item.includes('=')) v.env[item.slice(0, item.indexOf('='))] = item.slice(item.indexOf('=') + 1)
     else throw new Error(`variant ${label}: ${item} is neither NAME=value nor --option`)
   }
@@ -105,9 +109,9 @@ class Running {
     const out = logDir ? openSync(join(logDir, `${this.v.label}.log`), 'w') : 'ignore'
     this.child = spawn(
       process.execPath,
-      [...this.v.nodeArgs, join(ROOT, 'bin', 'heqet.js'), `--config=${config}`],
+      [...this.v.nodeArgs, join(this.v.root, 'bin', 'heqet.js'), `--config=${config}`],
       {
-        cwd: ROOT,
+        cwd: this.v.root,
         env,
         stdio: ['ignore', out, logDir ? out : 'inherit'],
       },

@@ -71,25 +71,32 @@ export function registerVolumeRoutes(api: Api): void {
     },
   })
 
+  // the two hot reads: bodies kept until the next commit (BodyCache), and
+  // answered before fastify when the request is an ordinary one (api/hot-reads.ts)
+  const listBody = () =>
+    api.bodies.get('/volumes', () =>
+      goJson({
+        volumes: ctx.store.read((tx) =>
+          tx
+            .values('volume')
+            .filter((v) => isVolumeListed(tx, v))
+            .map((v) => v.id),
+        ),
+      }),
+    )
+  const infoBody = (id: string) =>
+    api.bodies.get(`/volumes/${id}`, () => {
+      const volume = getReadableVolume(ctx, id)
+      return goJson(ctx.store.read((tx) => volumeView(tx, volume)))
+    })
+  api.hot.setBodies(listBody, infoBody)
+
   addRoute(api, {
     method: 'GET',
     path: '/volumes',
     // synchronous: answered when it returns, no promise per request
     handler: (_req, reply) => {
-      sendJsonText(
-        reply,
-        200,
-        api.bodies.get('/volumes', () =>
-          goJson({
-            volumes: ctx.store.read((tx) =>
-              tx
-                .values('volume')
-                .filter((v) => isVolumeListed(tx, v))
-                .map((v) => v.id),
-            ),
-          }),
-        ),
-      )
+      sendJsonText(reply, 200, listBody())
       return undefined
     },
   })
@@ -98,15 +105,7 @@ export function registerVolumeRoutes(api: Api): void {
     method: 'GET',
     path: '/volumes/{id}',
     handler: (req, reply) => {
-      const id = req.params.id
-      sendJsonText(
-        reply,
-        200,
-        api.bodies.get(`/volumes/${id}`, () => {
-          const volume = getReadableVolume(ctx, id)
-          return goJson(ctx.store.read((tx) => volumeView(tx, volume)))
-        }),
-      )
+      sendJsonText(reply, 200, infoBody(req.params.id))
       return undefined
     },
   })
