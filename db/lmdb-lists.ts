@@ -16,7 +16,7 @@ const SPLIT: Partial<Record<BucketName, readonly string[]>> = {
 }
 
 /** Marker in a stored value: the fields whose ids live in the `lists` database. */
-const SPLIT_MARK = '\u0000lists'
+export const SPLIT_MARK = '\u0000lists'
 
 type Lists = Map<string, readonly string[]>
 

@@ -20,7 +20,7 @@ import { mkdirSync, readFileSync, rmSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { type Database, open, type RootDatabase } from 'lmdb'
 import { compactDevice, type DeviceEntry } from './entries.ts'
-import { ListStorage } from './lmdb-lists.ts'
+import { ListStorage, SPLIT_MARK } from './lmdb-lists.ts'
 import {
   BUCKETS,
   type BucketName,
@@ -64,6 +64,120 @@ interface QueuedWrite {
   changes: Change[]
   resolve: () => void
   reject: (err: Error) => void
+}
+
+/**
+ * Where a bucket's shared msgpack structures are kept (the key lmdb-js's
+ * documentation uses; a symbol key, so no entry key can collide with it and
+ * `getRange` does not list it).
+ */
+const STRUCTURES_KEY = Symbol.for('structures')
+
+/** Buckets whose records share their structures: fixed shapes, many entries. */
+const SHARED_STRUCTURE_BUCKETS: ReadonlySet<BucketName> = new Set([
+  'cluster',
+  'node',
+  'device',
+  'brick',
+  'volume',
+  'blockvolume',
+  'hostname',
+])
+
+/**
+ * Field names of the stored entries (db/entries.ts) and of their nested
+ * objects. Only objects made of these share a structure: a map of the
+ * admin's own keys (tags) is written with its field names inline, so such
+ * maps cannot fill the 32 shared slots a database has.
+ */
+const ENTRY_FIELDS: ReadonlySet<string> = new Set([
+  // cluster (with the marker of its lists stored as keys)
+  SPLIT_MARK,
+  'id',
+  'nodes',
+  'volumes',
+  'blockVolumes',
+  'block',
+  'file',
+  // node
+  'clusterId',
+  'zone',
+  'hostnames',
+  'manage',
+  'storage',
+  'tags',
+  'state',
+  'devices',
+  // device
+  'nodeId',
+  'name',
+  'totalKiB',
+  'freeKiB',
+  'usedKiB',
+  'extentSizeKiB',
+  'pvUuid',
+  'paths',
+  'bricks',
+  // brick
+  'path',
+  'deviceId',
+  'volumeId',
+  'sizeKiB',
+  'tpSizeKiB',
+  'poolMetadataSizeKiB',
+  'pendingId',
+  'lvmThinPool',
+  'lvmLv',
+  'subType',
+  // volume
+  'sizeGiB',
+  'durability',
+  'type',
+  'replicate',
+  'replica',
+  'disperse',
+  'data',
+  'redundancy',
+  'gid',
+  'snapshot',
+  'enable',
+  'factor',
+  'blockInfo',
+  'freeSizeGiB',
+  'reservedSizeGiB',
+  'restriction',
+  'requestedClusters',
+  'glusterVolumeOptions',
+  'rebalanceStartedAt',
+  // block volume
+  'usableSizeGiB',
+  'hacount',
+  'auth',
+  'blockHostingVolume',
+  'hosts',
+  'iqn',
+  'lun',
+  'username',
+  'password',
+])
+
+/**
+ * lmdb-js options of a bucket's database. Shared structures: msgpackr then
+ * stores a record's field names once per database (under STRUCTURES_KEY)
+ * instead of in every value: a device record is ~140 bytes instead of ~245,
+ * and the file (all of whose pages end up resident) shrinks with it. Records
+ * written before, with their field names inline, still decode as they are.
+ * lmdb-js saves a new structure inside the write transaction that first
+ * uses it (a nested transactionSync runs in the current transaction), so a
+ * record and its structure are committed together.
+ */
+function bucketOptions(bucket: BucketName): { name: string; sharedStructuresKey?: symbol } {
+  if (!SHARED_STRUCTURE_BUCKETS.has(bucket)) return { name: bucket }
+  return {
+    name: bucket,
+    sharedStructuresKey: STRUCTURES_KEY,
+    shouldShareStructure: (keys: string[]) => keys.every((k) => ENTRY_FIELDS.has(k)),
+  } as { name: string; sharedStructuresKey: symbol }
 }
 
 /** The map reserved at open: 64 GiB of address space (a larger file still grows the map). */
@@ -120,7 +234,7 @@ export class LmdbStore implements Store {
       // (at 3,000 nodes the file's pages were resident 2.7 times over).
       mapSize: LMDB_MAP_BYTES,
     })
-    this.dbs = new Map(BUCKETS.map((b) => [b, this.root.openDB({ name: b })]))
+    this.dbs = new Map(BUCKETS.map((b) => [b, this.root.openDB(bucketOptions(b))]))
     this.lists = new ListStorage(this.root.openDB({ name: 'lists' }))
     this.lists.loadAll()
     for (const b of BUCKETS) {
@@ -249,6 +363,7 @@ export class LmdbStore implements Store {
           // every write applied since was computed on top of the lost batch
           const lost = [...batch, ...this.queued.splice(0)]
           this.inFlight = undefined
+          this.forgetUnsavedStructures()
           this.revert(lost.flatMap((w) => w.changes))
           for (const w of lost) w.reject(error)
         },
@@ -267,6 +382,22 @@ export class LmdbStore implements Store {
         for (const w of batch) w.reject(error)
       },
     )
+  }
+
+  /**
+   * After a failed commit: the encoders may hold structures that the lost
+   * transaction was to save (or that an encoding error left unsaved), and a
+   * later record must never refer to a structure the file lacks. Each
+   * encoder reloads its structures from the file before its next use.
+   */
+  private forgetUnsavedStructures(): void {
+    for (const b of SHARED_STRUCTURE_BUCKETS) {
+      const encoder = (this.dbs.get(b) as { encoder?: { structures?: unknown } }).encoder
+      if (!encoder) continue
+      const fresh: unknown[] & { uninitialized?: boolean } = []
+      fresh.uninitialized = true
+      encoder.structures = fresh
+    }
   }
 
   /** Put the cache (and the listeners) back to what the file holds for these keys. */

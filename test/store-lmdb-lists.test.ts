@@ -23,7 +23,10 @@ async function raw(
 ): Promise<{ value: Record<string, unknown> | undefined; listKeys: string[] }> {
   const root = open({ path, noSubdir: true, maxDbs: 16, readOnly: true })
   try {
-    const value = root.openDB({ name: 'cluster' }).get('c1') as Record<string, unknown> | undefined
+    // the buckets' records share their structures (db/lmdb.ts), kept under this key
+    const value = root.openDB({ name: 'cluster', sharedStructuresKey: Symbol.for('structures') }).get('c1') as
+      | Record<string, unknown>
+      | undefined
     const listKeys = [...root.openDB({ name: 'lists' }).getKeys({})].map(String)
     return { value, listKeys }
   } finally {
