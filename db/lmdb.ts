@@ -180,6 +180,36 @@ function bucketOptions(bucket: BucketName): { name: string; sharedStructuresKey?
   } as { name: string; sharedStructuresKey: symbol }
 }
 
+/** Buckets whose entries carry their own key as `id`: stored without it (the key holds it). */
+const ID_KEYED: ReadonlySet<BucketName> = new Set([
+  'cluster',
+  'node',
+  'device',
+  'brick',
+  'volume',
+  'blockvolume',
+  'pendingop',
+])
+
+/**
+ * The value to store: an entry's `id` equal to its key is left out (33 bytes
+ * of every record; ~15 % of the file at 10,000 nodes). Any other value is
+ * stored as it is.
+ */
+function withoutId(bucket: BucketName, key: string, value: unknown): unknown {
+  if (!ID_KEYED.has(bucket) || value === null || typeof value !== 'object') return value
+  const entry = value as Record<string, unknown>
+  if (entry.id !== key) return value
+  const { id: _, ...rest } = entry
+  return rest
+}
+
+/** The entry as stored: its `id` put back from the key (records written with one keep theirs). */
+function withId(bucket: BucketName, key: string, stored: unknown): unknown {
+  if (!ID_KEYED.has(bucket) || stored === null || typeof stored !== 'object' || 'id' in stored) return stored
+  return { id: key, ...stored }
+}
+
 /** The map reserved at open: 64 GiB of address space (a larger file still grows the map). */
 export const LMDB_MAP_BYTES = 64 * 1024 ** 3
 
@@ -240,7 +270,7 @@ export class LmdbStore implements Store {
     for (const b of BUCKETS) {
       const bucket = new BucketCache()
       for (const { key, value } of this.dbs.get(b)!.getRange({})) {
-        const entry = this.lists.decode(b, String(key), value)
+        const entry = withId(b, String(key), this.lists.decode(b, String(key), value))
         bucket.set(String(key), b === 'device' && entry ? compactDevice(entry as DeviceEntry) : entry)
       }
       this.cache.set(b, bucket)
@@ -347,7 +377,7 @@ export class LmdbStore implements Store {
     this.inFlight = this.root
       .childTransaction(() => {
         for (const c of last.values()) {
-          const stored = this.lists.write(c.bucket, c.key, c.value)
+          const stored = withoutId(c.bucket, c.key, this.lists.write(c.bucket, c.key, c.value))
           stored === undefined ? db(c.bucket).removeSync(c.key) : db(c.bucket).putSync(c.key, stored)
         }
       })
@@ -410,7 +440,11 @@ export class LmdbStore implements Store {
       seen.add(id)
       this.lists.reload(c.bucket, c.key)
       const raw = this.dbs.get(c.bucket)!.get(c.key)
-      restored.push({ bucket: c.bucket, key: c.key, value: this.lists.decode(c.bucket, c.key, raw) })
+      restored.push({
+        bucket: c.bucket,
+        key: c.key,
+        value: withId(c.bucket, c.key, this.lists.decode(c.bucket, c.key, raw)),
+      })
     }
     this.apply(restored)
     notifyListeners(this, this.listeners, restored, this.onListenerError)

@@ -3,7 +3,8 @@
 // before (field names inline) still decode, beside new ones, after a reopen;
 // a commit that fails after minting a structure leaves no record pointing at
 // a structure the file lacks; and maps of the admin's own keys (tags) do not
-// take the shared slots.
+// take the shared slots. An entry's id equal to its key is not stored (the
+// key holds it).
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -44,23 +45,24 @@ const node = (id: string): NodeEntry => ({
   devices: [],
 })
 
-/** The stored bytes of one record, and the bucket's shared structures, read from the file. */
+/** One record as the file holds it (bytes, decoded value), and the bucket's shared structures. */
 async function stored(
   path: string,
   bucket: string,
   key: string,
-): Promise<{ bytes: number; structures: unknown[] }> {
+): Promise<{ bytes: number; value: unknown; structures: unknown[] }> {
   const root = open({ path, noSubdir: true, maxDbs: 16, readOnly: true })
   try {
-    const db = root.openDB({ name: bucket })
-    const structures = (db.get(STRUCTURES as unknown as string) as unknown[] | undefined) ?? []
-    return { bytes: db.getBinary(key)?.length ?? 0, structures }
+    const plain = root.openDB({ name: bucket })
+    const structures = (plain.get(STRUCTURES as unknown as string) as unknown[] | undefined) ?? []
+    const shared = root.openDB({ name: bucket, sharedStructuresKey: STRUCTURES })
+    return { bytes: plain.getBinary(key)?.length ?? 0, value: shared.get(key), structures }
   } finally {
     await root.close()
   }
 }
 
-t.test('records are stored without their field names', async (t) => {
+t.test('records are stored without their field names and without the id their key holds', async (t) => {
   const path = tempPath(t)
   const store = new LmdbStore({ path })
   await store.write((tx) => {
@@ -68,12 +70,14 @@ t.test('records are stored without their field names', async (t) => {
     tx.put('device', 'd2', device('d2', 200))
   })
   await store.close()
-  const { bytes, structures } = await stored(path, 'device', 'd2')
-  // inline, the field names alone are ~100 bytes of a ~200-byte device record
+  const { bytes, value, structures } = await stored(path, 'device', 'd2')
+  // inline, the field names alone are ~100 bytes of a ~220-byte device record
   t.ok(bytes < 120, `device record ${bytes} bytes`)
+  const { id: _, ...withoutId } = device('d2', 200)
+  t.same(value, withoutId, 'stored without its id')
   t.same(
     structures.map((s) => (s as string[]).join(',')),
-    ['id,nodeId,name,state,storage,extentSizeKiB,pvUuid,paths,tags,bricks', 'totalKiB,freeKiB,usedKiB', ''],
+    ['nodeId,name,state,storage,extentSizeKiB,pvUuid,paths,tags,bricks', 'totalKiB,freeKiB,usedKiB', ''],
     'the device, its storage and the empty tags: one structure each',
   )
   const again = new LmdbStore({ path, readOnly: true })
@@ -176,5 +180,21 @@ t.test('maps of the admin’s own keys are not shared structures', async (t) => 
     again.read((tx) => tx.get('device', 'd39')),
     device('d39', 39, { tag39: 'v' }),
   )
+  await again.close()
+})
+
+t.test('an entry whose id is not its key is stored as it is', async (t) => {
+  const path = tempPath(t)
+  const store = new LmdbStore({ path })
+  await store.write((tx) => {
+    tx.put('device', 'd1', device('other', 1))
+    tx.put('hostname', 'manage:h1', { nodeId: 'n1' })
+  })
+  await store.close()
+  const again = new LmdbStore({ path, readOnly: true })
+  again.read((tx) => {
+    t.same(tx.get('device', 'd1'), device('other', 1))
+    t.same(tx.get('hostname', 'manage:h1'), { nodeId: 'n1' }, 'no id added where there was none')
+  })
   await again.close()
 })
