@@ -24,7 +24,7 @@ import { HeketiClient } from './api/client.ts'
 import { fmt, log } from './api/log.ts'
 import { parseOptions } from './api/options.ts'
 import { pool } from './api/scenario.ts'
-import { Server } from './api/server-process.ts'
+import { Server, serverForm } from './api/server-process.ts'
 import { type Stats, stats } from './api/stats.ts'
 
 const { values: args } = parseArgs({
@@ -113,7 +113,7 @@ async function main(): Promise<void> {
   let failed = false
   try {
     await server.start()
-    log(`scale: server pid ${server.pid} on 127.0.0.1:${server.port}, dir ${server.dir}`)
+    log(`scale: server pid ${server.pid} on 127.0.0.1:${server.port}, dir ${server.dir}, ${serverForm()}`)
     // set-up: 128 adds in flight, so that they share commits, each polling its queue entry every
     // --setup-poll-ms (25; heketi's Go client polls every 400 ms); at 5 ms an add cost ~3 polls.
     // The sequential creates poll back to back (--poll-ms 0).
@@ -253,6 +253,8 @@ async function main(): Promise<void> {
     const ms = (x: number) => fmt(x)
     const out = [
       `## Scale: ${NODES} nodes × ${DEVICES} devices, ${VOLUMES} volumes (mock executor)`,
+      '',
+      `Server ${serverForm()}.`,
       '',
       '| measurement | value |',
       '|---|---:|',
