@@ -20,6 +20,7 @@
 // current leader's advertised URL, for forwarding writes.
 import { randomBytes } from 'node:crypto'
 import type { Fence } from './etcd.ts'
+import { prefixEnd } from './etcd-keys.ts'
 
 interface KeyValue {
   key: Buffer
@@ -353,16 +354,4 @@ export class EtcdElection {
     this.leader = next
     if (changed) this.opts.onChange()
   }
-}
-
-/** The end of the key range holding every key that starts with `start`. */
-function prefixEnd(start: Buffer): Buffer {
-  const end = Buffer.from(start)
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]!++
-      return end.subarray(0, i + 1)
-    }
-  }
-  return Buffer.from([0])
 }

@@ -25,6 +25,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { prefixEnd } from './etcd-keys.ts'
 import { LmdbStore } from './lmdb.ts'
 import {
   BUCKETS,
@@ -874,18 +875,6 @@ function fenceCompare(fence: Fence): ICompare {
   return 'modRevision' in fence
     ? { key, target: 'Mod', result: 'Equal', mod_revision: fence.modRevision }
     : { key, target: 'Create', result: 'Equal', create_revision: fence.createRevision }
-}
-
-/** The end of the key range holding every key that starts with `start`. */
-function prefixEnd(start: Buffer): Buffer {
-  const end = Buffer.from(start)
-  for (let i = end.length - 1; i >= 0; i--) {
-    if (end[i]! < 0xff) {
-      end[i]!++
-      return end.subarray(0, i + 1)
-    }
-  }
-  return Buffer.from([0])
 }
 
 /** the mod_revision of the writer key when it holds this attempt's token (the Txn did apply) */
