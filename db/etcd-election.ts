@@ -19,6 +19,7 @@
 // Every replica (leader or not) observes the election: `leader` is the
 // current leader's advertised URL, for forwarding writes.
 import { randomBytes } from 'node:crypto'
+import { ElectionTerms } from './election-terms.ts'
 import type { Fence } from './etcd.ts'
 import { prefixEnd } from './etcd-keys.ts'
 
@@ -108,21 +109,8 @@ export function newReplicaId(): string {
   return randomBytes(8).toString('hex')
 }
 
-export class EtcdElection {
-  /** the leader as observed through etcd (any replica), undefined while there is none */
-  leader: LeaderInfo | undefined
-  /** this replica's term while it leads; undefined otherwise */
-  term: LeaderInfo | undefined
-  /** how many times this replica was elected */
-  terms = 0
-  /** terms that ended without stop() (lease lost, keepalive late, key gone) */
-  depositions = 0
-  /** when the current (or last) term began (ms since epoch) */
-  electedAt = 0
-  /** when the last term ended (ms since epoch) */
-  termEndedAt = 0
+export class EtcdElection extends ElectionTerms {
   private readonly electionPrefix: Buffer
-  private stopped = false
   private endTerm: ((reason: string) => void) | undefined
   private observer: Watcher | undefined
   private refreshTimer: NodeJS.Timeout | undefined
@@ -133,11 +121,8 @@ export class EtcdElection {
   private observedRev = 0n
 
   constructor(private readonly opts: ElectionOptions) {
+    super(opts)
     this.electionPrefix = Buffer.from(`${opts.prefix}/_meta/election/`)
-  }
-
-  isLeader(): boolean {
-    return this.term !== undefined
   }
 
   start(): void {
@@ -220,23 +205,13 @@ export class EtcdElection {
         ended.then(() => undefined),
       ])
       if (electedRev === undefined) return
-      this.term = { id: this.opts.id, url: this.opts.url, key: key.toString(), createRevision }
       this.termRev = BigInt(electedRev)
-      this.terms++
-      this.electedAt = Date.now()
-      this.opts.log.info(
-        `leader election: this replica (${this.opts.id}) is the leader (key ${key.toString()})`,
+      this.termBegan(
+        { id: this.opts.id, url: this.opts.url, key: key.toString(), createRevision },
+        `key ${key.toString()}`,
       )
-      this.opts.onChange()
       void this.refreshLeader()
-      const reason = await ended
-      this.term = undefined
-      this.termEndedAt = Date.now()
-      if (!this.stopped) {
-        this.depositions++
-        this.opts.log.error(`leader election: no longer the leader: ${reason}`)
-      }
-      this.opts.onChange()
+      this.termOver(await ended)
     } finally {
       clearInterval(deadline)
       this.endTerm = undefined
@@ -350,8 +325,6 @@ export class EtcdElection {
     // our own key is no longer the first one: someone removed it (lease revoked)
     if (this.term && rev > this.termRev && next?.key !== this.term.key)
       this.endTerm?.('the leader key is gone from etcd')
-    const changed = next?.key !== this.leader?.key
-    this.leader = next
-    if (changed) this.opts.onChange()
+    this.observeLeader(next)
   }
 }

@@ -30,6 +30,7 @@
 // Every replica observes the Lease at each retry: `leader` is the holder
 // while its lease is valid, with the URL it stored with its term.
 import { performance } from 'node:perf_hooks'
+import { ElectionTerms } from './election-terms.ts'
 import type { Fence } from './etcd.ts'
 import type { ElectionLog, LeaderInfo } from './etcd-election.ts'
 
@@ -136,20 +137,11 @@ interface Holding {
 const JITTER = 1.2
 const ERROR_LOG_REPEAT_MS = 30_000
 
-export class KubeLeaseElection {
-  /** the leader as last observed on the Lease (any replica); undefined while there is none */
-  leader: LeaderInfo | undefined
-  /** this replica's term while it leads */
-  term: LeaderInfo | undefined
-  terms = 0
-  depositions = 0
-  electedAt = 0
-  termEndedAt = 0
+export class KubeLeaseElection extends ElectionTerms {
   /** failures by kind: conflict, server (5xx), client (other 4xx), timeout, network, etcd, stale, other */
   readonly errors: Record<string, number> = {}
   private holding: Holding | undefined
   private observed: { record: LeaseRecord; at: number } | undefined
-  private stopped = false
   private readonly stopping = new AbortController()
   /** the call in flight: aborted when the term ends, so the loop moves on at once */
   private inflight = new AbortController()
@@ -163,6 +155,7 @@ export class KubeLeaseElection {
   private lastLogged = { text: '', at: 0 }
 
   constructor(private readonly opts: KubeLeaseElectionOptions) {
+    super(opts)
     const { leaseDurationSec, renewDeadlineMs, retryPeriodMs } = opts
     if (!(leaseDurationSec * 1000 > renewDeadlineMs))
       throw new Error('ha: the lease duration must be greater than the renew deadline')
@@ -170,10 +163,6 @@ export class KubeLeaseElection {
       throw new Error(`ha: the renew deadline must be greater than ${JITTER} × the retry period`)
     this.termKey = Buffer.from(`${opts.prefix}/_meta/leader-term`)
     this.now = opts.now ?? Date.now
-  }
-
-  isLeader(): boolean {
-    return this.term !== undefined
   }
 
   start(): void {
@@ -322,16 +311,12 @@ export class KubeLeaseElection {
           resourceVersion: lease.resourceVersion,
           renewedSentAt: sentAt,
         }
-        this.term = info
         this.leader = info
-        this.terms++
-        this.electedAt = Date.now()
         this.deadlineTimer = setInterval(
           () => this.checkDeadline(),
           Math.min(100, this.opts.retryPeriodMs / 4),
         )
-        log.info(`leader election: this replica (${id}) is the leader (Lease ${api.name}, term ${term})`)
-        this.opts.onChange()
+        this.termBegan(info, `Lease ${api.name}, term ${term}`)
         return true
       }
       if (attempt >= 3) throw new TermError('the leader term in etcd kept changing; not leading')
@@ -420,14 +405,8 @@ export class KubeLeaseElection {
     if (this.deadlineTimer) clearInterval(this.deadlineTimer)
     this.deadlineTimer = undefined
     this.inflight.abort()
-    this.term = undefined
     this.leader = undefined
-    this.termEndedAt = Date.now()
-    if (!this.stopped) {
-      this.depositions++
-      this.opts.log.error(`leader election: no longer the leader: ${reason}`)
-    }
-    this.opts.onChange()
+    this.termOver(reason)
     this.wake?.()
     if (lease === 'release') void this.release(holding)
   }
@@ -506,9 +485,7 @@ export class KubeLeaseElection {
 
   private setLeader(next: LeaderInfo | undefined): void {
     if (this.holding) return
-    const changed = next?.key !== this.leader?.key
-    this.leader = next
-    if (changed) this.opts.onChange()
+    this.observeLeader(next)
   }
 
   private async readTerm(): Promise<StoredTerm | undefined> {
