@@ -7,6 +7,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { delimiter, join } from 'node:path'
 import { Writable } from 'node:stream'
 import { CoreV1Api, Exec, KubeConfig, type V1Pod, type V1Status } from '@kubernetes/client-node'
+import { HostQueue } from './host-queue.ts'
 import type { BatchOptions, CommandResult, CommandRunner } from './runner.ts'
 
 const GLUSTER_LABEL_KEY = 'glusterfs-node'
@@ -93,7 +94,7 @@ export class KubeRunner implements CommandRunner {
   private readonly podCacheMs: number
   private readonly clientGraceMs: number
   private readonly podCache = new Map<string, { target: PodTarget; expiresAt: number }>()
-  private readonly hostQueues = new Map<string, Promise<unknown>>()
+  private readonly hostQueue = new HostQueue()
   private readonly sockets = new Set<{ terminate(): void }>()
   private activeExecs = 0
   private closed = false
@@ -124,14 +125,7 @@ export class KubeRunner implements CommandRunner {
 
   /** heketi's per-host 1-slot semaphore: batches on one host run one after another. */
   private serialized<T>(host: string, fn: () => Promise<T>): Promise<T> {
-    const previous = this.hostQueues.get(host) ?? Promise.resolve()
-    const run = previous.then(fn)
-    const tail = run.catch(() => {})
-    this.hostQueues.set(host, tail)
-    void tail.then(() => {
-      if (this.hostQueues.get(host) === tail) this.hostQueues.delete(host)
-    })
-    return run
+    return this.hostQueue.run(host, fn)
   }
 
   private async runSerialized(

@@ -1,6 +1,7 @@
 // A CommandRunner for tests: records every (host, command) and answers from a
 // scripted responder. Batches stop at the first non-zero exit and never
 // interleave per host, like the real runners.
+import { HostQueue } from './host-queue.ts'
 import type { BatchOptions, CommandResult, CommandRunner } from './runner.ts'
 
 /**
@@ -29,18 +30,12 @@ export class RecordingRunner implements CommandRunner {
   readonly calls: RecordedCommand[] = []
   readonly batches: RecordedBatch[] = []
   closed = false
-  private readonly hostQueues = new Map<string, Promise<unknown>>()
+  private readonly hostQueue = new HostQueue()
 
   constructor(public responder: ScriptedResponder = () => undefined) {}
 
   runBatch(host: string, commands: string[], opts: BatchOptions): Promise<CommandResult[]> {
-    const previous = this.hostQueues.get(host) ?? Promise.resolve()
-    const run = previous.catch(() => {}).then(() => this.execute(host, commands, opts))
-    this.hostQueues.set(
-      host,
-      run.catch(() => {}),
-    )
-    return run
+    return this.hostQueue.run(host, () => this.execute(host, commands, opts))
   }
 
   private async execute(host: string, commands: string[], opts: BatchOptions): Promise<CommandResult[]> {

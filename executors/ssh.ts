@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2'
 import type { SshConfig } from './config.ts'
+import { HostQueue } from './host-queue.ts'
 import { isKnownHostKey, type KnownHostEntry, loadKnownHostsFromEnv } from './known-hosts.ts'
 import type { BatchOptions, CommandResult, CommandRunner } from './runner.ts'
 import {
@@ -45,7 +46,8 @@ class ChannelOpenError extends Error {}
 
 export class SshRunner implements CommandRunner {
   private readonly connections = new Map<string, HostConnection>()
-  private readonly hostQueues = new Map<string, Promise<unknown>>()
+  /** batches on one host run one after another; an idle host's connection closes after a while */
+  private readonly hostQueue = new HostQueue((host) => this.armIdleTimer(host))
   private readonly knownHosts: KnownHostEntry[] | undefined
   /** hosts where the batch script cannot run (no writable temp dir) */
   private readonly perCommandHosts = new Set<string>()
@@ -71,17 +73,7 @@ export class SshRunner implements CommandRunner {
 
   runBatch(host: string, commands: string[], opts: BatchOptions): Promise<CommandResult[]> {
     if (this.closed) return Promise.reject(new Error('ssh runner is closed'))
-    const previous = this.hostQueues.get(host) ?? Promise.resolve()
-    const run = previous.then(() => this.runSerialized(host, commands, opts))
-    const settled = run.catch(() => {})
-    this.hostQueues.set(host, settled)
-    void settled.then(() => {
-      if (this.hostQueues.get(host) === settled) {
-        this.hostQueues.delete(host)
-        this.armIdleTimer(host)
-      }
-    })
-    return run
+    return this.hostQueue.run(host, () => this.runSerialized(host, commands, opts))
   }
 
   private async runSerialized(
@@ -183,7 +175,7 @@ export class SshRunner implements CommandRunner {
     if (!conn || this.closed) return
     if (conn.idleTimer) clearTimeout(conn.idleTimer)
     conn.idleTimer = setTimeout(() => {
-      if (!this.hostQueues.has(host) && this.connections.get(host) === conn) this.drop(host)
+      if (!this.hostQueue.busy(host) && this.connections.get(host) === conn) this.drop(host)
     }, this.options.idleCloseMs ?? 60_000)
     conn.idleTimer.unref()
   }
