@@ -425,3 +425,27 @@ t.test(
     t.ok((calls.healStatistics ?? []).length > 0)
   },
 )
+
+t.test('a host whose glusterd check fails is logged, and the evict runs on the next one', async (t) => {
+  const injector = new Injector([])
+  const app = await makeApp(t, { executor: injectingExecutor(new MockExecutor(), injector) })
+  const warnings: string[] = []
+  const log = app.ctx.log as unknown as { warn: (...a: unknown[]) => void }
+  const warn = log.warn.bind(log)
+  log.warn = (...args: unknown[]) => {
+    warnings.push(args.filter((a) => typeof a === 'string').join(' '))
+    warn(...args)
+  }
+  const vol = await volumeOnFourNodes(app)
+  const victim = vol.bricks[0].id as string
+  injector.setRules([
+    { pattern: '^glusterdCheck', action: 'fail', message: 'glusterd is not running', count: 1 },
+  ])
+  const res = await app.run('POST', `/bricks/to-evict/${victim}`, {})
+  t.equal(res.statusCode, 204, 'evicted through another host')
+  t.match(
+    warnings.join('\n'),
+    new RegExp(`brick evict ${victim}: glusterd on \\S+ not usable: glusterd is not running`),
+    'the skipped host and why are logged',
+  )
+})

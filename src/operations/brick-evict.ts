@@ -155,8 +155,11 @@ export class BrickEvictOperation implements Operation {
       try {
         await this.ctx.executor.glusterdCheck(host)
         return host
-      } catch {
-        // next
+      } catch (err) {
+        // the next host is tried; heketi's text below names none, so each one is logged
+        this.ctx.log.warn(
+          `brick evict ${this.brickId}: glusterd on ${host} not usable: ${(err as Error).message}`,
+        )
       }
     }
     throw new Error(`no hosts available (${hosts.length} total)`)
