@@ -121,6 +121,12 @@ export class RemoteExecutor implements Executor {
     return this.batches.run(host, commands, { timeoutMinutes, quiet })
   }
 
+  /** A batch whose failure heketi ignores: it goes on, and the failure is logged. */
+  private async runIgnoringFailure(host: string, commands: string[], timeoutMinutes: number, what: string) {
+    const outcome = await this.run(host, commands, timeoutMinutes)
+    if (!outcome.ok) this.logger.warn(`${what} on ${host} failed (ignored, as heketi does): ${outcome.error}`)
+  }
+
   private async runOrThrow(host: string, commands: string[], timeoutMinutes: number, quiet = false) {
     const outcome = await this.run(host, commands, timeoutMinutes, quiet)
     if (!outcome.ok) throw outcomeError(outcome, host)
@@ -260,9 +266,15 @@ export class RemoteExecutor implements Executor {
     const path = teardownPath(await this.resolvePvUuid(dev), dev.paths, dev.device)
     const removal = [vgremoveCommand(this.config, dev.deviceId), pvremoveCommand(this.config, path)]
     const rmdir = [rmdirDeviceMountsCommand(dev.deviceId)]
+    const forgotten = `device ${dev.deviceId} (forgotten)`
     if (forget) {
-      await this.run(dev.host, rmdir, this.timeouts.device)
-      await this.run(dev.host, removal, this.timeouts.device)
+      await this.runIgnoringFailure(dev.host, rmdir, this.timeouts.device, `${forgotten}: rmdir`)
+      await this.runIgnoringFailure(
+        dev.host,
+        removal,
+        this.timeouts.device,
+        `${forgotten}: vgremove/pvremove`,
+      )
       return
     }
     const removed = await this.run(dev.host, removal, this.timeouts.device)
@@ -274,7 +286,7 @@ export class RemoteExecutor implements Executor {
         removed.failed?.exitCode,
       )
     }
-    await this.run(dev.host, rmdir, this.timeouts.device)
+    await this.runIgnoringFailure(dev.host, rmdir, this.timeouts.device, `device ${dev.deviceId}: rmdir`)
   }
 
   async deviceSetupRevert(dev: DeviceRef): Promise<void> {

@@ -244,6 +244,14 @@ t.test('device teardown: UUID resolution, error text, forget', async (t) => {
       [`${LVM} vgremove -qq 'vg_${DID}'`, `${LVM} pvremove -qq '/dev/disk/by-id/lvm-pv-uuid-Known-1'`],
     ],
   )
+  t.same(
+    c.warnings,
+    [
+      `device ${DID} (forgotten): rmdir on ${H} failed (ignored, as heketi does): Process exited with status 1`,
+      `device ${DID} (forgotten): vgremove/pvremove on ${H} failed (ignored, as heketi does): in use`,
+    ],
+    'forget goes on past each failure, and logs it',
+  )
 })
 
 t.test('device info (resync) queries the resolved path', async (t) => {
