@@ -24,6 +24,7 @@ import type { RebalanceStatus } from '../executors/executor.ts'
 import type { AppContext } from './context.ts'
 import { newId } from './ids.ts'
 import { clusterHosts, onAnyHost } from './operations/bricks.ts'
+import { markRecordFailed } from './operations/cleaner.ts'
 
 export type RebalancePhase =
   /** the start is in the journal, not yet accepted by gluster */
@@ -492,24 +493,14 @@ export class RebalanceTracker {
     ctx.log.error(
       `rebalance start ${recordId} refused ${this.settings.maxStartAttempts} times; left failed to the cleaner: ${error}`,
     )
-    try {
-      await ctx.store.write((tx) => {
-        const entry = tx.get('pendingop', recordId)
-        if (!entry) return
-        const attempts = (entry.cleanAttempts ?? 0) + 1
-        tx.put('pendingop', recordId, {
-          ...entry,
-          status: 'failed',
-          lastError: error,
-          cleanAttempts: attempts,
-          // the cleaner's next run (its first retry step at the soonest) tries again
-          retryAt: Math.floor(Date.now() / 1000),
-        })
-      })
-    } catch (err) {
-      ctx.counters.journalWriteFailures++
-      ctx.log.error(`rebalance record ${recordId}: could not mark it failed: ${(err as Error).message}`)
-    }
+    await markRecordFailed(
+      ctx,
+      recordId,
+      error,
+      // the cleaner's next run (its first retry step at the soonest) tries again
+      () => Math.floor(Date.now() / 1000),
+      `rebalance record ${recordId}: could not mark it failed`,
+    )
   }
 
   /** Poll `rebalance status` until gluster reports the end (bounded by followMs). */

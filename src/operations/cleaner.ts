@@ -135,7 +135,29 @@ export async function cleanOperations(
 }
 
 /** The record stays `failed` with the reason and its next retry time. */
-async function recordCleanFailure(ctx: AppContext, id: string, error: string): Promise<void> {
+function recordCleanFailure(ctx: AppContext, id: string, error: string): Promise<void> {
+  return markRecordFailed(
+    ctx,
+    id,
+    error,
+    (attempts) => nowSec() + retryDelaySec(attempts, ctx.config.cleanerRefreshSec),
+    `operation ${id}: could not record its failed clean-up`,
+  )
+}
+
+/**
+ * Leave journal record `id` `failed` for the cleaner: its error, one more
+ * attempt counted, and when it may be tried again (`retryAt(attempts)`, s
+ * since epoch). A refused write is counted (`heqet_journal_write_failures`)
+ * and logged with `what`; the record then stays as it was.
+ */
+export async function markRecordFailed(
+  ctx: AppContext,
+  id: string,
+  error: string,
+  retryAt: (attempts: number) => number,
+  what: string,
+): Promise<void> {
   try {
     await ctx.store.write((tx) => {
       const entry = tx.get('pendingop', id)
@@ -146,12 +168,12 @@ async function recordCleanFailure(ctx: AppContext, id: string, error: string): P
         status: 'failed',
         lastError: error,
         cleanAttempts: attempts,
-        retryAt: nowSec() + retryDelaySec(attempts, ctx.config.cleanerRefreshSec),
+        retryAt: retryAt(attempts),
       })
     })
   } catch (err) {
     ctx.counters.journalWriteFailures++
-    ctx.log.error(`operation ${id}: could not record its failed clean-up: ${(err as Error).message}`)
+    ctx.log.error(`${what}: ${(err as Error).message}`)
   }
 }
 
