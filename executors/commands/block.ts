@@ -1,5 +1,6 @@
 // gluster-block commands (heketi node commands §8); batch timeout 10 minutes.
 import type { RemoteExecutorConfig } from '../config.ts'
+import type { BlockCreateRequest } from '../executor.ts'
 import {
   assertHost,
   assertName,
@@ -8,14 +9,8 @@ import {
   UnsafeCommandArgumentError,
 } from './validate.ts'
 
-export interface BlockCreateSpec {
-  hostingVolume: string
-  name: string
-  haCount: number
-  auth: boolean
-  hosts: string[]
-  sizeGiB: number
-}
+/** what `gluster-block create` is given: the executor's request but for the host it runs on */
+export type BlockCreateSpec = Omit<BlockCreateRequest, 'host'>
 
 /** `<hosting volume>/<block volume>`, quoted */
 function target(hostingVolume: string, name: string): string {
