@@ -268,3 +268,32 @@ t.test('data survives a SIGTERM restart; read-only start and SIGUSR2', async (t)
   process.kill(second.child.pid!, 'SIGTERM')
   t.equal((await waitForExit(second)).code, 0)
 })
+
+t.test('stdout a closed pipe: the server runs on, counts the lost log lines and stops cleanly', async (t) => {
+  const dir = tempDir(t)
+  const port = await freePort()
+  const config = baseConfig(dir, port, true)
+  ;(config['glusterfs'] as Record<string, unknown>)['loglevel'] = 'info'
+  const server = spawnServer(t, writeConfig(dir, config), port)
+  // the reader goes away before the server writes anything: every write to stdout is an EPIPE
+  server.child.stdout!.destroy()
+  await waitForHello(server)
+  for (let i = 0; i < 5; i++) t.equal((await call(server, 'GET', '/clusters')).status, 200)
+  // the access lines are handed to the writer within 10 ms
+  await new Promise((r) => setTimeout(r, 100))
+  const metrics = (await call(server, 'GET', '/metrics')).text
+  const dropped = Number(/^heqet_log_lines_dropped_total (\d+)$/m.exec(metrics)?.[1])
+  t.ok(dropped >= 5, `the lost lines are counted (${dropped})`)
+  t.match(metrics, /^heqet_log_write_errors_total [12]$/m, 'one EPIPE (and console.log’s), not one per line')
+  t.equal(
+    server
+      .stderr()
+      .split('\n')
+      .filter((l) => l.includes('stdout is closed (EPIPE)')).length,
+    1,
+    'said once on stderr',
+  )
+  server.child.kill('SIGTERM')
+  const exit = await waitForExit(server)
+  t.same(exit, { code: 0, signal: null }, `stopped cleanly (stderr: ${server.stderr().slice(-300)})`)
+})
