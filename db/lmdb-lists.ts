@@ -1,7 +1,10 @@
 // Long id lists of LMDB entries stored one key per id. A cluster entry holds
 // the sorted ids of all its nodes and volumes (heketi's layout); rewriting it
 // whole on every volume create or node add re-encodes and re-writes ~700 KB
-// at 10,000 nodes and 10,000 volumes. Here such a list is kept out of the
+// at 10,000 nodes and 10,000 volumes. A device entry holds the ids of its
+// bricks: every volume create and delete rewrites three devices, and their
+// lists were most of what a create encoded (37 ids each at 300 volumes on 24
+// devices, 112 at 900). Here such a list is kept out of the
 // entry's stored value, each id being a key `<bucket>/<entry key>/<field>/<id>`
 // of the `lists` database, and a write stores only the ids added or removed.
 // Only strictly ascending lists are split (the domain keeps them sorted; any
@@ -13,16 +16,20 @@ import type { BucketName } from './store.ts'
 /** Which fields of which buckets are stored as keys. */
 const SPLIT: Partial<Record<BucketName, readonly string[]>> = {
   cluster: ['nodes', 'volumes', 'blockVolumes'],
+  device: ['bricks'],
 }
 
 /** Marker in a stored value: the fields whose ids live in the `lists` database. */
 export const SPLIT_MARK = '\u0000lists'
 
-type Lists = Map<string, readonly string[]>
-
 export class ListStorage {
-  /** the lists as stored (committed) for every entry that has split lists */
-  private readonly stored = new Map<string, Lists>()
+  /**
+   * The lists as stored (committed), by their key prefix
+   * `<bucket>/<entry key>/<field>/`; an empty or inline list has none. One
+   * flat map: a Map per entry would cost ~150 bytes for each of the up to
+   * 100,000 devices that hold bricks.
+   */
+  private readonly stored = new Map<string, readonly string[]>()
 
   /** `db` is undefined when a read-only open finds a file written before the lists database */
   constructor(private readonly db: Database | undefined) {}
@@ -42,15 +49,10 @@ export class ListStorage {
     for (const { key } of this.db.getRange({})) {
       const [bucket, entryKey, field, id] = String(key).split('/')
       if (bucket === undefined || entryKey === undefined || field === undefined || id === undefined) continue
-      const at = `${bucket}/${entryKey}`
-      let lists = this.stored.get(at)
-      if (!lists) {
-        lists = new Map()
-        this.stored.set(at, lists)
-      }
-      const ids = lists.get(field) as string[] | undefined
+      const at = `${bucket}/${entryKey}/${field}/`
+      const ids = this.stored.get(at) as string[] | undefined
       if (ids) ids.push(id)
-      else lists.set(field, [id])
+      else this.stored.set(at, [id])
     }
   }
 
@@ -60,12 +62,11 @@ export class ListStorage {
     const value = raw as Record<string, unknown>
     const fields = value[SPLIT_MARK] as string[] | undefined
     if (!fields) return raw
-    const lists = this.stored.get(`${bucket}/${key}`)
     const out: Record<string, unknown> = {}
     for (const [k, v] of Object.entries(value)) if (k !== SPLIT_MARK) out[k] = v
     // the stored arrays themselves: entries are never mutated, and an unchanged
     // list written back is then recognised by identity
-    for (const field of fields) out[field] = lists?.get(field) ?? []
+    for (const field of fields) out[field] = this.stored.get(this.prefix(bucket, key, field)) ?? []
     return out
   }
 
@@ -73,17 +74,15 @@ export class ListStorage {
   reload(bucket: BucketName, key: string): void {
     const fields = SPLIT[bucket]
     if (!fields || !this.db) return
-    const lists: Lists = new Map()
     for (const field of fields) {
       const prefix = this.prefix(bucket, key, field)
       const ids: string[] = []
       for (const k of this.db.getKeys({ start: prefix, end: `${prefix.slice(0, -1)}0` })) {
         ids.push(String(k).slice(prefix.length))
       }
-      if (ids.length > 0) lists.set(field, ids)
+      if (ids.length > 0) this.stored.set(prefix, ids)
+      else this.stored.delete(prefix)
     }
-    if (lists.size > 0) this.stored.set(`${bucket}/${key}`, lists)
-    else this.stored.delete(`${bucket}/${key}`)
   }
 
   /**
@@ -95,9 +94,6 @@ export class ListStorage {
     const fields = SPLIT[bucket]
     if (!fields) return value
     if (!this.db) throw new Error('read-only store: no lists database to write to')
-    const at = `${bucket}/${key}`
-    const before = this.stored.get(at)
-    const after: Lists = new Map()
     const entry =
       value === undefined || value === null || typeof value !== 'object'
         ? undefined
@@ -105,17 +101,17 @@ export class ListStorage {
     const kept: Record<string, unknown> = entry ? { ...entry } : {}
     const split: string[] = []
     for (const field of fields) {
-      const prev = before?.get(field) ?? []
+      const prefix = this.prefix(bucket, key, field)
+      const prev = this.stored.get(prefix) ?? []
       const ids = entry?.[field]
       // the domain spreads unchanged lists into the new entry: same array, nothing to store
-      const next = ids === prev ? prev : this.storeDiff(this.prefix(bucket, key, field), prev, ids)
+      const next = ids === prev ? prev : this.storeDiff(prefix, prev, ids)
+      if (next !== undefined && next.length > 0) this.stored.set(prefix, next)
+      else this.stored.delete(prefix)
       if (next === undefined) continue
       split.push(field)
       delete kept[field]
-      if (next.length > 0) after.set(field, next)
     }
-    if (after.size > 0) this.stored.set(at, after)
-    else this.stored.delete(at)
     if (!entry || split.length === 0) return value
     kept[SPLIT_MARK] = split
     return kept

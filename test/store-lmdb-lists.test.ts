@@ -1,13 +1,13 @@
-// A cluster's node and volume id lists are stored one key per id
-// (db/lmdb-lists.ts): the entries read back are unchanged, a write stores
-// only what changed, older files with the lists inline still open, and a
-// list that is not sorted stays inline exactly as given.
+// A cluster's node and volume id lists and a device's brick ids are stored
+// one key per id (db/lmdb-lists.ts): the entries read back are unchanged, a
+// write stores only what changed, older files with the lists inline still
+// open, and a list that is not sorted stays inline exactly as given.
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { open } from 'lmdb'
 import t, { type Test } from 'tap'
-import type { ClusterEntry } from '../db/entries.ts'
+import type { ClusterEntry, DeviceEntry } from '../db/entries.ts'
 import { LmdbStore } from '../db/lmdb.ts'
 import { BUCKETS } from '../db/store.ts'
 
@@ -17,16 +17,17 @@ function tempPath(t: Test): string {
   return join(dir, 'heqet.db')
 }
 
-/** What the file itself holds: the cluster's stored value and the list keys. */
+/** What the file itself holds: the cluster's (or another entry's) stored value and the list keys. */
 async function raw(
   path: string,
+  entry: { bucket: string; key: string } = { bucket: 'cluster', key: 'c1' },
 ): Promise<{ value: Record<string, unknown> | undefined; listKeys: string[] }> {
   const root = open({ path, noSubdir: true, maxDbs: 16, readOnly: true })
   try {
     // the buckets' records share their structures (db/lmdb.ts), kept under this key
-    const value = root.openDB({ name: 'cluster', sharedStructuresKey: Symbol.for('structures') }).get('c1') as
-      | Record<string, unknown>
-      | undefined
+    const value = root
+      .openDB({ name: entry.bucket, sharedStructuresKey: Symbol.for('structures') })
+      .get(entry.key) as Record<string, unknown> | undefined
     const listKeys = [...root.openDB({ name: 'lists' }).getKeys({})].map(String)
     return { value, listKeys }
   } finally {
@@ -176,3 +177,81 @@ t.test('a failed commit puts the lists back as the file holds them', async (t) =
     'cluster/c1/volumes/v4',
   ])
 })
+
+const device = (bricks: string[]): DeviceEntry => ({
+  id: 'd1',
+  nodeId: 'n1',
+  name: '/dev/sdb',
+  state: 'online',
+  storage: { totalKiB: 1000, freeKiB: 1000 - 10 * bricks.length, usedKiB: 10 * bricks.length },
+  extentSizeKiB: 4096,
+  pvUuid: '',
+  paths: [],
+  tags: {},
+  bricks,
+})
+
+t.test("a device's brick ids: one key each, a brick added or removed writes only its key", async (t) => {
+  const path = tempPath(t)
+  const d1 = { bucket: 'device', key: 'd1' }
+  let store = new LmdbStore({ path })
+  await store.write((tx) => tx.put('device', 'd1', device(['b1', 'b3'])))
+  // the domain's way: a spread of the stored entry with a new list
+  await store.write((tx) => {
+    const d = tx.get('device', 'd1')!
+    tx.put('device', 'd1', { ...d, storage: { ...d.storage, freeKiB: 970 }, bricks: [...d.bricks, 'b4'] })
+  })
+  await store.write((tx) => {
+    const d = tx.get('device', 'd1')!
+    tx.put('device', 'd1', { ...d, bricks: d.bricks.filter((b) => b !== 'b1') })
+  })
+  await store.close()
+  const file = await raw(path, d1)
+  t.notOk('bricks' in (file.value ?? {}), 'the stored value holds no brick ids')
+  t.equal(file.value?.['name'], '/dev/sdb')
+  t.same(file.listKeys, ['device/d1/bricks/b3', 'device/d1/bricks/b4'])
+
+  store = new LmdbStore({ path })
+  t.same(
+    store.read((tx) => tx.get('device', 'd1')),
+    { ...device(['b3', 'b4']), storage: { totalKiB: 1000, freeKiB: 970, usedKiB: 20 } },
+    'the same entry after a reopen',
+  )
+  await store.write((tx) => tx.del('device', 'd1'))
+  await store.close()
+  t.same((await raw(path, d1)).listKeys, [], 'a deleted device leaves no list keys')
+})
+
+t.test(
+  'a device written with its bricks inline opens, and moves them to keys on its next write',
+  async (t) => {
+    const path = tempPath(t)
+    const root = open({ path, noSubdir: true, maxDbs: 16 })
+    for (const b of BUCKETS) root.openDB({ name: b })
+    root.openDB({ name: 'lists' })
+    await root.openDB({ name: 'device' }).put('d1', device(['b1', 'b2']))
+    await root.close()
+
+    let store = new LmdbStore({ path })
+    t.same(
+      store.read((tx) => tx.get('device', 'd1')),
+      device(['b1', 'b2']),
+    )
+    await store.write((tx) => {
+      const d = tx.get('device', 'd1')!
+      tx.put('device', 'd1', { ...d, bricks: [...d.bricks, 'b5'] })
+    })
+    await store.close()
+    t.same((await raw(path, { bucket: 'device', key: 'd1' })).listKeys, [
+      'device/d1/bricks/b1',
+      'device/d1/bricks/b2',
+      'device/d1/bricks/b5',
+    ])
+    store = new LmdbStore({ path })
+    t.same(
+      store.read((tx) => tx.get('device', 'd1')?.bricks),
+      ['b1', 'b2', 'b5'],
+    )
+    await store.close()
+  },
+)
