@@ -8,6 +8,7 @@
 // figures (the first warms the JIT).
 //
 //   npm run build && node --import tsx bench/write-path.ts [--rounds 6] [--sources] [--root DIR]
+//     [--nodes 6 --devices 4 --volumes 300] [--count] [--alloc-prof FILE] [--json]
 //
 // --root DIR measures another checkout's dist/ (e.g. a build of main).
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
@@ -22,12 +23,16 @@ const { values: args } = parseArgs({
   options: {
     rounds: { type: 'string', default: '6' },
     volumes: { type: 'string', default: '300' },
+    nodes: { type: 'string', default: '6' },
+    devices: { type: 'string', default: '4' },
     concurrency: { type: 'string', default: '8' },
     sources: { type: 'boolean', default: false },
     root: { type: 'string' },
     json: { type: 'boolean', default: false },
     /** write an allocation profile (.heapprofile, every allocation sampled, collected or not) of rounds 2.. here */
     'alloc-prof': { type: 'string' },
+    /** count what the LMDB store encodes and writes per operation (wraps its databases) */
+    count: { type: 'boolean', default: false },
   },
 })
 
@@ -75,6 +80,11 @@ const { parseConfig } = await load('src/config')
 const { MockExecutor } = await load('executors/mock')
 const { createVolume, deleteVolume } = await load('src/volumes')
 
+// as the full bench: 8 × the average brick load of a device, at least 500 GiB
+const deviceGiB = Math.max(
+  500,
+  Math.ceil((8 * Number(args.volumes) * 3) / (Number(args.nodes) * Number(args.devices))),
+)
 const dir = mkdtempSync(join(tmpdir(), 'heqet-write-path-'))
 const config = {
   ...parseConfig(
@@ -82,17 +92,45 @@ const config = {
       jwt: { admin: { key: 'a' }, user: { key: 'u' } },
       glusterfs: { executor: 'mock', db: join(dir, 'heqet.db') },
     }),
-    { HEKETI_MOCK_DEVICE_SIZE_GB: '500' },
+    { HEKETI_MOCK_DEVICE_SIZE_GB: String(deviceGiB) },
   ),
   disableBackgroundCleaner: true,
   disableMonitor: true,
 }
 const app = await buildApp({
   config,
-  executor: new MockExecutor({ deviceSizeGiB: 500 }),
+  executor: new MockExecutor({ deviceSizeGiB: deviceGiB }),
   logger: pino({ level: 'silent' }),
 })
 const ctx = app.ctx
+const counted = { encodes: 0, bytes: 0, puts: 0, removes: 0 }
+if (args.count) {
+  // the store's databases (private): every encode, put and remove they do is counted
+  const store = ctx.store as unknown as { dbs: Map<string, any>; lists: { db: any } }
+  for (const db of [...store.dbs.values(), store.lists.db]) {
+    const encoder = db.encoder
+    if (encoder && !encoder.counted) {
+      const encode = encoder.encode.bind(encoder)
+      encoder.encode = (value: unknown, mode: number) => {
+        const out = encode(value, mode)
+        counted.encodes++
+        counted.bytes += out.end !== undefined ? out.end - out.start : out.length
+        return out
+      }
+      encoder.counted = true
+    }
+    const putSync = db.putSync.bind(db)
+    db.putSync = (...a: unknown[]) => {
+      counted.puts++
+      return putSync(...a)
+    }
+    const removeSync = db.removeSync.bind(db)
+    db.removeSync = (...a: unknown[]) => {
+      counted.removes++
+      return removeSync(...a)
+    }
+  }
+}
 const call = async (method: string, path: string, body?: unknown) => {
   const res = await app.app.inject({
     method,
@@ -113,14 +151,15 @@ const run = async (method: string, path: string, body?: unknown) => {
 }
 
 const cluster = JSON.parse((await call('POST', '/clusters', { block: true, file: true })).body).id
-for (let i = 0; i < 6; i++) {
+for (let i = 0; i < Number(args.nodes); i++) {
   const node = await run('POST', '/nodes', {
     zone: (i % 3) + 1,
     hostnames: { manage: [`node${i}.example.com`], storage: [`10.0.0.${i + 1}`] },
     cluster,
   })
   const nodeId = String(node.headers.location).split('/').pop()
-  for (let d = 0; d < 4; d++) await run('POST', '/devices', { name: `/dev/sd${'bcde'[d]}`, node: nodeId })
+  for (let d = 0; d < Number(args.devices); d++)
+    await run('POST', '/devices', { name: `/dev/sd${String.fromCharCode(98 + d)}`, node: nodeId })
 }
 
 const volumes = Number(args.volumes)
@@ -147,8 +186,13 @@ interface Phase {
 const measure = async (fn: () => Promise<void>, ops: number): Promise<Phase> => {
   const t0 = performance.now()
   const c0 = cpuNow()
+  const n0 = { ...counted }
   await fn()
   const c1 = cpuNow()
+  if (args.count)
+    console.log(
+      `per op: ${((counted.encodes - n0.encodes) / ops).toFixed(2)} encodes, ${((counted.bytes - n0.bytes) / ops).toFixed(0)} bytes, ${((counted.puts - n0.puts) / ops).toFixed(2)} puts, ${((counted.removes - n0.removes) / ops).toFixed(2)} removes`,
+    )
   return {
     ops,
     wallMs: performance.now() - t0,
