@@ -17,6 +17,7 @@
 // both), the same body bytes; test/hot-reads.test.ts compares the two byte
 // for byte. The access line is the one the onResponse hook writes.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { AccessLog } from './access-log.ts'
 
 /** the body of the route's 200 answer; throws what the route's handler would throw */
 export type HotBody = (id: string) => Buffer
@@ -27,7 +28,7 @@ export interface HotReadsOptions {
   /** the request id fastify's genReqId would have given */
   nextReqId: () => string
   /** the access line of a request (the onResponse hook writes the same) */
-  accessLog: (reqId: string, method: string, url: string, status: number, ms: number) => void
+  accessLog: AccessLog
   /** true once the server is closing: fastify then answers 503 itself */
   closing: () => boolean
 }
@@ -85,11 +86,15 @@ export class HotReads {
     for (let i = 0; i < raw.length; i += 2) {
       const name = raw[i]!
       switch (name.length) {
+        // the usual spellings compared first: no lower-cased copy made for them
         case 4:
-          if (name.toLowerCase() === 'host') hosts++
+          if (name === 'Host' || name.toLowerCase() === 'host') hosts++
           break
         case 13:
-          if (authorization === undefined && name.toLowerCase() === 'authorization')
+          if (
+            authorization === undefined &&
+            (name === 'Authorization' || name.toLowerCase() === 'authorization')
+          )
             authorization = raw[i + 1]
           break
         case 14:

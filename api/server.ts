@@ -16,6 +16,7 @@ import type { ReadTxn } from '../db/store.ts'
 import type { AdminState } from '../src/config.ts'
 import type { AppContext, Job } from '../src/context.ts'
 import { Errors, HeqetError, ServerRefusals } from '../src/errors.ts'
+import { accessLogger } from './access-log.ts'
 import { authenticate, authorize, registerTokenVerifier, VerifiedTokenCache } from './auth.ts'
 import { BodyCache } from './body-cache.ts'
 import { HotReads } from './hot-reads.ts'
@@ -301,16 +302,7 @@ export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOp
   // one access line per request, like heketi's negroni log; a queue poll
   // answered "still pending" only at debug: a client polling every few ms
   // would fill the log with them (the job's start and end are logged at info)
-  const accessLog = (
-    reqId: string,
-    method: string,
-    url: string,
-    status: number,
-    ms: number,
-    level = 'info',
-  ) => {
-    ctx.log[level as 'info']({ reqId, method, url, status, ms }, `${status} ${method} ${url}`)
-  }
+  const accessLog = accessLogger(ctx.log)
   app.addHook('onResponse', (req, reply, done) => {
     const pendingPoll = reply.statusCode === 200 && reply.hasHeader('x-pending')
     if (pendingPoll && !ctx.log.isLevelEnabled('debug')) {
