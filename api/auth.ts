@@ -158,8 +158,9 @@ interface VerifiedToken {
   iat: number | undefined
   nbf: number | undefined
   qsh: unknown
-  /** the `METHOD&path` whose qsh this token was last seen to match */
-  target: string | undefined
+  /** the method and path whose qsh this token was last seen to match */
+  method: string | undefined
+  path: string | undefined
 }
 
 /**
@@ -175,26 +176,39 @@ interface VerifiedToken {
 export class VerifiedTokenCache {
   // keyed by the token's last 32 characters (its signature's): hashing a short
   // key is cheaper than the whole token, and a hit is confirmed on the full text
-  private readonly map = new Map<string, { token: string; entry: VerifiedToken }>()
+  // Each entry also keeps the last Authorization header that carried the token:
+  // the same header again is a hit without splitting it.
+  private readonly map = new Map<string, { token: string; header: string; entry: VerifiedToken }>()
   hits = 0
   misses = 0
 
   constructor(readonly capacity = 1024) {}
 
-  get(token: string): VerifiedToken | undefined {
+  get(token: string, header = ''): VerifiedToken | undefined {
     const found = this.map.get(token.slice(-32))
     if (found && found.token === token) {
       this.hits++
+      found.header = header
       return found.entry
     }
     this.misses++
     return undefined
   }
 
-  set(token: string, entry: VerifiedToken): void {
+  /** the token an Authorization header seen before carried (it ends with the token, so the same key) */
+  getByHeader(header: string): VerifiedToken | undefined {
+    const found = this.map.get(header.slice(-32))
+    if (found && found.header === header) {
+      this.hits++
+      return found.entry
+    }
+    return undefined
+  }
+
+  set(token: string, entry: VerifiedToken, header = ''): void {
     const key = token.slice(-32)
     if (!this.map.has(key) && this.map.size >= this.capacity) this.map.delete(this.map.keys().next().value!)
-    this.map.set(key, { token, entry })
+    this.map.set(key, { token, header, entry })
   }
 
   get size(): number {
@@ -235,7 +249,8 @@ function verifyToken(token: string, opts: AuthOptions): { claims: VerifiedToken;
     iat: numericClaim(claims, 'iat'),
     nbf: numericClaim(claims, 'nbf'),
     qsh: claims['qsh'],
-    target: undefined,
+    method: undefined,
+    path: undefined,
   }
   const signatureValid = opts.tokens.verifySignature(iss, decoded)
   return { claims: verified, signatureValid }
@@ -265,15 +280,18 @@ export function authenticate(
   opts: AuthOptions,
 ): Issuer {
   if (!header) throw Errors.tokenMissing()
-  const token = bearerToken(header)
-  let t = opts.cache?.get(token)
+  let t = opts.cache?.getByHeader(header)
   if (!t) {
-    const { claims, signatureValid } = verifyToken(token, opts)
-    // heketi checks the time claims, then the signature, and reports the last failure
-    if (!signatureValid)
-      throw Errors.tokenInvalid('signature is invalid (client and server secrets may not match)')
-    opts.cache?.set(token, claims)
-    t = claims
+    const token = bearerToken(header)
+    t = opts.cache?.get(token, header)
+    if (!t) {
+      const { claims, signatureValid } = verifyToken(token, opts)
+      // heketi checks the time claims, then the signature, and reports the last failure
+      if (!signatureValid)
+        throw Errors.tokenInvalid('signature is invalid (client and server secrets may not match)')
+      opts.cache?.set(token, claims, header)
+      t = claims
+    }
   }
 
   const now = Math.floor((opts.now ?? Date.now)() / 1000)
@@ -287,10 +305,10 @@ export function authenticate(
   if (t.nbf !== undefined && now < t.nbf) failure = 'token is not valid yet'
   if (failure) throw Errors.tokenInvalid(failure)
 
-  const target = `${method}&${path}`
-  if (t.target !== target) {
+  if (t.path !== path || t.method !== method) {
     if (t.qsh !== qshFor(method, path)) throw Errors.qsh()
-    t.target = target
+    t.method = method
+    t.path = path
   }
   return t.iss
 }

@@ -184,3 +184,42 @@ t.test('one decode, one HMAC: the signature rules fast-jwt applied', async (t) =
   t.equal(tokens.verifySignature('admin', { ...decoded, input: `${decoded.input}x` }), false)
   t.equal(tokens.verifySignature('admin', { ...decoded, header: { alg: 'HS512' } }), false)
 })
+
+t.test(
+  'VerifiedTokenCache: a header seen before is a hit without splitting; any other header is parsed',
+  async (t) => {
+    const tokens = await verifier(t)
+    let verifications = 0
+    const counting = {
+      decode: (token: string) => tokens.decode(token),
+      verifySignature: (iss: 'admin' | 'user', token: DecodedToken) => {
+        verifications++
+        return tokens.verifySignature(iss, token)
+      },
+    }
+    const cache = new VerifiedTokenCache()
+    const run = (header: string, path = '/volumes') =>
+      outcome(() =>
+        authenticate(header, 'GET', path, { tokens: counting, iatLeewaySec: 120, expLeewaySec: 5, cache }),
+      )
+    const token = signToken('admin', keys.admin, 'GET', '/volumes', 60)
+    t.equal(run(`bearer ${token}`), 'ok')
+    t.equal(run(`bearer ${token}`), 'ok', 'the same header again')
+    t.equal(run(`Bearer ${token}`), 'ok', 'another spelling of the scheme: parsed, the token still a hit')
+    t.equal(run(`  bearer   ${token}  `), 'ok', 'extra whitespace, as heketi splits')
+    t.equal(verifications, 1, 'one verification for all of them')
+    t.equal(cache.hits, 3)
+    // headers ending with the same characters but not this token's header: refused as without a cache
+    const uncached = (header: string) =>
+      outcome(() => authenticate(header, 'GET', '/volumes', { tokens, iatLeewaySec: 120, expLeewaySec: 5 }))
+    for (const header of [`bearer x${token}`, `bear ${token}`, `bearer a b ${token}`, token]) {
+      const got = run(header)
+      t.not(got, 'ok', `${header.slice(0, 12)}…: refused`)
+      t.equal(got, uncached(header), `${header.slice(0, 12)}…: the text it gets without a cache`)
+    }
+    // the remembered header is checked against the clock and the qsh like any hit
+    t.equal(run(`bearer ${token}`, '/clusters'), 'Invalid qsh claim in token')
+    t.equal(run(`bearer ${token}`), 'ok')
+    t.equal(verifications, 1, 'none of them reached a signature check')
+  },
+)
