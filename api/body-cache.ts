@@ -24,7 +24,7 @@ export class BodyCache {
     store.onCommit(() => this.clear())
   }
 
-  /** the cached body for `key`, or render(), cache and return it */
+  /** the cached body for `key` (a path such as `/volumes`, or a volume's bare id), or render(), cache and return it */
   get(key: string, render: () => string): Buffer {
     const hit = this.bodies.get(key)
     if (hit !== undefined) {

@@ -85,7 +85,8 @@ export function registerVolumeRoutes(api: Api): void {
       }),
     )
   const infoBody = (id: string) =>
-    api.bodies.get(`/volumes/${id}`, () => {
+    // keyed by the bare id (no key built per request); other keys start with `/`
+    api.bodies.get(id, () => {
       const volume = getReadableVolume(ctx, id)
       return goJson(ctx.store.read((tx) => volumeView(tx, volume)))
     })
