@@ -105,6 +105,8 @@ async function main(): Promise<void> {
     process.env['NODE_OPTIONS'] =
       `${process.env['NODE_OPTIONS'] ?? ''} --heapsnapshot-signal=SIGUSR2 --diagnostic-dir=${snapDir}`.trim()
   }
+  // what the server runs, decided now (bin/heqet.js decides at start; sources edited later change nothing)
+  const form = serverForm()
   const server = new Server('scale', opts, opts.scale.B)
   const stop = () => server.stop().finally(() => process.exit(130))
   process.once('SIGINT', stop)
@@ -113,7 +115,7 @@ async function main(): Promise<void> {
   let failed = false
   try {
     await server.start()
-    log(`scale: server pid ${server.pid} on 127.0.0.1:${server.port}, dir ${server.dir}, ${serverForm()}`)
+    log(`scale: server pid ${server.pid} on 127.0.0.1:${server.port}, dir ${server.dir}, ${form}`)
     // set-up: 128 adds in flight, so that they share commits, each polling its queue entry every
     // --setup-poll-ms (25; heketi's Go client polls every 400 ms); at 5 ms an add cost ~3 polls.
     // The sequential creates poll back to back (--poll-ms 0).
@@ -254,7 +256,7 @@ async function main(): Promise<void> {
     const out = [
       `## Scale: ${NODES} nodes × ${DEVICES} devices, ${VOLUMES} volumes (mock executor)`,
       '',
-      `Server ${serverForm()}.`,
+      `Server ${form}.`,
       '',
       '| measurement | value |',
       '|---|---:|',
