@@ -204,13 +204,40 @@ function withoutId(bucket: BucketName, key: string, value: unknown): unknown {
   const entry = value as Record<string, unknown>
   if (entry.id !== key) return value
   const { id: _, ...rest } = entry
+  if (bucket === 'brick') withoutDerivedBrickNames(key, rest)
   return rest
+}
+
+/**
+ * heqet's own brick path and thin pool name (src/operations/bricks.ts,
+ * src/placement/allocator.ts), as they follow from the brick and device ids.
+ * Spelled out here on purpose: what a stored null means must never change.
+ */
+const brickPathOf = (deviceId: string, brickId: string) =>
+  `/var/lib/heketi/mounts/vg_${deviceId}/brick_${brickId}/brick`
+const thinPoolOf = (brickId: string) => `tp_${brickId}`
+
+/**
+ * A brick's `path` and `lvmThinPool`, when they are exactly what its ids give
+ * (~150 of its ~270 stored bytes), are stored as null, a value neither field
+ * ever holds; any other value (an imported heketi brick, '') is stored as is.
+ */
+function withoutDerivedBrickNames(key: string, brick: Record<string, unknown>): void {
+  if (typeof brick.deviceId === 'string' && brick.path === brickPathOf(brick.deviceId, key)) brick.path = null
+  if (brick.lvmThinPool === thinPoolOf(key)) brick.lvmThinPool = null
+}
+
+function withDerivedBrickNames(key: string, brick: Record<string, unknown>): void {
+  if (brick.path === null && typeof brick.deviceId === 'string') brick.path = brickPathOf(brick.deviceId, key)
+  if (brick.lvmThinPool === null) brick.lvmThinPool = thinPoolOf(key)
 }
 
 /** The entry as stored: its `id` put back from the key (records written with one keep theirs). */
 function withId(bucket: BucketName, key: string, stored: unknown): unknown {
   if (!ID_KEYED.has(bucket) || stored === null || typeof stored !== 'object' || 'id' in stored) return stored
-  return { id: key, ...stored }
+  const entry: Record<string, unknown> = { id: key, ...stored }
+  if (bucket === 'brick') withDerivedBrickNames(key, entry)
+  return entry
 }
 
 /** The map reserved at open: 64 GiB of address space (a larger file still grows the map). */

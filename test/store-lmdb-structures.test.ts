@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { open } from 'lmdb'
 import t, { type Test } from 'tap'
-import type { DeviceEntry, NodeEntry } from '../db/entries.ts'
+import type { BrickEntry, DeviceEntry, NodeEntry } from '../db/entries.ts'
 import { LmdbStore } from '../db/lmdb.ts'
 import { BUCKETS } from '../db/store.ts'
 
@@ -196,6 +196,46 @@ t.test('an entry whose id is not its key is stored as it is', async (t) => {
   again.read((tx) => {
     t.same(tx.get('device', 'd1'), device('other', 1))
     t.same(tx.get('hostname', 'manage:h1'), { nodeId: 'n1' }, 'no id added where there was none')
+  })
+  await again.close()
+})
+
+const brick = (id: string, deviceId: string, path: string, lvmThinPool: string): BrickEntry => ({
+  id,
+  path,
+  deviceId,
+  nodeId: 'n1',
+  volumeId: 'v1',
+  sizeKiB: 1024,
+  tpSizeKiB: 1024,
+  poolMetadataSizeKiB: 8,
+  pendingId: '',
+  lvmThinPool,
+  lvmLv: '',
+  subType: 'normal',
+})
+
+t.test('a brick’s path and thin pool are not stored when its ids give them', async (t) => {
+  const path = tempPath(t)
+  const store = new LmdbStore({ path })
+  const b = 'b'.repeat(32)
+  const d = 'd'.repeat(32)
+  const own = brick(b, d, `/var/lib/heketi/mounts/vg_${d}/brick_${b}/brick`, `tp_${b}`)
+  // imported from heketi: other names, and an empty thin pool, are kept exactly
+  const imported = brick('c'.repeat(32), d, '/srv/bricks/x/brick', '')
+  await store.write((tx) => {
+    tx.put('brick', own.id, own)
+    tx.put('brick', imported.id, imported)
+  })
+  await store.close()
+  const raw = await stored(path, 'brick', b)
+  t.match(raw.value, { path: null, lvmThinPool: null, deviceId: d }, 'stored without them')
+  t.ok(raw.bytes < 150, `brick record ${raw.bytes} bytes`)
+  t.match((await stored(path, 'brick', imported.id)).value, { path: '/srv/bricks/x/brick', lvmThinPool: '' })
+  const again = new LmdbStore({ path, readOnly: true })
+  again.read((tx) => {
+    t.same(tx.get('brick', b), own)
+    t.same(tx.get('brick', imported.id), imported)
   })
   await again.close()
 })
