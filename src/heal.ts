@@ -87,6 +87,8 @@ export class HealTracker {
   readonly waiting = new Map<string, { volume: string; brick: string; entries: number; since: number }>()
   private stopped = false
   healStartFailures = 0
+  /** background followers that ended on an error (logged; shown in /operations while the heal is listed) */
+  followerFailures = 0
   replacements = 0
 
   readonly settings: HealSettings
@@ -176,6 +178,7 @@ export class HealTracker {
     // nobody awaits the follower: its failure is logged and shown here, never left unhandled
     const follower = this.follow(ctx, clusterId, volume)
       .catch((err: unknown) => {
+        this.followerFailures++
         const error = err instanceof Error ? err.message : String(err)
         const p = this.heals.get(volume)
         if (p) p.lastError = error

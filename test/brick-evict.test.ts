@@ -449,3 +449,41 @@ t.test('a host whose glusterd check fails is logged, and the evict runs on the n
     'the skipped host and why are logged',
   )
 })
+
+t.test('a heal follower that ends on an error is logged and counted in /metrics', async (t) => {
+  const mock = new MockExecutor()
+  let pending = 0
+  let source = ''
+  const { executor } = spy(mock, {
+    healInfo: healing(
+      mock,
+      () => source,
+      () => pending,
+    ) as never,
+    replaceBrick: (async (...args: Parameters<MockExecutor['replaceBrick']>) => {
+      await mock.replaceBrick(...args)
+      pending = 4
+    }) as never,
+  })
+  const app = await makeApp(t, { executor })
+  Object.assign(app.ctx.heal.settings, { pollMs: 5, retriggerMs: 10 })
+  const vol = await volumeOnFourNodes(app)
+  const [victim, peer] = vol.bricks
+  const node = (await app.call('GET', `/nodes/${peer.node}`)).json()
+  source = `${node.hostnames.storage[0]}:${peer.path}`
+  t.equal((await app.run('POST', `/bricks/to-evict/${victim.id}`, {})).statusCode, 204)
+  t.equal(app.ctx.heal.get(vol.name)?.finishedAt, undefined, 'followed in the background')
+  // the follower's next start of the heal cannot read the store
+  const store = app.ctx.store
+  const read = store.read.bind(store)
+  store.read = () => {
+    throw new Error('store unreadable for the test')
+  }
+  const keepAlive = setInterval(() => {}, 1000)
+  await app.ctx.heal.settled(vol.name)
+  clearInterval(keepAlive)
+  store.read = read
+  t.equal(app.ctx.heal.followerFailures, 1)
+  t.match(app.ctx.heal.get(vol.name), { lastError: 'store unreadable for the test' }, 'shown in /operations')
+  t.match((await app.call('GET', '/metrics')).body, /^heqet_heal_follower_failures_total 1$/m)
+})

@@ -94,6 +94,10 @@ async function createMetrics(ctx: AppContext, replica: Replica | undefined): Pro
     'heqet_heal_start_failures_total',
     '`volume heal` starts refused on every host (tried again until one goes through)',
   )
+  const healFollowerFailures = gauge(
+    'heqet_heal_follower_failures_total',
+    'Self-heal followers (after a brick replacement) that ended on an error since start (logged; the heal is no longer followed)',
+  )
   // beyond heketi: the rebalance after an expand (issue 12)
   const rebalancePhase = gauge(
     'heqet_volume_rebalance',
@@ -152,6 +156,7 @@ async function createMetrics(ctx: AppContext, replica: Replica | undefined): Pro
     healWaiting.set(ctx.heal.waiting.size)
     replacements.set(ctx.heal.replacements)
     healStartFailures.set(ctx.heal.healStartFailures)
+    healFollowerFailures.set(ctx.heal.followerFailures)
     ctx.store.read((tx) => {
       const ops = tx.values('pendingop')
       stale.set(ops.filter((o) => o.status === 'stale').length)
