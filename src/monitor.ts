@@ -19,12 +19,14 @@ export class HealthMonitor implements HealthView {
     const nodes = ctx.store.read((tx) => tx.values('node').filter((n) => n.state === 'online'))
     for (const node of nodes) {
       if (this.stopped) return
-      const up = await ctx.executor.glusterdCheck(node.hostnames.manage[0]!).then(
-        () => true,
-        () => false,
+      // a failed check is the node's state (down), and why is logged when it goes down
+      const failure = await ctx.executor.glusterdCheck(node.hostnames.manage[0]!).then(
+        () => undefined,
+        (err: unknown) => (err instanceof Error ? err.message : String(err)),
       )
+      const up = failure === undefined
       if (!up && this.isUp(node.id))
-        ctx.log.warn(`node ${node.id} (${node.hostnames.manage[0]}): glusterd is down`)
+        ctx.log.warn(`node ${node.id} (${node.hostnames.manage[0]}): glusterd is down: ${failure}`)
       this.status.set(node.id, { up, at: Date.now() })
     }
     const now = Date.now()

@@ -30,8 +30,16 @@ t.test('placement and brick replacement skip nodes the monitor saw down', async 
   const hostOf = async (id: string) => (await app.call('GET', `/nodes/${id}`)).json().hostnames.manage[0]
   const sick = topo.nodes[3]!
   down.add(await hostOf(sick))
+  const warnings: string[] = []
+  const log = app.ctx.log as unknown as { warn: (...a: unknown[]) => void }
+  log.warn = (...args: unknown[]) => warnings.push(args.filter((a) => typeof a === 'string').join(' '))
   await monitor.refresh(app.ctx)
   t.equal(monitor.isUp(sick), false, 'the monitor marks the node down')
+  t.match(
+    warnings,
+    [new RegExp(`^node ${sick} \\(\\S+\\): glusterd is down: Unit glusterd.service could not be found on `)],
+    'logged once, with the check’s error',
+  )
   t.equal(monitor.isUp(topo.nodes[0]!), true)
 
   for (let i = 0; i < 4; i++) {
