@@ -80,6 +80,30 @@ export function parseDockerfile(text: string): { op: string; args: string }[] {
   return out
 }
 
+/** the NAME=value pairs of an ENV instruction */
+function envPairs(args: string): Record<string, string> {
+  const env: Record<string, string> = {}
+  for (const m of args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S+)/g))
+    env[m[1]!] = m[2]!.replace(/^"(.*)"$/, '$1')
+  return env
+}
+
+/**
+ * The environment the image's last stage sets (its ENV lines): what a
+ * container of the image starts the server with, beside PATH and HOME.
+ * `npm run bench` runs its server with it (bench/api/server-process.ts).
+ */
+export function runtimeEnv(
+  dockerfile = readFileSync(join(REPO, 'Dockerfile'), 'utf8'),
+): Record<string, string> {
+  let env: Record<string, string> = {}
+  for (const { op, args } of parseDockerfile(dockerfile)) {
+    if (op === 'FROM') env = {}
+    else if (op === 'ENV') Object.assign(env, envPairs(args))
+  }
+  return env
+}
+
 /** exec form (JSON array) or shell form of CMD/ENTRYPOINT/HEALTHCHECK CMD */
 function commandForm(args: string): string[] {
   return args.startsWith('[') ? (JSON.parse(args) as string[]) : ['/bin/sh', '-c', args]
@@ -134,12 +158,9 @@ export function buildImage(opts: { dir: string; log?: (line: string) => void }):
         stage!.workdir = posix.resolve(stage!.workdir, args)
         mkdirSync(here(stage!, '.'), { recursive: true })
         break
-      case 'ENV': {
-        for (const m of args.matchAll(/([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|\S+)/g)) {
-          stage!.env[m[1]!] = m[2]!.replace(/^"(.*)"$/, '$1')
-        }
+      case 'ENV':
+        Object.assign(stage!.env, envPairs(args))
         break
-      }
       case 'COPY': {
         const { flags: f, rest } = flags(args)
         const parts = rest.split(/\s+/)

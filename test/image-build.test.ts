@@ -15,6 +15,7 @@ import {
   healthcheck,
   parseDockerfile,
   REPO,
+  runtimeEnv,
   startImage,
 } from '../deploy/image-steps.ts'
 
@@ -40,6 +41,9 @@ t.test('the Dockerfile parses into the instructions image-steps knows', async (t
     { op: 'RUN', args: 'a && b' },
     { op: 'CMD', args: '["x"]' },
   ])
+  // the environment npm run bench starts its server with: the last stage's ENV only
+  t.same(runtimeEnv('FROM a\nENV X=1\nFROM b AS c\nENV Y="2 3" Z=4\nENV Z=5\n'), { Y: '2 3', Z: '5' })
+  t.match(runtimeEnv(), { NODE_ENV: 'production', MALLOC_ARENA_MAX: '2' }, "the image's malloc settings")
 })
 
 t.test('build, start from the result, /hello and HEALTHCHECK', async (t) => {

@@ -35,6 +35,8 @@ export interface Options {
   wrkThreads: number
   /** measure a bare node:http server with the same wrk after the info phase */
   floor: boolean
+  /** start the server with the image's ENV (Dockerfile), as a container does; undefined: not */
+  imageEnv?: boolean
   pollMs: number
   inflight: number
   logLevel: string
@@ -63,6 +65,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --wrk PATH             the wrk binary (default: wrk on PATH)
   --wrk-threads N        wrk threads (default 2)
   --no-floor             skip the bare node:http floor measured after GET /volumes/{id}
+  --no-image-env         start the server without the image's ENV (by default the Dockerfile's
+                         ENV lines, e.g. MALLOC_ARENA_MAX, are set for it, as in a container)
   --info-seconds S       duration of the GET /volumes/{id} phase (default 10)
   --list-seconds S       duration of the GET /volumes phase (default 10)
   --poll-ms N            /queue polling interval in ms (default 2, as issue 12's figures)
@@ -94,6 +98,7 @@ export function parseOptions(argv: string[]): Options {
       wrk: { type: 'string', default: 'wrk' },
       'wrk-threads': { type: 'string', default: '2' },
       'no-floor': { type: 'boolean', default: false },
+      'no-image-env': { type: 'boolean', default: false },
       'info-seconds': { type: 'string' },
       'list-seconds': { type: 'string' },
       'poll-ms': { type: 'string', default: '2' },
@@ -187,6 +192,7 @@ export function parseOptions(argv: string[]): Options {
     wrk: values.wrk,
     wrkThreads: int('wrk-threads', values['wrk-threads'], 1)!,
     floor: !values['no-floor'],
+    imageEnv: !values['no-image-env'],
     pollMs: int('poll-ms', values['poll-ms'], 0)!,
     inflight: int('inflight', values.inflight, 1)!,
     logLevel: values.loglevel,

@@ -2,6 +2,7 @@
 // heqet's for scenario A (bench/heketi-baseline.json says where they come from).
 import { readFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
+import { runtimeEnv } from '../../deploy/image-steps.ts'
 import { fmt } from './log.ts'
 import type { Options } from './options.ts'
 import type { ScenarioResult } from './scenario.ts'
@@ -213,7 +214,12 @@ export function machineLine(opts: Options, loadAtStart: number[], server: string
       : `reads from the bench's Node.js client (${opts.readConcurrency} workers, a fresh token per request)`
   return (
     `Machine: ${cpus().length} vCPU (${cpus()[0]?.model ?? '?'}), node ${process.version}, ` +
-    `load average at start ${load(loadAtStart)}, at end ${load(loadavg())}; server ${server}; ` +
+    `load average at start ${load(loadAtStart)}, at end ${load(loadavg())}; server ${server}, ` +
+    (opts.imageEnv
+      ? `with the image's environment (Dockerfile ENV: ${Object.entries(runtimeEnv())
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}); `
+      : "without the image's environment (--no-image-env); ") +
     `client and server on the same machine, HTTP/1.1 keep-alive on 127.0.0.1; ${reads}; ` +
     'creates, deletes and the topology walk with one HS256 token per request.'
   )

@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { runtimeEnv } from '../../deploy/image-steps.ts'
 import { log } from './log.ts'
 import type { Options, Scale } from './options.ts'
 
@@ -85,6 +86,8 @@ export class Server {
     writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o600 })
     const env: NodeJS.ProcessEnv = {}
     for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('HEKETI_')) env[k] = v
+    // the image's ENV (malloc settings among them), as a container starts the server
+    if (this.opts.imageEnv) Object.assign(env, runtimeEnv())
     env['HEKETI_MOCK_DEVICE_SIZE_GB'] = String(this.deviceSizeGiB)
     env['HEKETI_MAX_INFLIGHT_OPERATIONS'] = String(this.opts.inflight)
     const nodeArgs = this.opts.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${this.opts.cpuProf}`] : []
