@@ -108,6 +108,7 @@ export function report(r: ScenarioResult, opts: Options, suffix = ''): string {
   row('volume create latency p50, ms', fmt(r.create.p50))
   row('volume create latency p99, ms', fmt(r.create.p99), HEKETI.figures.createP99Ms, r.create.p99, false)
   row('volume create server CPU per create, µs', fmt(r.create.serverCpuUs, 0))
+  row('– of it on the server main thread, µs', fmt(r.create.serverMainCpuUs, 0))
   row(
     `volume info GET /volumes/{id}, req/s (${r.info.reader})`,
     fmt(r.info.perSec),
@@ -164,6 +165,7 @@ export function report(r: ScenarioResult, opts: Options, suffix = ''): string {
   )
   row('volume delete latency p99, ms', fmt(r.del.p99))
   row('volume delete server CPU per delete, µs', fmt(r.del.serverCpuUs, 0))
+  row('– of it on the server main thread, µs', fmt(r.del.serverMainCpuUs, 0))
   row(
     'server peak RSS (VmHWM), MiB',
     fmt(r.peakRssMiB, 1),

@@ -129,6 +129,8 @@ export interface Phase {
   name: string
   wallSec: number
   serverCpuSec: number
+  /** of it, on the server's main thread */
+  serverMainCpuSec: number
   clientCpuSec: number
   /** CPU seconds used by everything else on the machine (other processes share the vCPUs) */
   otherCpuSec: number
@@ -151,6 +153,8 @@ export interface ScenarioResult {
     curve: number[]
     /** server CPU (all threads) per create, µs */
     serverCpuUs: number
+    /** of it, the server's main thread (the rest: V8's compiler and GC threads, libuv's pool with the LMDB commits) */
+    serverMainCpuUs: number
     /** store writes and commits per create (--store-counts) */
     store?: StoreCounts
   }
@@ -167,7 +171,13 @@ export interface ScenarioResult {
     bricks: number
     bytes: number
   }
-  del: Stats & { busyRetries: number; pollsPerDelete: number; serverCpuUs: number; store?: StoreCounts }
+  del: Stats & {
+    busyRetries: number
+    pollsPerDelete: number
+    serverCpuUs: number
+    serverMainCpuUs: number
+    store?: StoreCounts
+  }
   peakRssMiB: number
   rssStartMiB: number
   rssEndMiB: number
@@ -229,7 +239,7 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
   const rssStartMiB = server.memory().rssMiB
   const phase = async <T>(label: string, fn: () => Promise<T>): Promise<T> => {
     server.assertAlive()
-    const cpu0 = server.cpu().cpuSec
+    const { cpuSec: cpu0, mainCpuSec: main0 } = server.cpu()
     const client0 = benchCpuSec()
     const machine0 = machineBusySec()
     const startUs = monotonicUs()
@@ -237,13 +247,16 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
     log(`${name}: ${label}...`)
     const out = await fn()
     const wallSec = (performance.now() - t0) / 1000
-    const serverCpuSec = server.cpu().cpuSec - cpu0
+    const cpu1 = server.cpu()
+    const serverCpuSec = cpu1.cpuSec - cpu0
+    const serverMainCpuSec = cpu1.mainCpuSec - main0
     const clientCpuSec = benchCpuSec() - client0
     const otherCpuSec = Math.max(0, machineBusySec() - machine0 - serverCpuSec - clientCpuSec)
     phases.push({
       name: label,
       wallSec,
       serverCpuSec,
+      serverMainCpuSec,
       clientCpuSec,
       otherCpuSec,
       startUs,
@@ -327,6 +340,7 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
       createWall = (performance.now() - start) / 1000
     })
     const createCpuSec = phases.at(-1)!.serverCpuSec
+    const createMainCpuSec = phases.at(-1)!.serverMainCpuSec
     const store1 = opts.storeCounts ? await storeCounters(client) : undefined
     const rssAfterCreatesMiB = server.memory().rssMiB
     const create = {
@@ -335,6 +349,7 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
       busyRetries: client.busy - busy0,
       curve: createCurve,
       serverCpuUs: (createCpuSec * 1e6) / sc.volumes,
+      serverMainCpuUs: (createMainCpuSec * 1e6) / sc.volumes,
       store: perOp(store0, store1, sc.volumes),
     }
 
@@ -425,6 +440,7 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
       delWall = (performance.now() - start) / 1000
     })
     const delCpuSec = phases.at(-1)!.serverCpuSec
+    const delMainCpuSec = phases.at(-1)!.serverMainCpuSec
     const pollsPerDelete = (client.polls - polls1) / Math.max(1, victims.length)
     const store3 = opts.storeCounts ? await storeCounters(client) : undefined
     const remaining = (await client.get<{ volumes: string[] }>('/volumes')).volumes.length
@@ -453,6 +469,7 @@ export async function runScenario(name: 'A' | 'B', opts: Options, server: Server
         busyRetries: client.busy - busy1,
         pollsPerDelete,
         serverCpuUs: (delCpuSec * 1e6) / Math.max(1, victims.length),
+        serverMainCpuUs: (delMainCpuSec * 1e6) / Math.max(1, victims.length),
         store: perOp(store2, store3, Math.max(1, victims.length)),
       },
       peakRssMiB: mem.peakMiB,

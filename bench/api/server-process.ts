@@ -29,6 +29,8 @@ const CLK_TCK = 100 // Linux USER_HZ: /proc/<pid>/stat times are in 1/100 s
 
 interface ProcTimes {
   cpuSec: number
+  /** of it, the main thread's (the event loop; the rest is V8's compiler and GC threads and libuv's pool) */
+  mainCpuSec: number
 }
 
 export class Server {
@@ -157,7 +159,7 @@ export class Server {
 
   /** user+system CPU seconds of the server process so far */
   cpu(): ProcTimes {
-    return { cpuSec: processCpuSec(this.pid) }
+    return { cpuSec: processCpuSec(this.pid), mainCpuSec: threadCpuSec(this.pid, this.pid) }
   }
 
   dbSizeMiB(): number {
@@ -237,6 +239,11 @@ export function serverForm(): string {
   return newest <= statSync(compiled).mtimeMs
     ? 'compiled (dist/)'
     : 'from the TypeScript sources through tsx (dist/ is older than the sources: npm run build)'
+}
+
+/** CPU seconds one thread of a live process has run so far, from its schedstat (ns) */
+export function threadCpuSec(pid: number, tid: number): number {
+  return Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e9
 }
 
 /** user+system CPU seconds of a live process so far, from /proc/<pid>/stat */
