@@ -374,6 +374,19 @@ export class LmdbStore implements Store {
     })
   }
 
+  writeApplied<R>(fn: (tx: WriteTxn) => R): Promise<{ result: R; durable: Promise<void> }> {
+    // write() runs the callback at once: `ran` tells its failure (or a closed
+    // store) from a failed commit, which only `durable` reports
+    let ran: { result: R } | undefined
+    const durable = this.write((tx) => {
+      const result = fn(tx)
+      ran = { result }
+      return result
+    }).then(() => undefined)
+    if (!ran) return durable.then(() => Promise.reject(new Error('LMDB write was not applied')))
+    return Promise.resolve({ result: ran.result, durable })
+  }
+
   /**
    * Queue an applied write (its own copy of the changes: the listeners were
    * handed the original) for the next commit. A value queued earlier for the

@@ -7,6 +7,7 @@ import pino from 'pino'
 import type { Test } from 'tap'
 import { type App, buildApp } from '../../api/app.ts'
 import { signToken } from '../../api/auth.ts'
+import type { Store } from '../../db/store.ts'
 import type { Executor } from '../../executors/executor.ts'
 import { MockExecutor } from '../../executors/mock.ts'
 import { type Config, parseConfig } from '../../src/config.ts'
@@ -33,7 +34,14 @@ export interface TestApp extends App {
 
 export async function makeApp(
   t: Test,
-  opts: { config?: Partial<Config>; executor?: Executor; dir?: string; env?: Record<string, string> } = {},
+  opts: {
+    config?: Partial<Config>
+    executor?: Executor
+    /** a store of the test's own (default: LMDB at <dir>/heqet.db) */
+    store?: Store
+    dir?: string
+    env?: Record<string, string>
+  } = {},
 ): Promise<TestApp> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'heqet-test-'))
   const config: Config = {
@@ -53,6 +61,7 @@ export async function makeApp(
   }
   const app = await buildApp({
     config,
+    ...(opts.store ? { store: opts.store } : {}),
     executor: opts.executor ?? new MockExecutor({ deviceSizeGiB: config.mockDeviceSizeGiB }),
     logger: pino({ level: 'silent' }),
   })
