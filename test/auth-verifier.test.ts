@@ -1,17 +1,9 @@
 // api/auth.ts on top of @fastify/jwt: the verifier's cache never skips
 // heketi's per-request claim checks, keys follow `iss`, and the decoder's
 // stricter base64url (docs/heketi-differences.md) gives a stable text.
-import { createHmac } from 'node:crypto'
 import Fastify from 'fastify'
 import t, { type Test } from 'tap'
-import {
-  authenticate,
-  type DecodedToken,
-  qshFor,
-  registerTokenVerifier,
-  signToken,
-  VerifiedTokenCache,
-} from '../api/auth.ts'
+import { authenticate, registerTokenVerifier, signToken, VerifiedTokenCache } from '../api/auth.ts'
 import { HeqetError } from '../src/errors.ts'
 
 const keys = { admin: 'admin-secret-for-tests', user: 'user-secret-for-tests' }
@@ -94,9 +86,9 @@ t.test('VerifiedTokenCache: hits skip verification, never the per-request checks
   let verifications = 0
   const counting = {
     decode: (token: string) => tokens.decode(token),
-    verifySignature: (iss: 'admin' | 'user', token: DecodedToken) => {
+    verifySignature: (iss: 'admin' | 'user', token: string) => {
       verifications++
-      return tokens.verifySignature(iss, token)
+      tokens.verifySignature(iss, token)
     },
   }
   const cache = new VerifiedTokenCache(2)
@@ -155,36 +147,6 @@ t.test('VerifiedTokenCache: hits skip verification, never the per-request checks
   t.equal(verifications, before + 1, 'the first token was evicted and verified again')
 })
 
-t.test('one decode, one HMAC: the signature rules fast-jwt applied', async (t) => {
-  const tokens = await verifier(t)
-  const opts = { tokens, iatLeewaySec: 120, expLeewaySec: 5 }
-  const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url')
-  const now = Math.floor(Date.now() / 1000)
-  const body = enc({ iss: 'admin', iat: now, exp: now + 60, qsh: qshFor('GET', '/clusters') })
-  const signed = (header: object, hash = 'sha256') => {
-    const head = enc(header)
-    return `${head}.${body}.${createHmac(hash, keys.admin).update(`${head}.${body}`).digest('base64url')}`
-  }
-  const run = (token: string) => outcome(() => authenticate(`bearer ${token}`, 'GET', '/clusters', opts))
-  const invalid = 'Invalid JWT token: signature is invalid (client and server secrets may not match)'
-  t.equal(run(signed({ alg: 'HS512', typ: 'JWT' }, 'sha512')), 'ok')
-  t.equal(run(signed({ alg: 'HS384' }, 'sha384')), 'ok')
-  t.equal(run(signed({ alg: 'HS384' }, 'sha256')), invalid, 'the hash named by alg')
-  t.equal(run(signed({ alg: 'HS256', crit: ['exp'] }, 'sha256')), invalid, 'a crit header')
-  t.equal(run(signed({ alg: 'HS256', crit: 0 }, 'sha256')), 'ok', 'a falsy crit is no crit, as in fast-jwt')
-  const good = signed({ alg: 'HS256' })
-  const cut = good.slice(0, good.lastIndexOf('.') + 1)
-  t.equal(run(cut), invalid, 'no signature')
-  t.equal(run(good.slice(0, -4)), invalid, 'a shorter signature')
-
-  // verifySignature reads only what decode() gave it: the token is not decoded again
-  const decoded = tokens.decode(good)
-  t.equal(tokens.verifySignature('admin', decoded), true)
-  t.equal(tokens.verifySignature('user', decoded), false, 'the key follows the issuer asked for')
-  t.equal(tokens.verifySignature('admin', { ...decoded, input: `${decoded.input}x` }), false)
-  t.equal(tokens.verifySignature('admin', { ...decoded, header: { alg: 'HS512' } }), false)
-})
-
 t.test(
   'VerifiedTokenCache: a header seen before is a hit without splitting; any other header is parsed',
   async (t) => {
@@ -192,9 +154,9 @@ t.test(
     let verifications = 0
     const counting = {
       decode: (token: string) => tokens.decode(token),
-      verifySignature: (iss: 'admin' | 'user', token: DecodedToken) => {
+      verifySignature: (iss: 'admin' | 'user', token: string) => {
         verifications++
-        return tokens.verifySignature(iss, token)
+        tokens.verifySignature(iss, token)
       },
     }
     const cache = new VerifiedTokenCache()
