@@ -60,9 +60,6 @@ class BucketCache {
   }
 }
 
-/** A queued change's value that a later queued change of the same key replaced: never stored. */
-const SUPERSEDED: unique symbol = Symbol('superseded')
-
 interface QueuedWrite {
   changes: Change[]
   resolve: () => void
@@ -270,8 +267,6 @@ export class LmdbStore implements Store {
   commits = 0
   /** applied writes waiting for the next commit */
   private readonly queued: QueuedWrite[] = []
-  /** where the latest queued change of each key sits (cleared when the queue is taken) */
-  private readonly latestQueued = new Map<string, { changes: Change[]; index: number }>()
   private inFlight: Promise<void> | undefined
   /** close() was called: later writes are refused, not sent to a closed environment */
   private closed = false
@@ -369,7 +364,7 @@ export class LmdbStore implements Store {
     this.apply(changes)
     notifyListeners(this, this.listeners, changes, this.onListenerError)
     return new Promise<R>((resolve, reject) => {
-      this.enqueue({ changes: changes.slice(), resolve: () => resolve(result), reject })
+      this.queued.push({ changes, resolve: () => resolve(result), reject })
       this.commitNext()
     })
   }
@@ -387,33 +382,10 @@ export class LmdbStore implements Store {
     return Promise.resolve({ result: ran.result, durable })
   }
 
-  /**
-   * Queue an applied write (its own copy of the changes: the listeners were
-   * handed the original) for the next commit. A value queued earlier for the
-   * same key is replaced by SUPERSEDED: the commit stores only each key's last
-   * value and a revert needs only the keys, so it need not live until the
-   * commit (10,000 node adds, 128 in flight, each rewrite the cluster entry
-   * with a copy of its node list: ~80 KB each at 10,000 nodes).
-   */
-  private enqueue(w: QueuedWrite): void {
-    const { changes } = w
-    for (let i = 0; i < changes.length; i++) {
-      const c = changes[i]!
-      const id = `${c.bucket}\u0000${c.key}`
-      const earlier = this.latestQueued.get(id)
-      if (earlier) {
-        const e = earlier.changes[earlier.index]!
-        earlier.changes[earlier.index] = { bucket: e.bucket, key: e.key, value: SUPERSEDED }
-      }
-      this.latestQueued.set(id, { changes, index: i })
-    }
-    this.queued.push(w)
-  }
-
   /** Resolves once every write applied so far is durable (or has been rejected). */
   private durable(): Promise<void> {
     return new Promise<void>((resolve) => {
-      this.enqueue({ changes: [], resolve, reject: () => resolve() })
+      this.queued.push({ changes: [], resolve, reject: () => resolve() })
       this.commitNext()
     })
   }
@@ -429,7 +401,6 @@ export class LmdbStore implements Store {
   private commitNext(): void {
     if (this.inFlight || this.queued.length === 0) return
     const batch = this.queued.splice(0)
-    this.latestQueued.clear()
     const changes = batch.flatMap((w) => w.changes)
     if (changes.length === 0) {
       // flushed covers every commit made so far, and so the writes before these
@@ -446,9 +417,6 @@ export class LmdbStore implements Store {
     this.inFlight = this.root
       .childTransaction(() => {
         for (const c of last.values()) {
-          // the last change of a key is never superseded (enqueue)
-          if (c.value === SUPERSEDED)
-            throw new Error(`LMDB store: superseded value of ${c.bucket} ${c.key} in a commit`)
           const stored = withoutId(c.bucket, c.key, this.lists.write(c.bucket, c.key, c.value))
           stored === undefined ? db(c.bucket).removeSync(c.key) : db(c.bucket).putSync(c.key, stored)
         }
@@ -464,7 +432,6 @@ export class LmdbStore implements Store {
           const error = err instanceof Error ? err : new Error(String(err))
           // every write applied since was computed on top of the lost batch
           const lost = [...batch, ...this.queued.splice(0)]
-          this.latestQueued.clear()
           this.inFlight = undefined
           this.forgetUnsavedStructures()
           this.revert(lost.flatMap((w) => w.changes))

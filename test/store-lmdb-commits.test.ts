@@ -53,37 +53,6 @@ t.test('writes started together share commits, and all of them are on disk', asy
   // the teardown closes `store` once more: closing twice must be harmless
 })
 
-t.test('a queued value that a later queued write of the same key replaces is not kept', async (t) => {
-  const { store, path } = open(t)
-  // in flight: the writes below wait in the queue for the next commit
-  const first = store.write((tx) => tx.put('attribute', 'a', attr('a', '0')))
-  const big = 'x'.repeat(100_000)
-  const writes = [
-    store.write((tx) => tx.put('attribute', 'k', attr('k', big))),
-    store.write((tx) => {
-      tx.put('attribute', 'k', attr('k', 'second'))
-      tx.put('attribute', 'j', attr('j', 'kept'))
-    }),
-    store.write((tx) => tx.put('attribute', 'k', attr('k', 'last'))),
-  ]
-  const queued = (store as unknown as { queued: { changes: Change[] }[] }).queued
-  const values = queued.flatMap((w) => w.changes.map((c) => (c.value as { value?: string }).value))
-  t.same(values, [undefined, undefined, 'kept', 'last'], 'only the last value of k is held')
-  t.notOk(
-    queued.some((w) => w.changes.some((c) => (c.value as { value?: string }).value === big)),
-    'the 100 KB value is not',
-  )
-  await first
-  await Promise.all(writes)
-  await store.close()
-  const again = new LmdbStore({ path, readOnly: true })
-  again.read((tx) => {
-    t.equal(tx.get('attribute', 'k')?.value, 'last')
-    t.equal(tx.get('attribute', 'j')?.value, 'kept')
-  })
-  await again.close()
-})
-
 t.test('a write resolves only after every write applied before it', async (t) => {
   const { store } = open(t)
   const order: string[] = []
