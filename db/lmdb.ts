@@ -369,19 +369,6 @@ export class LmdbStore implements Store {
     })
   }
 
-  writeApplied<R>(fn: (tx: WriteTxn) => R): Promise<{ result: R; durable: Promise<void> }> {
-    // write() runs the callback at once: `ran` tells its failure (or a closed
-    // store) from a failed commit, which only `durable` reports
-    let ran: { result: R } | undefined
-    const durable = this.write((tx) => {
-      const result = fn(tx)
-      ran = { result }
-      return result
-    }).then(() => undefined)
-    if (!ran) return durable.then(() => Promise.reject(new Error('LMDB write was not applied')))
-    return Promise.resolve({ result: ran.result, durable })
-  }
-
   /** Resolves once every write applied so far is durable (or has been rejected). */
   private durable(): Promise<void> {
     return new Promise<void>((resolve) => {

@@ -69,15 +69,6 @@ export interface Store {
    */
   write<R>(fn: (tx: WriteTxn) => R): Promise<R>
   /**
-   * write() with its durability handed back apart: resolves once the write
-   * is applied (visible to reads, listeners told; a callback that throws
-   * rejects it and changes nothing), with `durable`, which resolves once
-   * its commit is on disk or rejects when that commit failed (the store
-   * then undoes it in memory, as for write()). Only a store that applies
-   * before it commits has it (LMDB); the others: write().
-   */
-  writeApplied?<R>(fn: (tx: WriteTxn) => R): Promise<{ result: R; durable: Promise<void> }>
-  /**
    * Called synchronously after every commit with the changes it made, in
    * order. In-memory indexes (placement) stay current through this.
    */

@@ -3,9 +3,7 @@
 // itself right after the commit (src/operations/crash-points.ts).
 //  * journal: the build and its journal record are committed, no node
 //    command has run. After the kill the record is in the file, and the
-//    restarted server's clean-up undoes it. (On LMDB the 202 may already
-//    have been answered: the job awaits the commit, the request does not;
-//    the poll that follows gets no answer.)
+//    restarted server's clean-up undoes it.
 //  * result: the finalize is committed, the queue has not answered. After
 //    the kill the result is in the file and served after a restart.
 // With group commit (db/lmdb.ts) a write resolves only once its commit is on
@@ -159,7 +157,7 @@ t.test(
     t.teardown(() => rmSync(dir, { recursive: true, force: true }))
     const s = await start(t, dir, 'journal:create-volume')
     await topology(s)
-    await crashed(t, s, run(s, 'POST', '/volumes', VOLUME))
+    await crashed(t, s, call(s, 'POST', '/volumes', VOLUME))
 
     const disk = await onDisk(dir)
     t.equal(disk.pendingops.length, 1, 'the journal record survived')

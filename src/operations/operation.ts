@@ -52,13 +52,7 @@ export function newOperationId(): string {
 
 /**
  * Synchronous part: take a throttle slot (429 when busy) and build. Any
- * error comes back on the HTTP request and leaves nothing behind. On LMDB
- * the build is applied at once and the request answered (202) while its
- * journal record is being committed: the job awaits that commit before its
- * first node command (the rule: the record is durable before any node is
- * touched, not before the 202). A process killed in between loses the
- * operation whole: no record, nothing on the nodes, and its queue id (in
- * memory, as in heketi) answers 404 after the restart.
+ * error comes back on the HTTP request and leaves nothing behind.
  */
 export async function startOperation(
   ctx: AppContext,
@@ -66,23 +60,19 @@ export async function startOperation(
   opts: { throttled?: boolean } = {},
 ): Promise<Job> {
   const release = opts.throttled === false ? () => {} : ctx.throttle.acquire()
-  let journal: JournalWrite
   try {
-    journal = await writeJournal(ctx, op)
+    await ctx.store.write((tx) => {
+      const built = op.build(tx)
+      tx.put('pendingop', op.id, journalEntry(op, built))
+    })
   } catch (err) {
     release()
     throw err
   }
+  crashPoint('journal', op.type)
   ctx.running.add(op.id)
   const job = async () => {
     try {
-      const failed = await journal.durable
-      if (failed) {
-        // the store has undone the build in memory; no node command ran
-        ctx.log.error(`operation ${op.type} ${op.id}: its journal record was not stored: ${failed.message}`)
-        throw failed
-      }
-      crashPoint('journal', op.type)
       return await execute(ctx, op)
     } finally {
       ctx.running.delete(op.id)
@@ -90,31 +80,6 @@ export async function startOperation(
     }
   }
   return Object.assign(job, { operationId: op.id })
-}
-
-/** The journal write, applied; `durable` settles once it is on disk: undefined, or the commit's error. */
-interface JournalWrite {
-  durable: Promise<Error | undefined>
-}
-
-async function writeJournal(ctx: AppContext, op: Operation): Promise<JournalWrite> {
-  const build = (tx: WriteTxn) => {
-    const built = op.build(tx)
-    tx.put('pendingop', op.id, journalEntry(op, built))
-  }
-  if (!ctx.store.writeApplied) {
-    // a store that commits before it applies (etcd): durable when written
-    await ctx.store.write(build)
-    return { durable: Promise.resolve(undefined) }
-  }
-  const { durable } = await ctx.store.writeApplied(build)
-  // settled to a value, never left rejected: the job reads it (and fails) when it starts
-  return {
-    durable: durable.then(
-      () => undefined,
-      (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
-    ),
-  }
 }
 
 async function execute(ctx: AppContext, op: Operation): Promise<JobResult> {

@@ -7,7 +7,6 @@ import pino from 'pino'
 import type { Test } from 'tap'
 import { type App, buildApp } from '../../api/app.ts'
 import { signToken } from '../../api/auth.ts'
-import type { Store } from '../../db/store.ts'
 import type { Executor } from '../../executors/executor.ts'
 import { MockExecutor } from '../../executors/mock.ts'
 import { type Config, parseConfig } from '../../src/config.ts'
@@ -34,14 +33,7 @@ export interface TestApp extends App {
 
 export async function makeApp(
   t: Test,
-  opts: {
-    config?: Partial<Config>
-    executor?: Executor
-    /** a store of the test's own (default: LMDB at <dir>/heqet.db) */
-    store?: Store
-    dir?: string
-    env?: Record<string, string>
-  } = {},
+  opts: { config?: Partial<Config>; executor?: Executor; dir?: string; env?: Record<string, string> } = {},
 ): Promise<TestApp> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'heqet-test-'))
   const config: Config = {
@@ -61,7 +53,6 @@ export async function makeApp(
   }
   const app = await buildApp({
     config,
-    ...(opts.store ? { store: opts.store } : {}),
     executor: opts.executor ?? new MockExecutor({ deviceSizeGiB: config.mockDeviceSizeGiB }),
     logger: pino({ level: 'silent' }),
   })
