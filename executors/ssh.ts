@@ -52,6 +52,8 @@ export class SshRunner implements CommandRunner {
   /** hosts where the batch script cannot run (no writable temp dir) */
   private readonly perCommandHosts = new Set<string>()
   private closed = false
+  /** exec sessions opened so far (one per batch in single-round-trip mode, one per command otherwise) */
+  sessionsOpened = 0
   /** connections opened since start (for tests and metrics) */
   connectionsOpened = 0
 
@@ -181,6 +183,7 @@ export class SshRunner implements CommandRunner {
   }
 
   private openChannel(client: Client, command: string): Promise<ClientChannel> {
+    this.sessionsOpened++
     return new Promise((resolve, reject) => {
       try {
         client.exec(command, (err, channel) =>
@@ -203,9 +206,10 @@ export class SshRunner implements CommandRunner {
     onStdout: (chunk: Buffer) => void,
     bindRestart?: (restart: () => void) => void,
   ) {
-    return new Promise<{ exitCode: number; stderr: Buffer[] }>((resolve, reject) => {
+    return new Promise<{ exitCode: number; stderr: Buffer[]; ended: string }>((resolve, reject) => {
       const stderr: Buffer[] = []
       let exitCode: number | null = null
+      let signal: string | undefined
       let timer: NodeJS.Timeout | undefined
       const restart = () => {
         if (timer) clearTimeout(timer)
@@ -231,14 +235,27 @@ export class SshRunner implements CommandRunner {
         }
       })
       channel.stderr.on('data', (chunk: Buffer) => stderr.push(chunk))
-      channel.on('exit', (code: number | null) => {
+      channel.on('exit', (code: number | null, signalName?: string) => {
         exitCode = code
+        signal = signalName
       })
       channel.on('close', () => {
         clearTimeout(timer)
         // no exit status because the connection died: a transport failure, not exit 1
         if (exitCode === null && !connectionAlive()) reject(new Error('ssh connection lost'))
-        else resolve({ exitCode: exitCode ?? 1, stderr })
+        // a session that ended without an exit status (killed by a signal, or
+        // sshd could not start it) counts as exit 1; `ended` says which it was
+        else
+          resolve({
+            exitCode: exitCode ?? 1,
+            stderr,
+            ended:
+              exitCode !== null
+                ? `exit ${exitCode}`
+                : signal
+                  ? `killed by signal ${signal}, exit 1`
+                  : 'no exit status, exit 1',
+          })
       })
       channel.end()
     })
@@ -274,7 +291,7 @@ export class SshRunner implements CommandRunner {
     const channel = await this.openChannel(client, buildBatchScript(wrapped, nonce))
     let restartTimer = () => {}
     const parser = new BatchFrameParser(nonce, () => restartTimer())
-    const { exitCode, stderr } = await this.collect(
+    const { exitCode, stderr, ended } = await this.collect(
       channel,
       alive,
       timeoutMs,
@@ -289,7 +306,7 @@ export class SshRunner implements CommandRunner {
     const complete = parser.ended || (last !== undefined && last.exitCode !== 0)
     if (!complete) {
       const detail = Buffer.concat(stderr).toString('utf8').trim()
-      throw new Error(`ssh batch ended early (exit ${exitCode})${detail ? `: ${detail}` : ''}`)
+      throw new Error(`ssh batch ended early (${ended})${detail ? `: ${detail}` : ''}`)
     }
     return results.map(({ command, exitCode, stdout, stderr }) => ({ command, exitCode, stdout, stderr }))
   }
