@@ -248,18 +248,20 @@ function followElection(
       .then((n) => {
         if (n > 0) log.warn(`${n} queued requests of an earlier leader completed as interrupted`)
       })
-      .catch((err: Error) => log.error(`queue sweep: ${err.message}`))
+      .catch((err: Error) => {
+        api.queue.recordFailures++
+        log.error(`queue sweep: ${err.message}`)
+      })
   ctx.onOperationCleaned = (id, outcome) => {
     const result: JobOutcome = outcome.finished
       ? outcome.result
         ? { state: 'redirect', location: `/${outcome.result.kind}s/${outcome.result.id}` }
         : { state: 'done' }
       : { state: 'error', message: outcome.error }
-    api.queue
-      .completeOperation(id, result)
-      .catch((err: Error) =>
-        log.error(`operation ${id}: its queued request was not completed: ${err.message}`),
-      )
+    api.queue.completeOperation(id, result).catch((err: Error) => {
+      api.queue.recordFailures++
+      log.error(`operation ${id}: its queued request was not completed: ${err.message}`)
+    })
   }
   let chain = Promise.resolve()
   replica.onRoleChange = (role) => {

@@ -57,6 +57,11 @@ export class AsyncQueue {
   /** held polls by job id: each ends its hold (api/routes/core.ts) */
   private readonly holds = new Map<string, Set<(why: HoldEnd) => void>>()
   private closed = false
+  /**
+   * Replicated job records that could not be written or deleted (each also
+   * logged where it failed): /metrics shows it as heqet_queue_record_failures_total.
+   */
+  recordFailures = 0
 
   constructor(
     private readonly log: FastifyBaseLogger,
@@ -121,6 +126,7 @@ export class AsyncQueue {
     this.persist(id, outcome, operationId).then(
       () => this.endHolds(id, 'finished'),
       (err: Error) => {
+        this.recordFailures++
         this.log.error({ job: id }, `job ${id}: its outcome could not be stored: ${err.message}`)
         this.endHolds(id, 'finished')
       },

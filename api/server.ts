@@ -397,16 +397,18 @@ export function createApi(ctx: AppContext, initialState: AdminState, opts: ApiOp
       try {
         job = await prepare()
       } catch (err) {
-        await queue.release(id).catch((e: Error) => ctx.log.warn(`queue ${id}: not released: ${e.message}`))
+        await queue.release(id).catch((e: Error) => {
+          queue.recordFailures++
+          ctx.log.warn(`queue ${id}: not released: ${e.message}`)
+        })
         throw err
       }
       if (job.operationId) {
         // only matters if this leader dies: the next one then finds the job by its operation
-        await queue
-          .link(id, job.operationId)
-          .catch((e: Error) =>
-            ctx.log.error(`queue ${id}: operation ${job.operationId} not linked: ${e.message}`),
-          )
+        await queue.link(id, job.operationId).catch((e: Error) => {
+          queue.recordFailures++
+          ctx.log.error(`queue ${id}: operation ${job.operationId} not linked: ${e.message}`)
+        })
       }
       queue.run(
         id,

@@ -277,3 +277,31 @@ t.test('replicated: the leader holds its own job until its outcome is stored', a
   t.same(await queue.read(id), { state: 'redirect', location: VOLUME }, 'the read after the hold sees it')
   t.equal(queue.held, 0)
 })
+
+t.test('replicated: an outcome the store refuses is counted, and its held poll still ends', async (t) => {
+  const stored = new Map<string, JobRecord>()
+  const records: JobRecords = {
+    put: async (id, record) => {
+      if (record.outcome.state !== 'pending') throw new Error('etcd unreachable')
+      stored.set(id, record)
+    },
+    get: async (id) => stored.get(id),
+    delete: async (id) => {
+      stored.delete(id)
+    },
+    list: async () => [...stored].map(([id, record]) => ({ id, record })),
+  }
+  const queue = new AsyncQueue(pino({ level: 'silent' }), { records, term: () => 'term-1' })
+  const id = await queue.reserve()
+  queue.run(id, async () => VOLUME)
+  const hold = queue.hold(id, 30_000)
+  t.ok(hold, 'held while the job runs')
+  t.equal(queue.recordFailures, 0)
+  t.equal(await hold?.ended, 'finished', 'the hold ends although the outcome was not stored')
+  t.equal(queue.recordFailures, 1, 'the refused write is counted (heqet_queue_record_failures_total)')
+  t.same(
+    await queue.read(id),
+    { state: 'pending' },
+    'the record still says pending: the next leader completes it',
+  )
+})

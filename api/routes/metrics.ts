@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client'
 import { isVolumeListed } from '../../src/clusters.ts'
 import type { AppContext } from '../../src/context.ts'
 import { logStats } from '../log-destination.ts'
+import type { AsyncQueue } from '../queue.ts'
 import type { Replica } from '../replica.ts'
 import { type Api, addRoute } from '../server.ts'
 
@@ -14,7 +15,7 @@ export function registerMetricsRoutes(api: Api): void {
     method: 'GET',
     path: '/metrics',
     handler: async (_req, reply) => {
-      metrics ??= createMetrics(api.ctx, api.replica)
+      metrics ??= createMetrics(api.ctx, api.replica, api.queue)
       const { registry, refresh } = await metrics
       return reply
         .code(200)
@@ -30,7 +31,11 @@ interface Metrics {
   refresh(): Promise<string>
 }
 
-async function createMetrics(ctx: AppContext, replica: Replica | undefined): Promise<Metrics> {
+async function createMetrics(
+  ctx: AppContext,
+  replica: Replica | undefined,
+  queue: AsyncQueue,
+): Promise<Metrics> {
   const { collectDefaultMetrics, Gauge, Registry } = await import('prom-client')
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
@@ -73,6 +78,10 @@ async function createMetrics(ctx: AppContext, replica: Replica | undefined): Pro
   const journalFailures = gauge(
     'heqet_journal_write_failures',
     'Journal updates (failed marks, clean-up results) that could not be written since start',
+  )
+  const queueRecordFailures = gauge(
+    'heqet_queue_record_failures_total',
+    'Queue records (replicated /queue entries) that could not be written or deleted since start (each logged)',
   )
   // beyond heketi: self-heal after brick replacements (issue 15)
   const healPending = gauge(
@@ -157,6 +166,7 @@ async function createMetrics(ctx: AppContext, replica: Replica | undefined): Pro
     replacements.set(ctx.heal.replacements)
     healStartFailures.set(ctx.heal.healStartFailures)
     healFollowerFailures.set(ctx.heal.followerFailures)
+    queueRecordFailures.set(queue.recordFailures)
     ctx.store.read((tx) => {
       const ops = tx.values('pendingop')
       stale.set(ops.filter((o) => o.status === 'stale').length)
