@@ -41,8 +41,26 @@ const { values: args } = parseArgs({
     'heap-snapshot': { type: 'string' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false },
   },
 })
+if (args.help) {
+  console.log(`npm run bench:scale -- [options]   (the figures: docs/benchmarks.md)
+
+  --nodes N               nodes in the one cluster (10000)
+  --devices N             devices per node (10)
+  --zones N               failure zones the nodes are spread over (10)
+  --volumes N             1 GiB replica-3 volumes created one at a time (10000)
+  --setup-concurrency N   node and device adds in flight during the set-up (128)
+  --setup-poll-ms N       queue poll interval during the set-up (25)
+  --poll-ms N             queue poll interval during the creates (0: back to back)
+  --reads N               GET /volumes and GET /clusters/{id} sent at the end (50 each)
+  --cpu-prof DIR          profile the server (node --cpu-prof)
+  --heap-snapshot DIR     write the server's heap after the reads
+  --json FILE             also write the results as JSON
+  --keep                  keep the temp directory (config, LMDB file, server log)`)
+  process.exit(0)
+}
 const int = (name: string, v: string): number => {
   const n = Number(v)
   if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer`)
