@@ -207,10 +207,14 @@ t.test('aborted polls leave no hold, timer or listener, and read nothing', async
   const polls = Array.from({ length: 40 }, () => rawPoll(port, path))
   await until('every poll is held', () => app.queue.held === 40)
   t.ok(timeouts() >= timersBefore + 40, 'each hold has its bound timer')
-  for (const p of polls) {
-    p.answer.catch(() => {})
-    p.req.destroy()
-  }
+  const ends = polls.map((p) =>
+    p.answer.then(
+      () => 'answered',
+      () => 'aborted',
+    ),
+  )
+  for (const p of polls) p.req.destroy()
+  t.same(await Promise.all(ends), Array(40).fill('aborted'), 'each client saw its own abort, no answer')
   await until('every aborted poll is dropped', () => app.queue.held === 0)
   t.ok(timeouts() <= timersBefore, 'their timers are cleared')
   job.resolve(VOLUME)
